@@ -1,0 +1,23 @@
+"""A local emulator of the API in One image-generation API (https://apiin.one)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["Config", "Emulator", "__version__", "create_app"]
+
+
+def __getattr__(name: str):  # lazy: importing the package stays cheap
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    if name == "Emulator":
+        from .service import Emulator
+
+        return Emulator
+    if name == "Config":
+        from .config import Config
+
+        return Config
+    raise AttributeError(name)

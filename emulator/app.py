@@ -1,0 +1,129 @@
+"""The ASGI application: emulated routes, control routes, the journal and one error renderer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import api, control
+from .clock import iso
+from .config import Config
+from .errors import APIError, error_body
+from .http import json_response
+from .service import Emulator
+
+__all__ = ["create_app"]
+
+CONTROL_PREFIX = "/_emulator/"
+
+
+def create_app(config: Config | None = None, *, emulator: Emulator | None = None) -> Starlette:
+    """Build the app with all its state (no lifespan needed, so in-process transports work)."""
+    emulator = emulator or Emulator(config)
+    app = Starlette(
+        routes=[*api.routes, *control.routes],
+        middleware=[Middleware(JournalMiddleware, emulator=emulator)],
+        exception_handlers={
+            APIError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.emulator = emulator
+    return app
+
+
+class JournalMiddleware:
+    """Records every emulated request (not control calls) with the status it got."""
+
+    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+        self.app = app
+        self.emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._record(scope, status, started)
+
+    def _record(self, scope: Scope, status: int, started: float) -> None:
+        state: dict[str, Any] = scope.get("state") or {}
+        now = self.emulator.clock.now()
+        self.emulator.journal.record(
+            {
+                "method": scope["method"],
+                "path": scope["path"],
+                "query": scope["query_string"].decode("latin-1"),
+                "key": state.get("key"),
+                "body": state.get("body", state.get("raw_body")),
+                "status": status,
+                "error": state.get("error"),
+                "task_id": state.get("task_id"),
+                "rule": state.get("rule"),
+                "time": iso(now),
+                "at": now,
+                "wall": time.time(),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+        )
+
+
+def _render(request: Request, status: int, message: str, type_: str, headers=None) -> Response:
+    request.state.error = message
+    return json_response(error_body(status, message, type_), status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return _render(request, exc.status, exc.message, exc.type, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = APIError(
+            f"Unknown path {request.method} {request.url.path[:200]!r}. The emulator serves "
+            "POST /api/v1/images/generations, GET /api/v1/tasks/{task_id} and /_emulator/.",
+            status=404,
+        )
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error = APIError(
+            f"Method {request.method} is not allowed on {request.url.path[:200]!r}. "
+            f"Allowed: {allowed}",
+            status=405,
+        )
+    else:
+        error = APIError(str(exc.detail), status=exc.status_code)
+    return _render(request, error.status, error.message, error.type, exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    emulator: Emulator = request.app.state.emulator
+    emulator.record_server_error(exc)
+    return _render(
+        request,
+        500,
+        f"Internal emulator error ({type(exc).__name__}). This is a bug in the emulator; "
+        "the traceback is in the server log and in /_emulator/health.",
+        "server_error",
+    )

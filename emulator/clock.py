@@ -1,0 +1,63 @@
+"""Clocks the emulator reads time from: real wall time, or a virtual clock a test moves.
+
+Task state is computed from the clock, so under :class:`VirtualClock` tasks progress only when
+the clock is advanced. HTTP latency (scenarios) always uses real time.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+__all__ = ["VIRTUAL_EPOCH", "Clock", "RealClock", "VirtualClock", "iso"]
+
+#: Where a virtual clock starts by default (2026-01-01T00:00:00Z): fixed, so runs are repeatable.
+VIRTUAL_EPOCH = 1767225600.0
+
+
+class Clock(Protocol):
+    mode: str
+
+    def now(self) -> float:
+        """Seconds since the Unix epoch."""
+        ...
+
+
+class RealClock:
+    """Wall-clock time."""
+
+    mode = "real"
+
+    def now(self) -> float:
+        return time.time()
+
+    def reset(self) -> None:
+        """Nothing to reset: real time moves on its own."""
+
+
+class VirtualClock:
+    """Time that moves only when :meth:`advance` is called."""
+
+    mode = "virtual"
+
+    def __init__(self, start: float = VIRTUAL_EPOCH) -> None:
+        self.start = start
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0 or seconds != seconds:
+            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        self._now += seconds
+        return self._now
+
+    def reset(self) -> None:
+        self._now = self.start
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 UTC with a Z suffix, to the second (as the real docs write timestamps)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

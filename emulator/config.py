@@ -1,0 +1,111 @@
+"""Server configuration: one frozen dataclass; defaults < environment (AIO_EMULATOR_*) < CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .billing import DEFAULT_CREDITS
+from .journal import DEFAULT_JOURNAL_SIZE
+from .tasks import DEFAULT_MAX_TASKS, DEFAULT_TASK_TTL_S
+
+__all__ = ["ENV_PREFIX", "Config", "ConfigError"]
+
+ENV_PREFIX = "AIO_EMULATOR_"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_IMAGE_CACHE_BYTES = 64 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting has a value the emulator cannot use; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: seed of every random choice (task ids, timings, colours); None picks one at start-up
+    seed: int | None = None
+    #: base of image URLs; None means "the scheme and host the client used"
+    public_url: str | None = None
+    clock: str = "real"
+    default_credits: int = DEFAULT_CREDITS
+    #: keys known at start-up with their balance
+    keys: Mapping[str, int] = field(default_factory=dict)
+    #: only keys in ``keys`` (or set through the control API) are valid
+    only_known_keys: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    task_ttl_s: float = DEFAULT_TASK_TTL_S
+    max_tasks: int = DEFAULT_MAX_TASKS
+    journal_size: int = DEFAULT_JOURNAL_SIZE
+    image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.clock not in ("real", "virtual"):
+            raise ConfigError(f"clock: {self.clock!r} is not one of: real, virtual")
+        for name in ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.task_ttl_s < 0 or self.default_credits < 0:
+            raise ConfigError("task_ttl_s and default_credits must not be negative")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"public_url: {self.public_url!r} must start with http:// or https://"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Defaults, then AIO_EMULATOR_<FIELD> variables, then ``overrides`` (None = not given)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and f.name != "keys":
+                values[f.name] = _parse(f.name, raw, f.type)
+        if ENV_PREFIX + "KEYS" in environ:
+            values["keys"] = parse_keys(environ[ENV_PREFIX + "KEYS"].split(","))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Config:
+        return replace(self, **changes)
+
+
+def parse_keys(items: list[str]) -> dict[str, int]:
+    """``aio_a=100`` or ``aio_a`` (default balance) items into a key -> credits mapping."""
+    out: dict[str, int] = {}
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        key, _, credits = item.partition("=")
+        if not key.startswith("aio_"):
+            raise ConfigError(f"keys: {key!r} must start with 'aio_'")
+        try:
+            out[key] = int(credits) if credits else DEFAULT_CREDITS
+        except ValueError as exc:
+            raise ConfigError(
+                f"keys: credits of {key!r} must be an integer, got {credits!r}"
+            ) from exc
+    return out
+
+
+def _parse(name: str, raw: str, type_: Any) -> Any:
+    kind = str(type_)
+    try:
+        if "bool" in kind:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{ENV_PREFIX}{name.upper()}: {raw!r} is not a valid {kind.split(' ')[0]}"
+        ) from exc
+    return raw or None if "None" in kind else raw

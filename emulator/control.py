@@ -1,0 +1,125 @@
+"""The control API under /_emulator/: health, reset, balances, the request journal, the clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from .clock import VirtualClock, iso
+from .errors import APIError, InvalidRequest
+from .http import json_response, read_json_object
+from .service import Emulator
+from .tasks import observe
+
+__all__ = ["routes"]
+
+CONTROL_BODY_LIMIT = 64 * 1024
+
+
+def _emulator(request: Request) -> Emulator:
+    return request.app.state.emulator
+
+
+async def health(request: Request) -> Response:
+    emulator = _emulator(request)
+    return json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "seed": emulator.seed,
+            "clock": _clock(emulator),
+            "tasks": len(emulator.tasks),
+            "journal": len(emulator.journal),
+        }
+    )
+
+
+async def reset(request: Request) -> Response:
+    _emulator(request).reset()
+    return json_response({"status": "reset"})
+
+
+async def key_account(request: Request) -> Response:
+    emulator = _emulator(request)
+    key = request.path_params["key"]
+    if not key.startswith("aio_"):
+        raise InvalidRequest(f"key: {key[:80]!r} is not an API key (keys start with 'aio_')")
+    if request.method == "PUT":
+        body = await read_json_object(request, CONTROL_BODY_LIMIT)
+        credits = body.get("credits")
+        if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+            raise InvalidRequest(
+                f"credits: expected a non-negative integer, got {credits!r}. "
+                'Send {"credits": 100}.'
+            )
+        emulator.ledger.set_balance(key, credits)
+    emulator.tasks.sweep(emulator.clock.now())
+    return json_response(emulator.ledger.account(key).as_dict())
+
+
+async def requests(request: Request) -> Response:
+    emulator = _emulator(request)
+    if request.method == "DELETE":
+        emulator.journal.clear()
+        return json_response({"requests": []})
+    key = request.query_params.get("key")
+    path = request.query_params.get("path")
+    return json_response({"requests": emulator.journal.entries(key=key, path=path)})
+
+
+async def tasks(request: Request) -> Response:
+    emulator = _emulator(request)
+    now = emulator.clock.now()
+    emulator.tasks.sweep(now)
+    key = request.query_params.get("key")
+    out: list[dict[str, Any]] = []
+    for task in emulator.tasks:
+        if key is not None and task.key != key:
+            continue
+        view = observe(task, now)
+        body = emulator.task_body(task, view, str(request.base_url))
+        out.append({**body, "key": task.key, "polls": task.polls, "state": view.state.value})
+    return json_response({"tasks": out})
+
+
+async def clock(request: Request) -> Response:
+    return json_response(_clock(_emulator(request)))
+
+
+async def advance_clock(request: Request) -> Response:
+    emulator = _emulator(request)
+    if not isinstance(emulator.clock, VirtualClock):
+        raise APIError(
+            "The clock is real and cannot be advanced. Start the emulator with --clock virtual.",
+            status=409,
+            type="invalid_request_error",
+        )
+    body = await read_json_object(request, CONTROL_BODY_LIMIT)
+    seconds = body.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e9:
+        raise InvalidRequest(
+            f'seconds: expected a number from 0 to 1e9, got {seconds!r}. Send {{"seconds": 30}}.'
+        )
+    emulator.clock.advance(float(seconds))
+    emulator.tasks.sweep(emulator.clock.now())
+    return json_response(_clock(emulator))
+
+
+def _clock(emulator: Emulator) -> dict[str, Any]:
+    now = emulator.clock.now()
+    return {"mode": emulator.clock.mode, "now": iso(now), "epoch": now}
+
+
+routes = [
+    Route("/_emulator/health", health, methods=["GET"]),
+    Route("/_emulator/reset", reset, methods=["POST"]),
+    Route("/_emulator/keys/{key}", key_account, methods=["GET", "PUT"]),
+    Route("/_emulator/requests", requests, methods=["GET", "DELETE"]),
+    Route("/_emulator/tasks", tasks, methods=["GET"]),
+    Route("/_emulator/clock", clock, methods=["GET"]),
+    Route("/_emulator/clock/advance", advance_clock, methods=["POST"]),
+]

@@ -1,0 +1,73 @@
+"""HTTP plumbing shared by the emulated API and the control API: JSON bodies and responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+
+__all__ = ["json_response", "read_json_object"]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object: 415 for another media type, 413 past ``limit`` (refused
+    before reading it all), 400 for anything that is not a JSON object."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        shown = repr(content_type[:100]) if content_type else "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json (got {shown}). "
+            "Send the header 'Content-Type: application/json'."
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(_too_large(limit))
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(_too_large(limit))
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("Malformed JSON body: it is not valid UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"Malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidRequest("Malformed JSON body: nested too deeply") from exc
+    finally:
+        request.state.raw_body = raw[:4096].decode("utf-8", "replace")
+    if not isinstance(data, dict):
+        kind = {
+            list: "an array",
+            str: "a string",
+            int: "a number",
+            float: "a number",
+            bool: "a boolean",
+            type(None): "null",
+        }.get(type(data), "not an object")
+        raise InvalidRequest(f"The request body must be a JSON object, got {kind}")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidRequest(f"Malformed JSON body: {name} is not valid JSON")
+
+
+def _too_large(limit: int) -> str:
+    return f"Request body is larger than the limit of {limit} bytes"

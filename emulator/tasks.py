@@ -1,0 +1,232 @@
+"""Generation tasks: the state machine queued -> running -> succeeded | failed, and the store.
+
+A task never runs anything. Its state is a pure function of its script, its creation time, the
+clock and how often it has been polled, so a virtual clock can move it and nothing runs in the
+background. The store keeps tasks for a bounded time and count.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_TASKS",
+    "DEFAULT_TASK_TTL_S",
+    "State",
+    "Task",
+    "TaskScript",
+    "TaskStore",
+    "TaskView",
+    "observe",
+]
+
+DEFAULT_TASK_TTL_S = 3600.0
+DEFAULT_MAX_TASKS = 10_000
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (State.SUCCEEDED, State.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskScript:
+    """How one task behaves over time. The default comes from the model's timing."""
+
+    queued_s: float
+    running_s: float
+    outcome: State = State.SUCCEEDED
+    error: str | None = None
+    #: stay running forever (progress stops at 99)
+    forever: bool = False
+    #: fail (with ``error``) when polled for the n-th time, whatever the clock says
+    fail_at_poll: int | None = None
+    #: report progress in this many equal steps instead of every percent
+    progress_steps: int | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.queued_s + self.running_s
+
+
+@dataclass(slots=True)
+class Task:
+    id: str
+    key: str
+    model: str
+    params: dict[str, Any]
+    created_at: float
+    script: TaskScript
+    seed: int
+    width: int
+    height: int
+    images: int
+    credits: int
+    prompt: str = ""
+    polls: int = 0
+    #: when the task reached its terminal state, once the store has seen it
+    finished_at: float | None = None
+    #: set when a poll-count rule ended the task early
+    forced: tuple[State, float, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    state: State
+    progress: int
+    updated_at: float
+    error: str | None
+
+
+def observe(task: Task, now: float) -> TaskView:
+    """The task's state at time ``now`` (pure: does not change the task)."""
+    script = task.script
+    if task.forced is not None:
+        state, at, progress = task.forced
+        return TaskView(state, progress, at, script.error if state is State.FAILED else None)
+    elapsed = now - task.created_at
+    if elapsed < script.queued_s:
+        return TaskView(State.QUEUED, 0, task.created_at, None)
+    started = task.created_at + script.queued_s
+    run = elapsed - script.queued_s
+    if script.forever or run < script.running_s:
+        progress = _progress(run, script)
+        updated = started + (progress / 100) * script.running_s if script.running_s else started
+        return TaskView(State.RUNNING, progress, min(updated, now), None)
+    end = started + script.running_s
+    if script.outcome is State.FAILED:
+        return TaskView(
+            State.FAILED, _progress(script.running_s, script, cap=99), end, script.error
+        )
+    return TaskView(State.SUCCEEDED, 100, end, None)
+
+
+def _progress(run: float, script: TaskScript, cap: int = 99) -> int:
+    if script.running_s <= 0:
+        return cap
+    fraction = min(run / script.running_s, 1.0)
+    if script.progress_steps:
+        steps = script.progress_steps
+        fraction = int(fraction * steps) / steps
+    return max(1, min(cap, int(fraction * 100)))
+
+
+def end_time(task: Task) -> float | None:
+    """When the clock alone ends the task (None for a task that runs forever)."""
+    if task.script.forever:
+        return None
+    return task.created_at + task.script.duration_s
+
+
+class TaskStore:
+    """Tasks by id, with the bookkeeping to settle them when they end and to forget them later.
+
+    ``on_finish(task, state)`` is called exactly once per task, when the store first learns it
+    has ended (on a sweep or a poll); ``on_drop(task)`` when a task is forgotten.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = DEFAULT_TASK_TTL_S,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        on_finish: Callable[[Task, State], None] = lambda t, s: None,
+        on_drop: Callable[[Task], None] = lambda t: None,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_tasks = max_tasks
+        self.on_finish = on_finish
+        self.on_drop = on_drop
+        self._tasks: dict[str, Task] = {}
+        self._ending: list[tuple[float, int, str]] = []  # heap of (end time, seq, id)
+        self._finished: deque[tuple[float, str]] = deque()  # (finished_at, id), in finish order
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks.values())
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def add(self, task: Task, now: float) -> None:
+        self.sweep(now)
+        while len(self._tasks) >= self.max_tasks:
+            self._evict_one(now)
+        self._tasks[task.id] = task
+        end = end_time(task)
+        if end is not None:
+            self._seq += 1
+            heapq.heappush(self._ending, (end, self._seq, task.id))
+
+    def poll(self, task: Task, now: float) -> TaskView:
+        """Count a poll of ``task`` and return its state, applying poll-count rules."""
+        task.polls += 1
+        view = observe(task, now)
+        script = task.script
+        if (
+            not view.state.terminal
+            and script.fail_at_poll is not None
+            and task.polls >= script.fail_at_poll
+        ):
+            task.forced = (State.FAILED, now, view.progress)
+            view = observe(task, now)
+        if view.state.terminal:
+            self._finish(task, view.state, view.updated_at)
+        return view
+
+    def sweep(self, now: float) -> None:
+        """Settle tasks the clock has ended and forget those past their retention time."""
+        ending = self._ending
+        while ending and ending[0][0] <= now:
+            end, _, task_id = heapq.heappop(ending)
+            task = self._tasks.get(task_id)
+            if task is not None and task.finished_at is None:
+                self._finish(task, observe(task, now).state, end)
+        finished = self._finished
+        while finished and finished[0][0] + self.ttl_s <= now:
+            _, task_id = finished.popleft()
+            task = self._tasks.pop(task_id, None)
+            if task is not None:
+                self.on_drop(task)
+
+    def clear(self) -> None:
+        self._tasks.clear()
+        self._ending.clear()
+        self._finished.clear()
+
+    def _finish(self, task: Task, state: State, at: float) -> None:
+        if task.finished_at is not None:
+            return
+        task.finished_at = at
+        self._finished.append((at, task.id))
+        self.on_finish(task, state)
+
+    def _evict_one(self, now: float) -> None:
+        """Make room: forget the oldest finished task, else the oldest task of all."""
+        while self._finished:
+            _, task_id = self._finished.popleft()
+            task = self._tasks.pop(task_id, None)
+            if task is not None:
+                self.on_drop(task)
+                return
+        task_id = next(iter(self._tasks))
+        task = self._tasks.pop(task_id)
+        self.on_drop(task)

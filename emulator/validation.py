@@ -1,0 +1,157 @@
+"""Validation of a create request body against the model catalogue.
+
+Plain values in, plain values out: a dict parsed from JSON becomes a :class:`CreateRequest`,
+or an :class:`~emulator.errors.InvalidRequest` whose message names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .catalogue import Catalogue, Field, Model
+from .errors import InvalidRequest
+
+__all__ = ["MAX_URL_LENGTH", "CreateRequest", "validate_create"]
+
+MAX_URL_LENGTH = 4096
+_JSON_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """A valid create request: the resolved model, every known field with defaults applied."""
+
+    model: Model
+    params: Mapping[str, Any]
+    unknown_fields: tuple[str, ...]
+    width: int
+    height: int
+    images: int
+    credits: int
+
+
+def validate_create(
+    body: Mapping[str, Any], catalogue: Catalogue, *, strict: bool = False
+) -> CreateRequest:
+    """Check ``body`` against the catalogue; raise InvalidRequest naming the first bad field."""
+    name = body.get("model")
+    if name is None:
+        raise InvalidRequest("model: is required. Allowed: " + ", ".join(catalogue.names()))
+    if not isinstance(name, str):
+        raise InvalidRequest(f"model: expected a string, got {_type_name(name)}")
+    model = catalogue.resolve(name)
+    if model is None:
+        raise InvalidRequest(
+            f"model: {_short(name)} is not a known model. Allowed: " + ", ".join(catalogue.names())
+        )
+    params: dict[str, Any] = {}
+    for spec in model.fields.values():
+        if spec.name in body and body[spec.name] is not None:
+            params[spec.name] = _check(spec, body[spec.name])
+        elif spec.required:
+            raise InvalidRequest(f"{spec.name}: is required for model {model.id}")
+        elif spec.default is not None:
+            params[spec.name] = spec.default
+    unknown = tuple(k for k in body if k != "model" and k not in model.fields)
+    if strict and unknown:
+        allowed = ", ".join(["model", *model.fields])
+        raise InvalidRequest(
+            f"{unknown[0]}: unknown field for model {model.id} (strict mode). Allowed: {allowed}"
+        )
+    width, height = model.pixel_size(params)
+    images = model.image_count(params)
+    return CreateRequest(
+        model=model,
+        params=params,
+        unknown_fields=unknown,
+        width=width,
+        height=height,
+        images=images,
+        credits=model.pricing.per_image(params) * images,
+    )
+
+
+def _check(spec: Field, value: Any) -> Any:
+    return _CHECKS[spec.kind](spec, value)
+
+
+def _check_string(spec: Field, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{spec.name}: expected a string, got {_type_name(value)}")
+    n = len(value)
+    if spec.min_length is not None and n < spec.min_length:
+        raise InvalidRequest(
+            f"{spec.name}: must be at least {spec.min_length} characters (got {n})"
+        )
+    if spec.max_length is not None and n > spec.max_length:
+        raise InvalidRequest(f"{spec.name}: must be at most {spec.max_length} characters (got {n})")
+    return value
+
+
+def _check_enum(spec: Field, value: Any) -> str:
+    if not isinstance(value, str) or value not in spec.values:
+        raise InvalidRequest(
+            f"{spec.name}: {_short(value)} is not one of: {', '.join(spec.values)}"
+        )
+    return value
+
+
+def _check_integer(spec: Field, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{spec.name}: expected an integer, got {_type_name(value)}")
+    if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+        raise InvalidRequest(
+            f"{spec.name}: {value} is out of range (allowed: {spec.min} to {spec.max})"
+        )
+    return value
+
+
+def _check_url(spec: Field, value: Any, name: str | None = None) -> str:
+    label = name or spec.name
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{label}: expected a URL string, got {_type_name(value)}")
+    if not value.startswith(("http://", "https://")) or len(value) > MAX_URL_LENGTH:
+        raise InvalidRequest(
+            f"{label}: {_short(value)} is not an http(s) URL of at most {MAX_URL_LENGTH} characters"
+        )
+    return value
+
+
+def _check_url_list(spec: Field, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{spec.name}: expected an array of URLs, got {_type_name(value)}")
+    if spec.max_items is not None and len(value) > spec.max_items:
+        raise InvalidRequest(
+            f"{spec.name}: at most {spec.max_items} URLs are allowed (got {len(value)})"
+        )
+    if spec.min_items is not None and len(value) < spec.min_items:
+        raise InvalidRequest(f"{spec.name}: at least {spec.min_items} URL(s) required")
+    return [_check_url(spec, item, f"{spec.name}[{i}]") for i, item in enumerate(value)]
+
+
+_CHECKS = {
+    "string": _check_string,
+    "enum": _check_enum,
+    "integer": _check_integer,
+    "url": _check_url,
+    "url_list": _check_url_list,
+}
+
+
+def _type_name(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value) if isinstance(value, str) else _type_name(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"

@@ -1,0 +1,140 @@
+"""The emulator on a real uvicorn socket, and the command line that starts it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from emulator.app import create_app
+from emulator.config import Config
+from emulator.server import LiveServer
+
+AUTH = {"Authorization": "Bearer aio_live"}
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveServer]:
+    app = create_app(Config(seed=5, clock="virtual", max_body_bytes=10_000))
+    with LiveServer(app) as server:
+        yield server
+
+
+def test_full_cycle_over_a_real_socket(live: LiveServer) -> None:
+    with httpx.Client(base_url=live.url, headers=AUTH) as c:
+        r = c.post(
+            "/api/v1/images/generations",
+            json={"model": "cogview-4", "prompt": "a robot", "size": "720*1440"},
+        )
+        assert r.status_code == 200
+        task_id = r.json()["data"]["task_id"]
+        c.post("/_emulator/clock/advance", json={"seconds": 30})
+        data = c.get(f"/api/v1/tasks/{task_id}").json()["data"]
+        assert data["status"] == "completed"
+        assert data["output"]["image_url"].startswith(live.url + "/files/")
+        png = c.get(data["output"]["image_url"])
+        assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        head = c.head(data["output"]["image_url"])
+        assert head.headers["content-length"] == str(len(png.content))
+        assert head.content == b""
+
+
+def _raw(live: LiveServer, data: bytes, then: bytes = b"") -> bytes:
+    with socket.create_connection((live.host, live.port), timeout=5) as s:
+        s.sendall(data)
+        s.settimeout(5)
+        reply = s.recv(65536)
+        if then:
+            with contextlib.suppress(OSError):
+                s.sendall(then)
+        return reply
+
+
+def test_huge_content_length_is_refused_before_the_body_is_sent(live: LiveServer) -> None:
+    head = (
+        b"POST /api/v1/images/generations HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer aio_live\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000000000\r\n\r\n"
+    )
+    reply = _raw(live, head)
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert b'"type":"request_too_large"' in reply
+
+
+def test_chunked_body_over_the_limit_is_cut_off(live: LiveServer) -> None:
+    head = (
+        b"POST /api/v1/images/generations HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer aio_live\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"%x\r\n%s\r\n" % (6000, b" " * 6000)
+    reply = _raw(live, head + chunk + chunk)  # 12,000 bytes > 10,000, never terminated
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_garbage_on_the_wire_does_not_stop_the_server(live: LiveServer) -> None:
+    _raw(live, b"\x00\x01 NOT HTTP \r\n\r\n")
+    _raw(live, b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = httpx.get(live.url + "/_emulator/health")
+    assert r.status_code == 200
+
+
+def _start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_prints_where_it_listens_and_serves() -> None:
+    proc = _start_cli("--seed", "3", "--clock", "virtual")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+) ", line)
+        assert match, line
+        assert "seed: 3" in line and "clock: virtual" in line and "Ctrl+C" in line
+        health = httpx.get(match.group(1) + "/_emulator/health").json()
+        assert health["seed"] == 3 and health["clock"]["mode"] == "virtual"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "stopped" in out
+
+
+def test_cli_stops_cleanly_on_sigterm() -> None:
+    proc = _start_cli()
+    assert proc.stdout is not None
+    assert "listening on" in proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        pytest.param(["--clock", "sometimes"], {}, "invalid choice", id="bad-clock"),
+        pytest.param([], {"AIO_EMULATOR_SEED": "abc"}, "AIO_EMULATOR_SEED", id="bad-env"),
+        pytest.param(["--key", "sk_nope"], {}, "must start with 'aio_'", id="bad-key"),
+        pytest.param(["--public-url", "example.org"], {}, "public_url", id="bad-url"),
+    ],
+)
+def test_cli_rejects_bad_settings_with_a_message_not_a_traceback(args, env, needle) -> None:
+    proc = _start_cli(*args, env=env)
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert needle in err
+    assert "Traceback" not in err

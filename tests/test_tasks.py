@@ -1,0 +1,127 @@
+"""The task state machine and store, as plain values (no HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emulator.tasks import State, Task, TaskScript, TaskStore, observe
+
+
+def make_task(task_id: str = "t1", created: float = 100.0, **script) -> Task:
+    script.setdefault("queued_s", 1.0)
+    script.setdefault("running_s", 4.0)
+    return Task(
+        id=task_id, key="aio_k", model="cogview-4", params={}, created_at=created,
+        script=TaskScript(**script), seed=1, width=8, height=8, images=1, credits=4,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("at", "state", "progress"),
+    [
+        (100.0, State.QUEUED, 0),
+        (100.99, State.QUEUED, 0),
+        (101.0, State.RUNNING, 1),
+        (103.0, State.RUNNING, 50),
+        (104.99, State.RUNNING, 99),
+        (105.0, State.SUCCEEDED, 100),
+        (9999.0, State.SUCCEEDED, 100),
+    ],
+)
+def test_states_follow_the_script(at: float, state: State, progress: int) -> None:
+    view = observe(make_task(), at)
+    assert (view.state, view.progress) == (state, progress)
+
+
+def test_failure_carries_the_reason_and_stops_short_of_100() -> None:
+    view = observe(make_task(outcome=State.FAILED, error="content policy"), 200.0)
+    assert view.state is State.FAILED
+    assert view.error == "content policy"
+    assert view.progress == 99
+    assert view.updated_at == 105.0
+
+
+def test_forever_never_ends() -> None:
+    view = observe(make_task(forever=True), 1e9)
+    assert view.state is State.RUNNING and view.progress == 99
+
+
+def test_progress_steps_quantise_progress() -> None:
+    task = make_task(queued_s=0, running_s=10, progress_steps=4)
+    assert [observe(task, 100 + t).progress for t in (1, 3, 6, 8)] == [1, 25, 50, 75]
+
+
+def test_fail_at_poll_fails_on_that_poll_whatever_the_clock() -> None:
+    finished = []
+    store = TaskStore(on_finish=lambda t, s: finished.append(s))
+    task = make_task(fail_at_poll=3, error="boom")
+    store.add(task, 100.0)
+    states = [store.poll(task, 100.5).state for _ in range(4)]
+    assert states == [State.QUEUED, State.QUEUED, State.FAILED, State.FAILED]
+    assert finished == [State.FAILED]
+
+
+@given(
+    queued=st.floats(0, 100),
+    running=st.floats(0, 100),
+    times=st.lists(st.floats(0, 300), min_size=1, max_size=30),
+    outcome=st.sampled_from([State.SUCCEEDED, State.FAILED]),
+    steps=st.none() | st.integers(1, 20),
+)
+def test_progress_is_monotonic_and_the_end_is_one_terminal_state(
+    queued, running, times, outcome, steps
+) -> None:
+    task = make_task(queued_s=queued, running_s=running, outcome=outcome, progress_steps=steps)
+    views = [observe(task, 100 + t) for t in sorted(times)]
+    assert [v.progress for v in views] == sorted(v.progress for v in views)
+    assert all(0 <= v.progress <= 100 for v in views)
+    terminal = {v.state for v in views if v.state.terminal}
+    assert terminal <= {outcome}
+    order = [State.QUEUED, State.RUNNING, outcome]
+    assert [order.index(v.state) for v in views] == sorted(order.index(v.state) for v in views)
+
+
+def test_store_settles_each_task_once_when_the_clock_ends_it() -> None:
+    finished: list[tuple[str, State]] = []
+    store = TaskStore(on_finish=lambda t, s: finished.append((t.id, s)))
+    store.add(make_task("a"), 100.0)
+    store.add(make_task("b", outcome=State.FAILED), 100.0)
+    store.sweep(104.0)
+    assert finished == []
+    store.sweep(106.0)
+    store.sweep(107.0)
+    assert sorted(finished) == [("a", State.SUCCEEDED), ("b", State.FAILED)]
+
+
+def test_finished_tasks_expire_after_the_ttl() -> None:
+    dropped: list[str] = []
+    store = TaskStore(ttl_s=60, on_drop=lambda t: dropped.append(t.id))
+    store.add(make_task("a"), 100.0)  # ends at 105
+    store.sweep(164.9)
+    assert "a" in store
+    store.sweep(165.0)
+    assert "a" not in store and dropped == ["a"]
+
+
+def test_store_is_bounded_evicting_finished_tasks_first() -> None:
+    dropped: list[str] = []
+    store = TaskStore(max_tasks=3, on_drop=lambda t: dropped.append(t.id))
+    store.add(make_task("done", created=0.0), 0.0)
+    store.add(make_task("run1", created=99.0, running_s=100), 99.0)
+    store.add(make_task("run2", created=99.0, running_s=100), 99.0)
+    store.add(make_task("new", created=100.0), 100.0)
+    assert dropped == ["done"]
+    store.add(make_task("newer", created=100.0), 100.0)
+    assert dropped == ["done", "run1"]
+    assert len(store) == 3
+
+
+def test_memory_stays_bounded_however_many_tasks() -> None:
+    store = TaskStore(ttl_s=10, max_tasks=500)
+    for i in range(20_000):
+        store.add(make_task(f"t{i}", created=float(i)), float(i))
+    assert len(store) <= 500
+    assert len(store._finished) <= 500 + 20
+    assert len(store._ending) <= 500 + 20
