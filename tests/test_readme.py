@@ -1,0 +1,48 @@
+"""The README's curl session, run verbatim against a live emulator (only the URL and the wait
+differ: a free port, and a virtual clock advanced instead of sleeping)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from emulator.app import create_app
+from emulator.config import Config
+from emulator.server import LiveServer
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def curl_session() -> str:
+    text = README.read_text()
+    section = text[text.index("## A session with curl") :]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_readme_curl_session_works_verbatim(tmp_path: Path) -> None:
+    script = curl_session()
+    assert "sleep 8" in script
+    with LiveServer(create_app(Config(seed=3, clock="virtual"))) as live:
+        advance = (
+            f"curl -s -X POST {live.url}/_emulator/clock/advance "
+            "-H 'Content-Type: application/json' -d '{\"seconds\": 8}' > /dev/null"
+        )
+        script = script.replace("http://127.0.0.1:8000", live.url).replace("sleep 8", advance)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"n48[0-9a-f]{16}_cv4", lines[0])
+    assert '"status":"IN_PROGRESS"' in lines[1]
+    assert '"status":"completed"' in lines[2] and '"image_url":"http://' in lines[2]
+    assert lines[3] == "PNG (1440, 720)"
