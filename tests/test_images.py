@@ -1,0 +1,318 @@
+"""Placeholder PNG rendering and the rendered-image cache."""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageFont
+
+from emulator import images
+from emulator.images import ImageCache, Placeholder, RenderedImage, render_png
+
+BIG = 10_000_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make(width: int = 320, height: int = 200, **fields: object) -> Placeholder:
+    values: dict[str, object] = {
+        "seed": 42,
+        "model": "cogview-4",
+        "prompt": "a red fox in the snow",
+        "task_id": "n48a1b2c3d4e5f6a7b8_cv4",
+    }
+    values.update(fields)
+    return Placeholder(width=width, height=height, **values)  # type: ignore[arg-type]
+
+
+def decode(body: bytes) -> Image.Image:
+    assert body.startswith(PNG_SIGNATURE)
+    im = Image.open(io.BytesIO(body))
+    assert im.format == "PNG"
+    im.load()
+    return im
+
+
+def dominant_rgb(body: bytes) -> tuple[int, int, int]:
+    colours = decode(body).convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is not None
+    return max(colours)[1]
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    la, lb = sorted((images._luminance(a), images._luminance(b)))
+    return (lb + 0.05) / (la + 0.05)
+
+
+# -- dimensions and format ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(1024, 1024), (1440, 720), (720, 1440), (512, 288), (100, 100), (333, 77)],
+)
+def test_png_has_exact_dimensions(width: int, height: int) -> None:
+    im = decode(render_png(make(width, height), max_pixels=BIG))
+    assert im.size == (width, height)
+    assert im.mode == "P"  # one byte per pixel: the fast path
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1, 1), (2, 2), (5, 300), (300, 5), (1, 500), (13, 13), (40, 30)]
+)
+def test_tiny_and_thin_sizes_render(width: int, height: int) -> None:
+    im = decode(render_png(make(width, height, count=3, index=2), max_pixels=BIG))
+    assert im.size == (width, height)
+
+
+def test_size_exactly_at_the_limit_is_allowed() -> None:
+    assert decode(render_png(make(300, 200), max_pixels=300 * 200)).size == (300, 200)
+
+
+# -- validation -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("width", "height"), [(0, 10), (10, 0), (0, 0), (-5, 10), (10, -1)])
+def test_non_positive_sizes_are_rejected(width: int, height: int) -> None:
+    with pytest.raises(ValueError, match=r"width and height must be >= 1"):
+        render_png(make(width, height), max_pixels=BIG)
+
+
+def test_oversize_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"301x200 .*exceeds.*60000"):
+        render_png(make(301, 200), max_pixels=300 * 200)
+
+
+def test_huge_size_is_rejected_before_any_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_allocation(*args: object, **kwargs: object) -> Image.Image:
+        raise AssertionError("Image.new called before the size check")
+
+    monkeypatch.setattr(Image, "new", no_allocation)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="100000x100000"):
+        render_png(make(100_000, 100_000), max_pixels=4_194_304)
+    assert time.perf_counter() - start < 0.05
+
+
+# -- determinism and content ----------------------------------------------------------
+
+
+def test_same_placeholder_gives_identical_bytes() -> None:
+    p = make(400, 300, prompt="déjà vu 🦊 \u202eabc", count=4, index=1)
+    assert render_png(p, max_pixels=BIG) == render_png(p, max_pixels=BIG)
+    assert render_png(p, max_pixels=BIG) == render_png(
+        Placeholder(**{f: getattr(p, f) for f in Placeholder.__dataclass_fields__}),
+        max_pixels=BIG,
+    )
+
+
+def test_output_is_identical_across_processes() -> None:
+    code = (
+        "import hashlib\n"
+        "from emulator.images import Placeholder, render_png\n"
+        "p = Placeholder(400, 300, 7, 'cogview-4', 'fox \\U0001f98a', 'n1_cv4', 1, 3)\n"
+        "print(hashlib.sha256(render_png(p, max_pixels=10**7)).hexdigest())\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    here = render_png(
+        Placeholder(400, 300, 7, "cogview-4", "fox \U0001f98a", "n1_cv4", 1, 3), max_pixels=10**7
+    )
+    assert out.stdout.strip() == hashlib.sha256(here).hexdigest()
+
+
+def test_different_seeds_give_different_background_colours() -> None:
+    bodies = [render_png(make(256, 256, seed=seed), max_pixels=BIG) for seed in range(16)]
+    assert len(set(bodies)) == 16
+    assert len({dominant_rgb(body) for body in bodies}) == 16
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 2**31, 2**32 - 1])
+def test_background_is_mid_saturation_and_mid_lightness(seed: int) -> None:
+    r, g, b = dominant_rgb(render_png(make(256, 256, seed=seed), max_pixels=BIG))
+    _, lightness, saturation = colorsys.rgb_to_hls(r / 255, g / 255, b / 255)
+    assert 0.35 <= lightness <= 0.8
+    assert 0.25 <= saturation <= 0.7
+
+
+def test_text_colour_is_readable_on_its_panel_for_many_seeds() -> None:
+    for seed in range(0, 4000, 7):
+        bg, line, panel, text = images._colours(seed)
+        assert contrast(text, panel) >= 4.5, seed
+        assert bg != line  # the frame lines are visible
+
+
+def test_label_text_is_drawn() -> None:
+    base = make(640, 360, count=4, index=0)
+    body = render_png(base, max_pixels=BIG)
+    assert len(decode(body).getcolors() or []) >= 5  # background, lines, panel, text ramp
+    for changed in (
+        make(640, 360, count=4, index=1),
+        make(640, 360, count=4, prompt="a blue fox"),
+        make(640, 360, count=4, model="flux-1"),
+        make(640, 360, count=4, task_id="other_cv4"),
+    ):
+        assert render_png(changed, max_pixels=BIG) != body
+
+
+def test_font_size_is_clamped_for_big_images() -> None:
+    # 48 px text on a 4096-tall image must not grow: the label panel stays a small part.
+    im = decode(render_png(make(2048, 4096), max_pixels=BIG))
+    counts = {index: count for count, index in im.getcolors() or []}
+    assert counts[images._PANEL] < 0.15 * 2048 * 4096
+
+
+HOSTILE = [
+    "\U0001f98a\U0001f525 \U0001f469\u200d\U0001f469\u200d\U0001f467 \U0001f1eb\U0001f1f7",
+    "\u200f\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd\u200f \u0645\u0631\u062d\u0628\u0627",
+    "nul\x00byte\x00and\x07bell\x1b[31mansi",
+    "<script>alert('x')</script><img src=x onerror=alert(1)>",
+    "x" * 10_000,
+    "word " * 2_000,
+    "e\u0301" * 3_000,
+    "\ud800 lone surrogate \udfff",
+    "\u202e\u202d\u2066\ufeff\u200b",
+    "\n\t\r  \u2028\u2029",
+    "",
+    "\uffff\U0010ffff\ue000",
+    "\u6f22\u5b57\u304b\u306a\u30ab\u30ca\ud55c\uad6d\uc5b4" * 20,
+]
+
+
+@pytest.mark.parametrize("prompt", HOSTILE)
+def test_hostile_prompts_render(prompt: str) -> None:
+    p = make(480, 320, prompt=prompt, model=prompt[:30], task_id=prompt[:40], count=2)
+    assert decode(render_png(p, max_pixels=BIG)).size == (480, 320)
+
+
+def test_bitmap_fallback_font_handles_non_latin1(monkeypatch: pytest.MonkeyPatch) -> None:
+    bitmap = ImageFont.load_default_imagefont()
+    monkeypatch.setattr(images, "_load_font", lambda size: bitmap)
+    for prompt in HOSTILE:
+        p = make(480, 320, prompt=prompt, model="модель", task_id="🦊", count=2)
+        assert decode(render_png(p, max_pixels=BIG)).size == (480, 320)
+
+
+def test_prompt_excerpt_is_cleaned_and_truncated() -> None:
+    assert images._clean("a\x00b\n\n c\u200fd\ud800", 60) == "a b cd\ufffd"
+    assert images._clean("  \t ", 60) == ""
+    long = images._clean("abcdefghij" * 1000, 60)
+    assert len(long) == 60
+    assert long.endswith("\u2026")
+    assert images._clean("x" * 60, 60) == "x" * 60
+
+
+# -- cache ----------------------------------------------------------------------------
+
+
+def test_cache_returns_the_same_object_and_a_strong_etag() -> None:
+    cache = ImageCache()
+    p = make(64, 64)
+    first = cache.get_or_render(("t1", 0), p, max_pixels=BIG)
+    assert isinstance(first, RenderedImage)
+    assert cache.get_or_render(("t1", 0), p, max_pixels=BIG) is first
+    assert first.body == render_png(p, max_pixels=BIG)
+    digest = hashlib.blake2b(first.body, digest_size=16).hexdigest()
+    assert first.etag == f'"{digest}"'
+    assert len(cache) == 1
+    assert cache.size_bytes == len(first.body)
+
+
+def test_cache_propagates_validation_errors_and_stores_nothing() -> None:
+    cache = ImageCache()
+    with pytest.raises(ValueError):
+        cache.get_or_render(("t1", 0), make(0, 64), max_pixels=BIG)
+    assert len(cache) == 0
+    assert cache.size_bytes == 0
+
+
+def _three() -> list[tuple[tuple[str, int], Placeholder, int]]:
+    out = []
+    for i, task in enumerate(("a", "b", "c")):
+        p = make(96, 96, seed=i, task_id=task)
+        out.append(((task, 0), p, len(render_png(p, max_pixels=BIG))))
+    return out
+
+
+def test_cache_evicts_least_recently_used_when_over_budget() -> None:
+    (ka, pa, sa), (kb, pb, sb), (kc, pc, sc) = _three()
+    cache = ImageCache(max_bytes=sa + sb + sc - 1)
+    a = cache.get_or_render(ka, pa, max_pixels=BIG)
+    cache.get_or_render(kb, pb, max_pixels=BIG)
+    assert cache.get_or_render(ka, pa, max_pixels=BIG) is a  # a is now most recently used
+    cache.get_or_render(kc, pc, max_pixels=BIG)  # over budget: b goes
+    assert len(cache) == 2
+    assert cache.size_bytes == sa + sc
+    assert cache.get_or_render(ka, pa, max_pixels=BIG) is a
+    b2 = cache.get_or_render(kb, pb, max_pixels=BIG)  # re-rendered, evicting c (LRU)
+    assert cache.size_bytes == sa + sb
+    assert cache.get_or_render(kb, pb, max_pixels=BIG) is b2
+    assert cache.size_bytes <= sa + sb + sc - 1
+
+
+def test_cache_does_not_store_an_image_bigger_than_the_budget() -> None:
+    (ka, pa, sa), *_ = _three()
+    cache = ImageCache(max_bytes=sa - 1)
+    image = cache.get_or_render(ka, pa, max_pixels=BIG)
+    assert len(image.body) == sa
+    assert len(cache) == 0
+    assert cache.size_bytes == 0
+    assert len(ImageCache(max_bytes=0)) == 0
+    with pytest.raises(ValueError):
+        ImageCache(max_bytes=-1)
+
+
+def test_cache_discard_drops_every_image_of_a_task() -> None:
+    cache = ImageCache()
+    kept = cache.get_or_render(("keep", 0), make(48, 48, task_id="keep"), max_pixels=BIG)
+    for index in range(3):
+        p = make(48, 48, task_id="gone", index=index, count=3)
+        cache.get_or_render(("gone", index), p, max_pixels=BIG)
+    assert len(cache) == 4
+    cache.discard("gone")
+    assert len(cache) == 1
+    assert cache.size_bytes == len(kept.body)
+    cache.discard("gone")  # idempotent
+    cache.discard("never-seen")
+    assert cache.get_or_render(("keep", 0), make(48, 48), max_pixels=BIG) is kept
+    again = cache.get_or_render(("gone", 0), make(48, 48, task_id="gone"), max_pixels=BIG)
+    assert len(cache) == 2
+    assert cache.size_bytes == len(kept.body) + len(again.body)
+
+
+def test_cache_clear() -> None:
+    cache = ImageCache()
+    for index in range(3):
+        cache.get_or_render(("t", index), make(32, 32, index=index, count=3), max_pixels=BIG)
+    cache.clear()
+    assert len(cache) == 0
+    assert cache.size_bytes == 0
+
+
+# -- property -------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    width=st.integers(1, 300),
+    height=st.integers(1, 300),
+    seed=st.integers(0, 2**32 - 1),
+    prompt=st.text(max_size=200),
+    model=st.text(max_size=40),
+    count=st.integers(1, 10),
+)
+def test_any_small_size_and_text_decodes_at_exactly_that_size(
+    width: int, height: int, seed: int, prompt: str, model: str, count: int
+) -> None:
+    p = Placeholder(width, height, seed, model, prompt, "n1_cv4", count - 1, count)
+    assert decode(render_png(p, max_pixels=300 * 300)).size == (width, height)
