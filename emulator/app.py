@@ -16,6 +16,7 @@ from . import api, control
 from .clock import iso
 from .config import Config
 from .errors import APIError, error_body
+from .faults import NetworkFault
 from .http import json_response
 from .service import Emulator
 
@@ -119,7 +120,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     emulator: Emulator = request.app.state.emulator
-    emulator.record_server_error(exc)
+    if not isinstance(exc, NetworkFault):  # a scripted fault, not a bug
+        emulator.record_server_error(exc)
     return _render(
         request,
         500,

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .config import Config, ConfigError, parse_keys
+from .config import Config, ConfigError, parse_key_scenarios, parse_keys
 
 __all__ = ["main"]
 
@@ -55,6 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a finished task is kept (default 3600)",
     )
     serve.add_argument("--max-tasks", type=int, help="most tasks kept at once (default 10000)")
+    serve.add_argument(
+        "--scenario",
+        metavar="NAME_OR_PATH",
+        help="ready scenario name or YAML file (default: default); the file is hot-reloaded",
+    )
+    serve.add_argument(
+        "--key-scenario",
+        action="append",
+        metavar="KEY=SCENARIO",
+        help="serve one API key with its own scenario; repeatable",
+    )
+    validate = sub.add_parser("validate", help="check scenario files offline")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_parser("scenarios", help="list the ready scenarios")
     return parser
 
 
@@ -63,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "validate":
+            return _validate(args.files)
+        if args.command == "scenarios":
+            return _list_scenarios()
     except ConfigError as exc:
         print(f"aio-emulator: {exc}", file=sys.stderr)
         return 2
@@ -71,9 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
+    from .scenarios import ScenarioError
     from .server import Server, bind, uvicorn_config
 
     keys = parse_keys(args.key) if args.key else None
+    key_scenarios = parse_key_scenarios(args.key_scenario) if args.key_scenario else None
     config = Config.from_env(
         host=args.host,
         port=args.port,
@@ -85,8 +105,14 @@ def _serve(args: argparse.Namespace) -> int:
         only_known_keys=args.only_known_keys,
         task_ttl_s=args.task_ttl_s,
         max_tasks=args.max_tasks,
+        scenario=args.scenario,
+        key_scenarios=key_scenarios,
     )
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ScenarioError as exc:
+        print(f"aio-emulator: cannot start with this scenario:\n{exc}", file=sys.stderr)
+        return 2
     emulator = app.state.emulator
     try:
         sock = bind(config.host, config.port)
@@ -101,9 +127,33 @@ def _serve(args: argparse.Namespace) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
     line = (
         f"API in One emulator {__version__} listening on http://{host}:{port} "
-        f"(scenario: default, clock: {config.clock}, seed: {emulator.seed}). "
+        f"(scenario: {emulator.scenario.scenario.name}, clock: {config.clock}, "
+        f"seed: {emulator.seed}). "
         "Press Ctrl+C to stop."
     )
     Server(uvicorn_config(app), on_started=lambda: print(line, flush=True)).run(sockets=[sock])
     print("API in One emulator stopped.", flush=True)
+    return 0
+
+
+def _validate(files: Sequence[str]) -> int:
+    from .scenarios import ScenarioError, load_file
+
+    failed = 0
+    for name in files:
+        try:
+            scenario = load_file(name)
+        except ScenarioError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+        else:
+            print(f"{name}: ok ({scenario.name}, {len(scenario.rules)} rules)")
+    return 1 if failed else 0
+
+
+def _list_scenarios() -> int:
+    from .scenarios import library, load_file
+
+    for name, path in sorted(library().items()):
+        print(f"{name:22} {load_file(path).description}")
     return 0

@@ -41,6 +41,10 @@ class Config:
     max_tasks: int = DEFAULT_MAX_TASKS
     journal_size: int = DEFAULT_JOURNAL_SIZE
     image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
+    #: the scenario the server starts with: a ready scenario's name or a YAML file's path
+    scenario: str = "default"
+    #: API key -> scenario, so one server can serve a healthy key and a failing key side by side
+    key_scenarios: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.clock not in ("real", "virtual"):
@@ -62,10 +66,14 @@ class Config:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and f.name != "keys":
+            if raw is not None and f.name not in ("keys", "key_scenarios"):
                 values[f.name] = _parse(f.name, raw, f.type)
         if ENV_PREFIX + "KEYS" in environ:
             values["keys"] = parse_keys(environ[ENV_PREFIX + "KEYS"].split(","))
+        if ENV_PREFIX + "KEY_SCENARIOS" in environ:
+            values["key_scenarios"] = parse_key_scenarios(
+                environ[ENV_PREFIX + "KEY_SCENARIOS"].split(",")
+            )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -88,6 +96,19 @@ def parse_keys(items: list[str]) -> dict[str, int]:
             raise ConfigError(
                 f"keys: credits of {key!r} must be an integer, got {credits!r}"
             ) from exc
+    return out
+
+
+def parse_key_scenarios(items: list[str]) -> dict[str, str]:
+    """``aio_a=outage`` items into a key -> scenario mapping."""
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        key, sep, scenario = item.partition("=")
+        if not key.startswith("aio_") or not sep or not scenario:
+            raise ConfigError(f"key_scenarios: {item!r} must look like aio_key=SCENARIO")
+        out[key] = scenario
     return out
 
 

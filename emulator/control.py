@@ -12,6 +12,7 @@ from . import __version__
 from .clock import VirtualClock, iso
 from .errors import APIError, InvalidRequest
 from .http import json_response, read_json_object
+from .scenarios import ScenarioError, library, loads
 from .service import Emulator
 from .tasks import observe
 
@@ -32,6 +33,7 @@ async def health(request: Request) -> Response:
             "version": __version__,
             "seed": emulator.seed,
             "clock": _clock(emulator),
+            "scenario": emulator.scenario.scenario.name,
             "tasks": len(emulator.tasks),
             "journal": len(emulator.journal),
         }
@@ -109,6 +111,46 @@ async def advance_clock(request: Request) -> Response:
     return json_response(_clock(emulator))
 
 
+async def scenario(request: Request) -> Response:
+    """GET: the server's scenario. PUT: switch it, from ``{"scenario": NAME_OR_PATH_OR_OBJECT}``
+    or a YAML body (Content-Type: application/yaml)."""
+    emulator = _emulator(request)
+    if request.method == "PUT":
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        try:
+            if media in ("application/yaml", "application/x-yaml", "text/yaml"):
+                raw = await request.body()
+                if len(raw) > CONTROL_BODY_LIMIT:
+                    raise InvalidRequest(f"scenario: larger than {CONTROL_BODY_LIMIT} bytes")
+                emulator.use_scenario(loads(raw.decode("utf-8", "replace"), source="<request>"))
+            else:
+                body = await read_json_object(request, CONTROL_BODY_LIMIT)
+                spec = body.get("scenario")
+                if not isinstance(spec, str | dict):
+                    raise InvalidRequest(
+                        "scenario: expected a ready scenario name, a file path or an object, e.g. "
+                        '{"scenario": "outage"}. Ready: ' + ", ".join(sorted(library()))
+                    )
+                emulator.use_scenario(spec)
+        except ScenarioError as exc:
+            raise InvalidRequest(f"Invalid scenario: {exc}") from exc
+    return json_response(_scenario(emulator))
+
+
+def _scenario(emulator: Emulator) -> dict[str, Any]:
+    current = emulator.scenario.scenario
+    return {
+        "name": current.name,
+        "description": current.description,
+        "source": current.source,
+        "seed": emulator.scenario.seed,
+        "rules": [rule.label for rule in current.rules],
+        "reload_error": emulator.scenario_error,
+        "key_scenarios": {k: r.scenario.name for k, r in emulator.key_scenarios.items()},
+        "library": sorted(library()),
+    }
+
+
 def _clock(emulator: Emulator) -> dict[str, Any]:
     now = emulator.clock.now()
     return {"mode": emulator.clock.mode, "now": iso(now), "epoch": now}
@@ -120,6 +162,7 @@ routes = [
     Route("/_emulator/keys/{key}", key_account, methods=["GET", "PUT"]),
     Route("/_emulator/requests", requests, methods=["GET", "DELETE"]),
     Route("/_emulator/tasks", tasks, methods=["GET"]),
+    Route("/_emulator/scenario", scenario, methods=["GET", "PUT"]),
     Route("/_emulator/clock", clock, methods=["GET"]),
     Route("/_emulator/clock/advance", advance_clock, methods=["POST"]),
 ]

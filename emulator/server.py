@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import socket
 import threading
@@ -30,6 +31,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _QuietFaults(logging.Filter):
+    """Scripted resets end requests without a response on purpose: not worth an error line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without starting response" not in record.getMessage()
+
+
 def uvicorn_config(app: Any, **overrides: Any) -> uvicorn.Config:
     """The server settings the emulator runs with: uvloop/httptools when available, no access
     log (the request journal replaces it), bounded keep-alive and header sizes."""
@@ -42,7 +50,12 @@ def uvicorn_config(app: Any, **overrides: Any) -> uvicorn.Config:
         "h11_max_incomplete_event_size": 64 * 1024,
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_FAULTS)
+    return config
+
+
+_QUIET_FAULTS = _QuietFaults()
 
 
 class Server(uvicorn.Server):

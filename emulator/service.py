@@ -6,8 +6,11 @@ tests share one implementation.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import sys
+import time
 import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,8 +19,10 @@ from .billing import Ledger
 from .catalogue import Catalogue
 from .clock import Clock, RealClock, VirtualClock, iso
 from .config import Config
+from .engine import ScenarioRuntime
 from .errors import AuthenticationError, InvalidRequest, NotFound
 from .journal import Journal
+from .scenarios import ImageEffect, Scenario, ScenarioError, TaskEffect, load
 from .tasks import State, Task, TaskScript, TaskStore, TaskView, observe
 from .validation import CreateRequest, validate_create
 
@@ -57,6 +62,79 @@ class Emulator:
         self.status_words: Mapping[State, str] = dict(DEFAULT_STATUS_WORDS)
         self.server_errors: list[str] = []
         self._images: ImageCache | None = None
+        self._runtimes: dict[str, ScenarioRuntime] = {}
+        self.scenario_error: str | None = None
+        self._watch: tuple[str, float, float] | None = None  # (path, mtime, last check)
+        self.key_scenarios = {k: self._runtime(v) for k, v in self.config.key_scenarios.items()}
+        self.use_scenario(self.config.scenario)
+        self._start_runtime = self.scenario
+
+    # -- scenarios ------------------------------------------------------------------------
+
+    def use_scenario(self, spec: str | os.PathLike[str] | Mapping[str, Any] | Scenario) -> Scenario:
+        """Make ``spec`` (ready name, YAML path, dict or Scenario) the server's scenario."""
+        self.scenario = self._runtime(spec)
+        self.scenario_error = None
+        self._watch = None
+        if not isinstance(spec, Mapping | Scenario) and str(spec) not in _library_names():
+            path = os.fspath(spec)
+            self._watch = (path, _mtime(path), time.monotonic())
+        return self.scenario.scenario
+
+    def runtime_for(self, key: str | None, header: str | None) -> ScenarioRuntime:
+        """Precedence: X-Emulator-Scenario header > the key's scenario > the server's."""
+        if header:
+            if header not in _library_names():  # never a path: clients must not read files
+                raise InvalidRequest(
+                    f"X-Emulator-Scenario: {header[:80]!r} is not a ready scenario. "
+                    f"Ready: {', '.join(sorted(_library_names()))}"
+                )
+            return self._runtime(header)
+        if key is not None and key in self.key_scenarios:
+            return self.key_scenarios[key]
+        if self._watch is not None:
+            self._maybe_reload()
+        return self.scenario
+
+    def _runtime(
+        self, spec: str | os.PathLike[str] | Mapping[str, Any] | Scenario
+    ) -> ScenarioRuntime:
+        cacheable = isinstance(spec, str) and spec in _library_names()
+        if cacheable and spec in self._runtimes:
+            return self._runtimes[spec]  # type: ignore[index]
+        scenario = spec if isinstance(spec, Scenario) else load(spec)  # type: ignore[arg-type]
+        runtime = ScenarioRuntime(scenario, self.seed, self._resolve_model)
+        if cacheable:
+            self._runtimes[spec] = runtime  # type: ignore[index]
+        return runtime
+
+    def _resolve_model(self, name: str) -> str | None:
+        model = self.catalogue.resolve(name)
+        return model.id if model else None
+
+    def _maybe_reload(self) -> None:
+        """Hot reload of the scenario file, checked at most twice a second; a broken edit keeps
+        the running scenario and is reported."""
+        assert self._watch is not None
+        path, mtime, checked = self._watch
+        now = time.monotonic()
+        if now - checked < 0.5:
+            return
+        current = _mtime(path)
+        self._watch = (path, current, now)
+        if current == mtime:
+            return
+        try:
+            scenario = load(path)
+        except ScenarioError as exc:
+            self.scenario_error = str(exc)
+            print(f"aio-emulator: kept scenario {self.scenario.scenario.name!r}; {exc}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return
+        self.scenario = ScenarioRuntime(scenario, self.seed, self._resolve_model)
+        self.scenario_error = None
+        print(f"aio-emulator: reloaded scenario {scenario.name!r} from {path}", file=sys.stderr,
+              flush=True)  # fmt: skip
 
     # -- auth -----------------------------------------------------------------------------
 
@@ -84,7 +162,12 @@ class Emulator:
         return validate_create(body, self.catalogue, strict=strict)
 
     def create_task(
-        self, key: str, request: CreateRequest, script: TaskScript | None = None
+        self,
+        key: str,
+        request: CreateRequest,
+        script: TaskScript | None = None,
+        effect: TaskEffect | None = None,
+        runtime: ScenarioRuntime | None = None,
     ) -> Task:
         """Reserve the credits and create the task (402 and nothing created if short)."""
         now = self.clock.now()
@@ -96,6 +179,8 @@ class Emulator:
                     f"task_id: no image task {request.params['task_id']!r} for this API key"
                 )
         self.ledger.reserve(key, request.credits)
+        if script is None:
+            script = (runtime or self.scenario).task_script(effect, self.default_script(request))
         rng = self.rng
         task = Task(
             id=self._new_id(request.model.node, request.model.tag),
@@ -103,7 +188,7 @@ class Emulator:
             model=request.model.id,
             params=dict(request.params),
             created_at=now,
-            script=script or self.default_script(request),
+            script=script,
             seed=rng.getrandbits(32),
             width=request.width,
             height=request.height,
@@ -111,6 +196,8 @@ class Emulator:
             credits=request.credits,
             prompt=str(request.params.get("prompt", "")),
         )
+        if effect is not None and effect.image is not None:
+            task.extra["image"] = effect.image
         self.tasks.add(task, now)
         return task
 
@@ -134,7 +221,13 @@ class Emulator:
             raise NotFound(_task_not_found(task_id))
         return task
 
-    def task_body(self, task: Task, view: TaskView, base_url: str) -> dict[str, Any]:
+    def task_body(
+        self,
+        task: Task,
+        view: TaskView,
+        base_url: str,
+        words: Mapping[State, str] | None = None,
+    ) -> dict[str, Any]:
         """``data`` of GET /api/v1/tasks/{id}."""
         output = None
         if view.state is State.SUCCEEDED:
@@ -143,7 +236,7 @@ class Emulator:
         return {
             "task_id": task.id,
             "model": task.model,
-            "status": self.status_words[view.state],
+            "status": (words or self.status_words)[view.state],
             "progress": view.progress,
             "created_at": iso(task.created_at),
             "updated_at": iso(view.updated_at),
@@ -167,6 +260,13 @@ class Emulator:
 
         if observe(task, now).state is not State.SUCCEEDED:
             raise NotFound(f"Task {task_id!r} has not completed: it has no images yet")
+        behaviour: ImageEffect | None = task.extra.get("image")
+        if behaviour is not None and behaviour.mode == "404":
+            raise NotFound(f"No image at this URL (scenario: image 404) for task {task_id!r}")
+        if behaviour is not None and behaviour.mode == "expire":
+            ended = task.finished_at if task.finished_at is not None else now
+            if now >= ended + behaviour.after_s:
+                raise NotFound(f"The image of task {task_id!r} has expired")
         placeholder = Placeholder(
             width=task.width,
             height=task.height,
@@ -177,9 +277,15 @@ class Emulator:
             index=index,
             count=task.images,
         )
-        return self.images.get_or_render(
+        image = self.images.get_or_render(
             (task.id, index), placeholder, max_pixels=self.catalogue.max_pixels
         )
+        if behaviour is not None and behaviour.mode == "corrupt":
+            from .images import RenderedImage
+
+            body = image.body[:64] + bytes(b ^ 0x5A for b in image.body[64:256])
+            return RenderedImage(body, '"corrupt-' + image.etag.strip('"') + '"')
+        return image
 
     @property
     def images(self) -> ImageCache:
@@ -201,6 +307,9 @@ class Emulator:
             self._images.clear()
         self.clock.reset()  # type: ignore[attr-defined]
         self.rng.seed(self.seed)
+        self.scenario = self._start_runtime
+        for runtime in {*self._runtimes.values(), *self.key_scenarios.values(), self.scenario}:
+            runtime.reset()
 
     def record_server_error(self, exc: BaseException) -> None:
         self.server_errors.append("".join(traceback.format_exception(exc)))
@@ -225,6 +334,19 @@ class Emulator:
             self.ledger.refund(task.key, task.credits)
         if self._images is not None:
             self._images.discard(task.id)
+
+
+def _library_names() -> set[str]:
+    from .scenarios import library
+
+    return set(library())
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return -1.0
 
 
 def _task_not_found(task_id: str) -> str:

@@ -1,0 +1,128 @@
+"""Network faults over a real socket, and a client with retry/backoff surviving bad days."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from emulator.app import create_app
+from emulator.config import Config
+from emulator.server import LiveServer
+
+AUTH = {"Authorization": "Bearer aio_faults"}
+BODY = {"model": "cogview-4", "prompt": "a lighthouse"}
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveServer]:
+    with LiveServer(create_app(Config(seed=2, clock="virtual"))) as server:
+        yield server
+
+
+@pytest.fixture
+def client(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, headers=AUTH, timeout=5) as c:
+        c.post("/_emulator/reset")
+        yield c
+
+
+def use(client: httpx.Client, scenario) -> None:
+    r = client.put("/_emulator/scenario", json={"scenario": scenario})
+    assert r.status_code == 200, r.text
+
+
+def fault(name, endpoint: str = "create") -> dict:
+    return {"name": "f", "rules": [{"match": {"endpoint": endpoint}, "fault": name}]}
+
+
+def test_reset_cuts_the_connection_and_creates_nothing(client: httpx.Client) -> None:
+    use(client, fault("reset"))
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        client.post("/api/v1/images/generations", json=BODY)
+    assert client.get("/_emulator/tasks").json()["tasks"] == []
+    assert client.get("/_emulator/health").status_code == 200
+
+
+def test_close_mid_body_breaks_the_response(client: httpx.Client) -> None:
+    use(client, fault("close_mid_body"))
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        client.post("/api/v1/images/generations", json=BODY)
+
+
+@pytest.mark.parametrize("name", ["malformed_json", "truncated_json"])
+def test_broken_json_bodies(client: httpx.Client, name: str) -> None:
+    use(client, fault(name))
+    r = client.post("/api/v1/images/generations", json=BODY)
+    assert r.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(r.content)
+
+
+def test_dribble_sends_the_whole_body_slowly(client: httpx.Client) -> None:
+    use(client, fault({"dribble": {"chunk_bytes": 20, "interval_ms": 20}}))
+    started = time.perf_counter()
+    r = client.post("/api/v1/images/generations", json=BODY)
+    assert r.json()["data"]["status"] == "IN_PROGRESS"
+    assert time.perf_counter() - started >= 0.08
+
+
+def test_hang_until_the_client_gives_up_then_keeps_serving(client: httpx.Client) -> None:
+    use(client, fault("hang", endpoint="task"))
+    task_id = client.post("/api/v1/images/generations", json=BODY).json()["data"]["task_id"]
+    with pytest.raises(httpx.ReadTimeout):
+        client.get(f"/api/v1/tasks/{task_id}", timeout=0.3)
+    use(client, "default")
+    assert client.get(f"/api/v1/tasks/{task_id}").status_code == 200
+
+
+def test_latency_is_real_time_even_under_the_virtual_clock(client: httpx.Client) -> None:
+    use(client, {"name": "l", "rules": [{"match": {"endpoint": "create"}, "latency": 150}]})
+    started = time.perf_counter()
+    client.post("/api/v1/images/generations", json=BODY)
+    assert time.perf_counter() - started >= 0.15
+    assert client.get("/_emulator/clock").json()["now"] == "2026-01-01T00:00:00Z"
+
+
+def generate(client: httpx.Client, attempts: int = 30) -> str:
+    """A typical client: retry creates and polls on 429/5xx/transport errors with backoff
+    (honouring Retry-After), poll until completed."""
+
+    def call(method: str, url: str, **kw) -> httpx.Response:
+        delay = 0.01
+        for _ in range(attempts):
+            try:
+                r = client.request(method, url, **kw)
+            except httpx.TransportError:
+                r = None
+            if r is not None and r.status_code < 429:
+                return r
+            wait = float(r.headers.get("retry-after", delay)) if r is not None else delay
+            time.sleep(min(wait, 2.0))
+            delay = min(delay * 2, 0.2)
+        raise AssertionError(f"gave up on {method} {url}")
+
+    task_id = call("POST", "/api/v1/images/generations", json=BODY).json()["data"]["task_id"]
+    while True:
+        data = call("GET", f"/api/v1/tasks/{task_id}").json()["data"]
+        if data["status"] in ("completed", "failed"):
+            return data["status"]
+        client.post("/_emulator/clock/advance", json={"seconds": 1})
+
+
+def test_a_retrying_client_survives_flaky(client: httpx.Client) -> None:
+    use(client, "flaky")
+    assert [generate(client) for _ in range(10)] == ["completed"] * 10
+    journal = client.get("/_emulator/requests").json()["requests"]
+    rules = {e["rule"] for e in journal}
+    assert {"rules[0] (reset)", "rules[1] (server-error)"} <= rules
+
+
+def test_a_retrying_client_survives_rate_limited(client: httpx.Client) -> None:
+    use(client, "rate-limited")
+    assert [generate(client) for _ in range(7)] == ["completed"] * 7
+    journal = client.get("/_emulator/requests").json()["requests"]
+    assert 429 in {e["status"] for e in journal}
