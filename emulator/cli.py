@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check scenario files offline")
     validate.add_argument("files", nargs="+", metavar="FILE")
     sub.add_parser("scenarios", help="list the ready scenarios")
+    sub.add_parser("schema", help="print the JSON Schema of scenario files")
     return parser
 
 
@@ -81,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.files)
         if args.command == "scenarios":
             return _list_scenarios()
+        if args.command == "schema":
+            from importlib import resources
+
+            print(resources.files("emulator").joinpath("data/scenario.schema.json").read_text())
+            return 0
     except ConfigError as exc:
         print(f"aio-emulator: {exc}", file=sys.stderr)
         return 2

@@ -138,3 +138,54 @@ def test_cli_rejects_bad_settings_with_a_message_not_a_traceback(args, env, need
     assert proc.returncode == 2
     assert needle in err
     assert "Traceback" not in err
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_validate_reports_every_problem_and_exits_non_zero(tmp_path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("name: good\nrules:\n  - match: {nth: 1}\n    error: {status: 429}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nrules:\n  - match: {endpoint: creat}\n    fault: melt\n")
+    done = _cli("validate", str(good), str(bad))
+    assert done.returncode == 1
+    assert f"{good}: ok (good, 1 rules)" in done.stdout
+    assert done.stderr.splitlines() == [
+        f"{bad}:3: rules[0].match.endpoint: 'creat' is not one of: create, task, image, any",
+        f"{bad}:4: rules[0].fault: 'melt' is not one of: reset, hang, close_mid_body, "
+        "malformed_json, truncated_json, dribble",
+    ]
+    assert _cli("validate", str(good)).returncode == 0
+
+
+def test_serve_with_a_bad_scenario_fails_with_the_same_message(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nrules:\n  - match: {probability: 2}\n    fault: reset\n")
+    proc = _start_cli("--scenario", str(bad))
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert f"{bad}:3: rules[0].match.probability: 2 is out of range (allowed: 0 to 1)" in err
+    assert "Traceback" not in err
+
+
+def test_scenarios_and_schema_commands() -> None:
+    listed = _cli("scenarios").stdout
+    assert "rate-limited" in listed and "Per-key token buckets" in listed
+    import json
+
+    schema = json.loads(_cli("schema").stdout)
+    assert schema["title"] == "API in One emulator scenario"
+
+
+def test_serve_names_the_scenario_in_the_startup_line() -> None:
+    proc = _start_cli("--scenario", "outage")
+    try:
+        assert proc.stdout is not None
+        assert "(scenario: outage," in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
