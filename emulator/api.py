@@ -32,8 +32,13 @@ def _emulator(request: Request) -> Emulator:
 
 
 def _base_url(request: Request) -> str:
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}"
+    """Where the client reached us (request.url would parse the whole URL: too slow here)."""
+    scope = request.scope
+    host = request.headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else server[0]
+    return f"{scope['scheme']}://{host}"
 
 
 def _runtime(request: Request, emulator: Emulator, key: str | None) -> ScenarioRuntime:
@@ -97,7 +102,7 @@ async def get_task(request: Request) -> Response:
     await _apply(request, decision)
     if (early := _early_fault(decision)) is not None:
         return early
-    task, view = emulator.poll(key, task_id)
+    view = emulator.tasks.poll(task, emulator.clock.now())
     words = runtime.status_words(emulator.status_words)
     data = emulator.task_body(task, view, _base_url(request), words)
     return _answer(decision, {"code": 200, "message": "success", "data": data})

@@ -6,6 +6,7 @@ the clock is advanced. HTTP latency (scenarios) always uses real time.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -60,4 +61,9 @@ class VirtualClock:
 
 def iso(ts: float) -> str:
     """ISO-8601 UTC with a Z suffix, to the second (as the real docs write timestamps)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(ts // 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:  # formatting is the costliest part of a poll; seconds repeat
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -152,6 +152,7 @@ class TaskStore:
         self._tasks: dict[str, Task] = {}
         self._ending: list[tuple[float, int, str]] = []  # heap of (end time, seq, id)
         self._finished: deque[tuple[float, str]] = deque()  # (finished_at, id), in finish order
+        self._created: deque[str] = deque()  # ids in creation order, for eviction
         self._seq = 0
 
     def __len__(self) -> int:
@@ -171,6 +172,9 @@ class TaskStore:
         while len(self._tasks) >= self.max_tasks:
             self._evict_one(now)
         self._tasks[task.id] = task
+        self._created.append(task.id)
+        if len(self._created) > 2 * len(self._tasks) + 1024:  # drop ids of forgotten tasks
+            self._created = deque(i for i in self._created if i in self._tasks)
         end = end_time(task)
         if end is not None:
             self._seq += 1
@@ -211,6 +215,7 @@ class TaskStore:
         self._tasks.clear()
         self._ending.clear()
         self._finished.clear()
+        self._created.clear()
 
     def _finish(self, task: Task, state: State, at: float) -> None:
         if task.finished_at is not None:
@@ -227,6 +232,8 @@ class TaskStore:
             if task is not None:
                 self.on_drop(task)
                 return
-        task_id = next(iter(self._tasks))
-        task = self._tasks.pop(task_id)
-        self.on_drop(task)
+        while self._created:
+            task = self._tasks.pop(self._created.popleft(), None)
+            if task is not None:
+                self.on_drop(task)
+                return
