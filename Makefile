@@ -35,6 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+	$(BIN)/python benchmarks/bench_plugin.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

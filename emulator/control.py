@@ -78,12 +78,13 @@ async def tasks(request: Request) -> Response:
     now = emulator.clock.now()
     emulator.tasks.sweep(now)
     key = request.query_params.get("key")
+    words = emulator.scenario.status_words(emulator.status_words)
     out: list[dict[str, Any]] = []
     for task in emulator.tasks:
         if key is not None and task.key != key:
             continue
         view = observe(task, now)
-        body = emulator.task_body(task, view, str(request.base_url))
+        body = emulator.task_body(task, view, str(request.base_url), words)
         out.append({**body, "key": task.key, "polls": task.polls, "state": view.state.value})
     return json_response({"tasks": out})
 

@@ -96,20 +96,16 @@ def observe(task: Task, now: float) -> TaskView:
     if task.forced is not None:
         state, at, progress = task.forced
         return TaskView(state, progress, at, script.error if state is State.FAILED else None)
-    elapsed = now - task.created_at
-    if elapsed < script.queued_s:
-        return TaskView(State.QUEUED, 0, task.created_at, None)
     started = task.created_at + script.queued_s
-    run = elapsed - script.queued_s
-    if script.forever or run < script.running_s:
-        progress = _progress(run, script)
+    if now < started:
+        return TaskView(State.QUEUED, 0, task.created_at, None)
+    end = started + script.running_s  # the same sum as end_time(): no rounding disagreement
+    if script.forever or now < end:
+        progress = _progress(now - started, script)
         updated = started + (progress / 100) * script.running_s if script.running_s else started
         return TaskView(State.RUNNING, progress, min(updated, now), None)
-    end = started + script.running_s
     if script.outcome is State.FAILED:
-        return TaskView(
-            State.FAILED, _progress(script.running_s, script, cap=99), end, script.error
-        )
+        return TaskView(State.FAILED, _progress(script.running_s, script, cap=99), end, script.error)
     return TaskView(State.SUCCEEDED, 100, end, None)
 
 
@@ -127,7 +123,7 @@ def end_time(task: Task) -> float | None:
     """When the clock alone ends the task (None for a task that runs forever)."""
     if task.script.forever:
         return None
-    return task.created_at + task.script.duration_s
+    return task.created_at + task.script.queued_s + task.script.running_s
 
 
 class TaskStore:

@@ -125,3 +125,17 @@ def test_memory_stays_bounded_however_many_tasks() -> None:
     assert len(store) <= 500
     assert len(store._finished) <= 500 + 20
     assert len(store._ending) <= 500 + 20
+
+
+@given(
+    created=st.floats(0, 2e9),
+    queued=st.floats(0, 100),
+    running=st.floats(0, 100),
+)
+def test_at_its_end_time_a_task_has_ended(created, queued, running) -> None:
+    """The store settles a task at end_time(); observe must agree it has ended (a float
+    rounding disagreement once refunded tasks that then reported completed)."""
+    from emulator.tasks import end_time
+
+    task = make_task(created=created, queued_s=queued, running_s=running)
+    assert observe(task, end_time(task)).state is State.SUCCEEDED

@@ -1,0 +1,32 @@
+"""Helpers for testing the plugin with pytester (enabled by ``pytest_plugins`` in each module:
+a non-root conftest may not declare it).
+
+The heavy modules are imported here, once: pytester's in-process runs forget the modules they
+import, and would otherwise import them again for every run. Inner runs skip the hypothesis
+plugin, whose lazy import (assertion-rewritten, with no bytecode cache) costs seconds per run.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+
+import emulator.app
+import emulator.images
+import emulator.server
+
+__all__ = ["emulator", "httpx", "respx"]
+
+INI = """\
+[pytest]
+addopts = -p no:cacheprovider -p no:hypothesispytest --strict-markers
+filterwarnings = error
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester whose inner runs are as strict as ours (warnings are errors)."""
+    pytester.makeini(INI)
+    return pytester
