@@ -105,7 +105,9 @@ def observe(task: Task, now: float) -> TaskView:
         updated = started + (progress / 100) * script.running_s if script.running_s else started
         return TaskView(State.RUNNING, progress, min(updated, now), None)
     if script.outcome is State.FAILED:
-        return TaskView(State.FAILED, _progress(script.running_s, script, cap=99), end, script.error)
+        return TaskView(
+            State.FAILED, _progress(script.running_s, script, cap=99), end, script.error
+        )
     return TaskView(State.SUCCEEDED, 100, end, None)
 
 
