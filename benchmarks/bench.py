@@ -1,0 +1,759 @@
+"""Benchmark of the emulator against the ceiling of its stack, in one run on this machine.
+
+1. HTTP load (wrk, 1 thread, 16 connections): create, poll and cached image download on the
+   emulator vs a bare Starlette app (``bare_app.py``) on the same uvicorn settings. Servers are
+   pinned to one CPU, wrk and this script to another. Rounds are interleaved (emulator, bare,
+   bare, emulator, ...) so drift hits both sides alike; medians over rounds, ratios as medians
+   of per-round ratios, plus the server's CPU time per request.
+2. Placeholder render time per image size, vs Pillow encoding a flat RGB image.
+3. Start-up: ``Popen`` to the first 200 of ``GET /_emulator/health``.
+4. Resident memory of the servers after the load.
+
+Prints a table and the targets with PASS/FAIL and writes ``benchmarks/results/latest.json``.
+Exit code 0 even if a target fails; non-zero only if the benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_FILE = BENCH_DIR / "results" / "latest.json"
+SERVE_TARGET = BENCH_DIR / "serve_target.py"
+PYTHON = sys.executable
+SERVER_CPU, LOAD_CPU = 0, 1
+KEY_HEADERS = {"Authorization": "Bearer aio_bench"}
+JSON_HEADERS = {**KEY_HEADERS, "Content-Type": "application/json"}
+CREATE_PATH = "/api/v1/images/generations"
+CREATE_BODY = json.dumps(
+    {
+        "model": "cogview-4",
+        "prompt": "A futuristic robot assistant helping in a modern kitchen, clean design",
+        "size": "1024*1024",
+        "quality": "hd",
+    }
+)
+RENDER_SIZES: list[tuple[int, int, str]] = [
+    (1024, 1024, "cogview-4"),
+    (768, 1344, "cogview-4"),
+    (864, 1152, "cogview-4"),
+    (1344, 768, "cogview-4"),
+    (1152, 864, "cogview-4"),
+    (1440, 720, "cogview-4"),
+    (720, 1440, "cogview-4"),
+    (2048, 2048, "flux-2"),
+    (3136, 1344, "flux-2"),
+]
+FLAT_RGB = (96, 140, 200)
+WARMUP_S = 1
+STARTUP_TIMEOUT_S = 15.0
+FOREIGN_LOAD_LIMIT = 0.1  # cores used by other processes before the run is flagged as noisy
+
+LUA_HOOKS = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) non2xx = 0 end
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + t:get("non2xx") end
+  local e = summary.errors
+  io.write(string.format(
+    'JSON {"requests":%d,"duration_us":%d,"p50_us":%.1f,"p99_us":%.1f,' ..
+    '"non2xx":%d,"socket_errors":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    bad, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+class BenchError(RuntimeError):
+    """The benchmark itself cannot run (not a failed target)."""
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Pinning:
+    """Command prefixes that pin servers and the load generator to separate CPUs."""
+
+    server: list[str] = field(default_factory=list)
+    load: list[str] = field(default_factory=list)
+    note: str = "not pinned"
+
+    @classmethod
+    def detect(cls) -> Pinning:
+        cpus = os.sched_getaffinity(0)
+        if shutil.which("taskset") is None or not {SERVER_CPU, LOAD_CPU} <= cpus:
+            return cls(note=f"not pinned (CPUs available: {sorted(cpus)})")
+        os.sched_setaffinity(0, {LOAD_CPU})  # this script, and wrk, stay off the server's CPU
+        return cls(
+            server=["taskset", "-c", str(SERVER_CPU)],
+            load=["taskset", "-c", str(LOAD_CPU)],
+            note=f"server on CPU {SERVER_CPU}, wrk and driver on CPU {LOAD_CPU}",
+        )
+
+
+@dataclass
+class Server:
+    """A benchmark target running in its own process."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise BenchError(f"no VmRSS for {self.name}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn shuts down gracefully), SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def start_server(name: str, target: str, pin: Pinning, *extra: str) -> Server:
+    """Start ``serve_target.py TARGET 0`` and wait for its ``READY <port>`` line."""
+    cmd = [*pin.server, PYTHON, str(SERVE_TARGET), target, "0", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(STARTUP_TIMEOUT_S)
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line.startswith("READY "):
+        stop_process(proc)
+        err = proc.stderr.read().decode() if proc.stderr and not proc.stderr.closed else ""
+        raise BenchError(f"{name} did not start: {line!r} {err[-2000:]}")
+    return Server(name, proc, int(line.split()[1]))
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One HTTP request to 127.0.0.1:port; (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def request_json(port: int, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """A request with the bench key; the JSON answer, or BenchError on a non-200."""
+    text = None if body is None else json.dumps(body)
+    status, raw = request(port, method, path, text, JSON_HEADERS if text else KEY_HEADERS)
+    if status != 200:
+        raise BenchError(f"{method} {path} answered {status}: {raw[:500]!r}")
+    return json.loads(raw)
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time that processes other than this benchmark use while it runs: on a 2-core machine
+    they share a CPU with the pinned server or wrk, so the figures are unreliable when it is high.
+
+    Ours: this process, its reaped children (wrk, finished servers) and the live ``pids``.
+    """
+
+    def __init__(self, pids: Sequence[int] = ()) -> None:
+        self.pids = list(pids)
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        """(wall, machine user+nice+system, our CPU, steal), in seconds."""
+        hz = os.sysconf("SC_CLK_TCK")
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        ours = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            ours += usage.ru_utime + usage.ru_stime
+        ours += sum(proc_cpu_s(pid) for pid in self.pids)
+        return time.monotonic(), sum(fields[:3]) / hz, ours, fields[7] / hz
+
+    def report(self) -> dict[str, float]:
+        """Average foreign and steal CPU, in cores, since the start."""
+        end = self._sample()
+        wall = end[0] - self.start[0]
+        foreign = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return {
+            "wall_s": wall,
+            "foreign_cores": max(0.0, foreign / wall),
+            "steal_cores": (end[3] - self.start[3]) / wall,
+        }
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+def ensure_wrk() -> str:
+    """Path of wrk, installing the Debian package if it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk not found: installing it with apt-get ...", flush=True)
+    apt = shutil.which("apt-get")
+    if apt:
+        for cmd in ([apt, "update"], [apt, "install", "-y", "wrk"]):
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError(
+            "wrk is required and could not be installed (apt-get missing or not root). "
+            "Install it with: sudo apt-get install wrk"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What one wrk run sends."""
+
+    method: str
+    path: str
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def lua(self) -> str:
+        lines = [f'wrk.method = "{self.method}"']
+        if self.body is not None:
+            lines.append(f"wrk.body = [==[{self.body}]==]")
+        lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in self.headers.items()]
+        return "\n".join(lines) + "\n" + LUA_HOOKS
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu_us: float = 0.0  # server CPU time per request (robust to other load on the machine)
+    foreign_cores: float = 0.0  # CPU other processes used during the run
+
+
+def run_wrk(
+    wrk: str,
+    pin: Pinning,
+    port: int,
+    ep: Endpoint,
+    seconds: int,
+    conns: int,
+    tmp: Path,
+    pids: Sequence[int] = (),
+    server_pid: int | None = None,
+) -> WrkResult:
+    """One wrk run (1 thread) against ``ep``; parses the JSON line of the ``done`` hook."""
+    script = tmp / f"{ep.method}-{abs(hash(ep.path))}.lua"
+    script.write_text(ep.lua())
+    url = f"http://127.0.0.1:{port}{ep.path}"
+    cmd = [*pin.load, wrk, "-t1", f"-c{conns}", f"-d{seconds}s", "-s", str(script), url]
+    meter = CpuMeter(pids)
+    cpu_before = proc_cpu_s(server_pid) if server_pid else 0.0
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("JSON ")), None)
+    if out.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({out.returncode}): {out.stdout[-1000:]} {out.stderr}")
+    data = json.loads(line[5:])
+    cpu = proc_cpu_s(server_pid) - cpu_before if server_pid else 0.0
+    return WrkResult(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        requests=data["requests"],
+        errors=data["non2xx"] + data["socket_errors"],
+        cpu_us=cpu / max(1, data["requests"]) * 1e6,
+        foreign_cores=meter.report()["foreign_cores"],
+    )
+
+
+# --------------------------------------------------------------------------- HTTP load
+
+
+@dataclass
+class Pair:
+    """One workload run on the emulator and on the bare app."""
+
+    name: str
+    emulator: tuple[Server, Endpoint]
+    bare: tuple[Server, Endpoint]
+    runs: dict[str, list[WrkResult]] = field(default_factory=lambda: {"emulator": [], "bare": []})
+
+
+def prepare_poll_task(server: Server) -> dict[str, Any]:
+    """Create a task on the virtual-clock emulator, finish it, and download its image twice."""
+    created = request_json(server.port, "POST", CREATE_PATH, json.loads(CREATE_BODY))
+    task_id = created["data"]["task_id"]
+    request_json(server.port, "POST", "/_emulator/clock/advance", {"seconds": 60})
+    task = request_json(server.port, "GET", f"/api/v1/tasks/{task_id}")["data"]
+    if task["status"] != "completed" or not task["output"]:
+        raise BenchError(f"task {task_id} did not complete: {task}")
+    image_path = "/" + task["output"]["image_url"].split("/", 3)[3]
+    timings = []
+    for _ in range(2):
+        started = time.perf_counter()
+        status, png = request(server.port, "GET", image_path)
+        timings.append((time.perf_counter() - started) * 1000)
+        if status != 200 or not png.startswith(b"\x89PNG"):
+            raise BenchError(f"GET {image_path} answered {status}")
+    return {
+        "task_id": task_id,
+        "image_path": image_path,
+        "png": png,
+        "first_download_ms": timings[0],
+        "second_download_ms": timings[1],
+    }
+
+
+def run_pairs(
+    pairs: Sequence[Pair],
+    wrk: str,
+    pin: Pinning,
+    args: argparse.Namespace,
+    tmp: Path,
+    pids: Sequence[int],
+) -> None:
+    """Warm up every side once, then interleave rounds; results land in ``pair.runs``."""
+    sides = ("emulator", "bare")
+    for pair in pairs:
+        for side in sides:
+            server, ep = getattr(pair, side)
+            run_wrk(wrk, pin, server.port, ep, WARMUP_S, args.connections, tmp)
+    for rnd in range(args.rounds):
+        order = sides if rnd % 2 == 0 else sides[::-1]
+        for pair in pairs:
+            for side in order:
+                server, ep = getattr(pair, side)
+                res = run_wrk(
+                    wrk,
+                    pin,
+                    server.port,
+                    ep,
+                    args.duration,
+                    args.connections,
+                    tmp,
+                    pids,
+                    server.proc.pid,
+                )
+                pair.runs[side].append(res)
+                flag = f"  {res.errors} ERRORS" if res.errors else ""
+                if res.foreign_cores > FOREIGN_LOAD_LIMIT:
+                    flag += f"  (noisy: {res.foreign_cores:.2f} cores busy elsewhere)"
+                print(
+                    f"  round {rnd + 1}/{args.rounds}  {pair.name:<8} {side:<8} "
+                    f"{res.rps:>9,.0f} req/s  p50 {res.p50_ms:6.2f} ms  "
+                    f"p99 {res.p99_ms:6.2f} ms  server CPU {res.cpu_us:4.0f} us/req{flag}",
+                    flush=True,
+                )
+
+
+def summarise(runs: list[WrkResult]) -> dict[str, Any]:
+    """Medians over rounds, plus the total error count."""
+    return {
+        "rps": statistics.median(r.rps for r in runs),
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "cpu_us": statistics.median(r.cpu_us for r in runs),
+        "requests": sum(r.requests for r in runs),
+        "errors": sum(r.errors for r in runs),
+        "foreign_cores_max": max(r.foreign_cores for r in runs),
+        "rounds": [asdict(r) for r in runs],
+    }
+
+
+def paired_ratios(pair: Pair) -> dict[str, float]:
+    """Emulator/bare ratios: the median over rounds of each round's ratio (the two runs of a
+    round are adjacent in time, so machine drift cancels out better than in a ratio of medians).
+    """
+    rounds = list(zip(pair.runs["emulator"], pair.runs["bare"], strict=True))
+    return {
+        "rps": statistics.median(_ratio(e.rps, b.rps) for e, b in rounds),
+        "p99": statistics.median(_ratio(e.p99_ms, b.p99_ms) for e, b in rounds),
+        "cpu": statistics.median(_ratio(e.cpu_us, b.cpu_us) for e, b in rounds),
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def load_benchmark(wrk: str, pin: Pinning, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Start the three servers, run create/poll/download on both sides, measure memory."""
+    servers: list[Server] = []
+    try:
+        real = start_server("emulator (real clock)", "emulator", pin)
+        servers.append(real)
+        virtual = start_server("emulator (virtual clock)", "emulator-virtual", pin)
+        servers.append(virtual)
+        prepared = prepare_poll_task(virtual)
+        png_file = tmp / "image.png"
+        png_file.write_bytes(prepared.pop("png"))
+        bare = start_server("bare Starlette", "bare", pin, "--png", str(png_file))
+        servers.append(bare)
+        pairs = make_pairs(real, virtual, bare, prepared)
+        print(f"HTTP load: {len(pairs)} workloads x 2 servers x {args.rounds} rounds", flush=True)
+        run_pairs(pairs, wrk, pin, args, tmp, [s.proc.pid for s in servers])
+        memory = {s.name: s.rss_mib() for s in servers}
+        state = request_json(real.port, "GET", "/_emulator/health")
+    finally:
+        for server in servers:
+            server.stop()
+    return {
+        "workloads": {
+            p.name: {side: summarise(runs) for side, runs in p.runs.items()} for p in pairs
+        },
+        "ratios": {p.name: paired_ratios(p) for p in pairs},
+        "png_bytes": png_file.stat().st_size,
+        "first_download_ms": prepared["first_download_ms"],
+        "second_download_ms": prepared["second_download_ms"],
+        "rss_mib": memory,
+        "emulator_after_load": {"tasks": state["tasks"], "journal": state["journal"]},
+    }
+
+
+def make_pairs(real: Server, virtual: Server, bare: Server, prepared: dict[str, Any]) -> list[Pair]:
+    """The three workloads: create on the real clock, poll and download on the virtual one."""
+    create = Endpoint("POST", CREATE_PATH, CREATE_BODY, JSON_HEADERS)
+    poll = Endpoint("GET", f"/api/v1/tasks/{prepared['task_id']}", None, KEY_HEADERS)
+    download = Endpoint("GET", prepared["image_path"])
+    return [
+        Pair("create", (real, create), (bare, create)),
+        Pair("poll", (virtual, poll), (bare, poll)),
+        Pair("download", (virtual, download), (bare, download)),
+    ]
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def health_ok(port: int) -> bool:
+    """True once GET /_emulator/health answers 200; False while the port refuses."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=STARTUP_TIMEOUT_S) as sock:
+            sock.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head = sock.recv(64)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return False
+    return head.startswith(b"HTTP/1.1 200")
+
+
+def time_startup(cmd: list[str], port: int) -> float:
+    """Seconds from Popen to the first 200 of the health route (tight connect loop)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while not health_ok(port):
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise BenchError(f"{cmd} exited with {proc.returncode}: {err[-2000:]}")
+            if time.perf_counter() - started > STARTUP_TIMEOUT_S:
+                raise BenchError(f"{cmd} did not answer within {STARTUP_TIMEOUT_S} s")
+        return time.perf_counter() - started
+    finally:
+        stop_process(proc)
+
+
+def startup_benchmark(pin: Pinning, repeats: int) -> dict[str, Any]:
+    """Median start-up of the emulator CLI and of the bare app, alternating runs."""
+    commands: dict[str, Callable[[int], list[str]]] = {
+        "emulator": lambda p: [PYTHON, "-m", "emulator", "serve", "--port", str(p)],
+        "bare": lambda p: [PYTHON, str(SERVE_TARGET), "bare", str(p)],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, make in commands.items():
+            port = free_port()
+            times[name].append(time_startup([*pin.server, *make(port)], port))
+    return {name: {"median_s": statistics.median(ts), "runs_s": ts} for name, ts in times.items()}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def median_ms(fn: Callable[[int], object], repeats: int) -> float:
+    samples = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        fn(i)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def render_benchmark(repeats: int) -> dict[str, Any]:
+    """Median render time per size, and 1440x720 against Pillow encoding a flat RGB image."""
+    try:
+        from PIL import Image
+
+        from emulator.catalogue import Catalogue
+        from emulator.images import Placeholder, render_png
+    except ImportError as exc:
+        return {"skipped": f"cannot import the renderer: {exc}"}
+    max_pixels = Catalogue.load().max_pixels
+    prompt = json.loads(CREATE_BODY)["prompt"]
+
+    def render(w: int, h: int, model: str, i: int) -> bytes:
+        task_id = f"n17{i:016x}_bench"
+        return render_png(Placeholder(w, h, i, model, prompt, task_id), max_pixels=max_pixels)
+
+    def flat(_: int) -> None:
+        Image.new("RGB", (1440, 720), FLAT_RGB).save(io.BytesIO(), "PNG")
+
+    started = time.perf_counter()
+    render(1440, 720, "cogview-4", 10**6)  # first call in the process: fonts load here
+    cold_ms = (time.perf_counter() - started) * 1000
+    sizes = {}
+    for w, h, model in RENDER_SIZES:
+        ms = median_ms(lambda i, w=w, h=h, m=model: render(w, h, m, i), repeats)
+        sizes[f"{w}x{h}"] = {"model": model, "ms": ms, "bytes": len(render(w, h, model, 0))}
+    flat_ms = median_ms(flat, repeats)
+    return {
+        "sizes": sizes,
+        "first_call_ms": cold_ms,
+        "flat_rgb_1440x720_ms": flat_ms,
+        "ratio_1440x720": sizes["1440x720"]["ms"] / flat_ms,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    value: str
+    ok: bool | None  # None: invalid (errors during the run) or not measured
+
+    @property
+    def label(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "INVALID"}[self.ok]
+
+
+def verdicts(results: dict[str, Any]) -> list[Verdict]:
+    out: list[Verdict] = []
+    for name, sides in results["load"]["workloads"].items():
+        emu, bare = sides["emulator"], sides["bare"]
+        clean = emu["errors"] == 0 and bare["errors"] == 0
+        ratios = results["load"]["ratios"][name]
+        rps_ratio, p99_ratio = ratios["rps"], ratios["p99"]
+        out.append(
+            Verdict(
+                f"{name} throughput >= 0.7x bare", f"{rps_ratio:.2f}x", clean and rps_ratio >= 0.7
+            )
+        )
+        out.append(
+            Verdict(f"{name} p99 <= 2x bare p99", f"{p99_ratio:.2f}x", clean and p99_ratio <= 2)
+        )
+        if not clean:
+            out[-2:] = [Verdict(v.target, v.value + " (errors)", None) for v in out[-2:]]
+    render = results["render"]
+    if "skipped" in render:
+        out.append(Verdict("render 1440x720 <= 2x Pillow flat RGB", "skipped", None))
+    else:
+        ratio = render["ratio_1440x720"]
+        out.append(Verdict("render 1440x720 <= 2x Pillow flat RGB", f"{ratio:.2f}x", ratio <= 2))
+    start = results["startup"]["emulator"]["median_s"]
+    out.append(Verdict("start to first answer < 0.5 s", f"{start:.3f} s", start < 0.5))
+    return out
+
+
+def print_report(results: dict[str, Any]) -> None:
+    load = results["load"]
+    st = results["settings"]
+    print(
+        f"\n== HTTP load: wrk -t1 -c{st['connections']}, {st['duration']} s x {st['rounds']} "
+        "rounds, medians; ratios emulator/bare are medians of per-round ratios =="
+    )
+    print(
+        f"{'workload':<9}{'server':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us':>8}"
+        f"{'errors':>8}{'rps ratio':>11}{'p99 ratio':>11}{'CPU ratio':>11}"
+    )
+    for name, sides in load["workloads"].items():
+        r = load["ratios"][name]
+        for side, s in sides.items():
+            ratios = (
+                f"{r['rps']:>10.2f}x{r['p99']:>10.2f}x{r['cpu']:>10.2f}x"
+                if side == "emulator"
+                else ""
+            )
+            print(
+                f"{name:<9}{side:<10}{s['rps']:>10,.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}"
+                f"{s['cpu_us']:>8.0f}{s['errors']:>8}{ratios}"
+            )
+    print(
+        "CPU us: the server's user+system CPU time per request (from /proc/PID/stat): a cost "
+        "measure that other load on the machine distorts less than req/s."
+    )
+    print(
+        f"download: {load['png_bytes']:,} B PNG; bare serves the same bytes from memory. "
+        f"First download (renders) {load['first_download_ms']:.1f} ms, "
+        f"second (cached) {load['second_download_ms']:.1f} ms"
+    )
+    print_render(results["render"])
+    print("\n== Start to first answered GET /_emulator/health (median) ==")
+    for name, s in results["startup"].items():
+        runs = ", ".join(f"{t:.3f}" for t in s["runs_s"])
+        print(f"{name:<9}{s['median_s']:>7.3f} s   (runs: {runs})")
+    print("\n== Resident memory after the load (VmRSS) ==")
+    for name, mib in load["rss_mib"].items():
+        print(f"{name:<26}{mib:>7.1f} MiB")
+    after = load["emulator_after_load"]
+    print(
+        f"(emulator real clock holds {after['tasks']:,} tasks, "
+        f"{after['journal']:,} journal entries)"
+    )
+    print("\n== Targets ==")
+    for v in results["verdicts"]:
+        print(f"{v['label']:<8}{v['target']:<40}{v['value']}")
+    print_background(results["background"])
+
+
+def print_background(bg: dict[str, float]) -> None:
+    print(
+        f"\nOther processes used {bg['foreign_cores']:.2f} CPU cores on average during the "
+        f"{bg['wall_s']:.0f} s run (hypervisor steal: {bg['steal_cores']:.2f} cores)."
+    )
+    if bg["foreign_cores"] > FOREIGN_LOAD_LIMIT or bg["steal_cores"] > FOREIGN_LOAD_LIMIT:
+        print(
+            "WARNING: the machine was not quiet; the server or wrk shared its CPU, so absolute "
+            "figures and even ratios are unreliable. Rerun on a quiet machine."
+        )
+
+
+def print_render(render: dict[str, Any]) -> None:
+    print("\n== Placeholder render (render_png, median ms) ==")
+    if "skipped" in render:
+        print(f"skipped: {render['skipped']}")
+        return
+    print(f"{'size':<11}{'model':<11}{'ms':>8}{'PNG bytes':>11}")
+    for size, s in render["sizes"].items():
+        print(f"{size:<11}{s['model']:<11}{s['ms']:>8.2f}{s['bytes']:>11,}")
+    print(
+        f"first call in the process (font loading): {render['first_call_ms']:.1f} ms; "
+        f"Pillow flat RGB 1440x720, default level: {render['flat_rgb_1440x720_ms']:.2f} ms; "
+        f"ratio render/flat: {render['ratio_1440x720']:.2f}x"
+    )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per workload (3)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 s, 1 round")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.rounds = 1, 1
+    if min(args.duration, args.rounds, args.connections) < 1:
+        parser.error("--duration, --rounds and --connections must be at least 1")
+    return args
+
+
+def environment(pin: Pinning) -> dict[str, Any]:
+    import PIL
+    import starlette
+    import uvicorn
+
+    return {
+        "python": platform.python_version(),
+        "uvicorn": uvicorn.__version__,
+        "starlette": starlette.__version__,
+        "pillow": PIL.__version__,
+        "cpus": os.cpu_count(),
+        "pinning": pin.note,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    wrk = ensure_wrk()
+    pin = Pinning.detect()
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {k: getattr(args, k) for k in ("duration", "rounds", "connections", "quick")},
+        "environment": environment(pin),
+    }
+    print(f"benchmark: {pin.note}; Python {results['environment']['python']}", flush=True)
+    meter = CpuMeter()
+    with tempfile.TemporaryDirectory(prefix="aio-bench-") as tmp:
+        results["load"] = load_benchmark(wrk, pin, args, Path(tmp))
+    print("start-up ...", flush=True)
+    results["startup"] = startup_benchmark(pin, 2 if args.quick else 5)
+    print("rendering ...", flush=True)
+    results["render"] = render_benchmark(3 if args.quick else 7)
+    results["verdicts"] = [asdict(v) | {"label": v.label} for v in verdicts(results)]
+    results["background"] = meter.report()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        results = run(args)
+    except BenchError as exc:
+        print(f"benchmark could not run: {exc}", file=sys.stderr)
+        return 1
+    print_report(results)
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nfigures written to {RESULTS_FILE.relative_to(BENCH_DIR.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Soak test: many concurrent clients doing create -> poll -> download against one emulator.
+
+Starts ``python -m emulator serve --port 0 --clock real --scenario instant --task-ttl TTL`` as a
+separate process and drives it on loopback with keep-alive connections (raw asyncio streams, so
+the clients cost little of the machine's CPU). Reports throughput, p50/p99 per request, errors
+(must be 0: the scenario scripts no faults), tasks created vs tasks seen in a terminal state
+(must be equal), balances (balance + reserved + spent conserved, nothing left reserved) and the
+server's resident memory (VmRSS from /proc) at the start, after ``--tasks`` tasks and after
+retention (``--task-ttl``) has expired them.
+
+    python benchmarks/soak.py                        # 100,000 tasks, ~3 minutes on 2 cores
+    python benchmarks/soak.py --download-every 1 --tasks 20000   # every cycle downloads
+    python benchmarks/soak.py --tasks 5000 --clients 16 --json out.json
+
+Exit status 0 when every check passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CREDITS = 1_000_000
+
+
+@dataclass
+class Result:
+    """What one soak run measured."""
+
+    seconds: float = 0.0
+    created: int = 0
+    terminal: int = 0
+    downloads: int = 0
+    requests: int = 0
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    rss_start_mib: float = 0.0
+    rss_loaded_mib: float = 0.0
+    rss_peak_mib: float = 0.0
+    rss_expired_mib: float = 0.0
+    tasks_left_after_expiry: int = -1
+    balances_ok: bool = False
+    curve: list[tuple[float, int, float]] = field(default_factory=list)  # (s, created, MiB)
+
+    @property
+    def cycles_per_s(self) -> float:
+        return self.created / self.seconds if self.seconds else 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def problems(self, rss_slack_mib: float) -> list[str]:
+        out = []
+        if self.errors:
+            out.append(f"{self.errors} errors: {self.error_samples[:3]}")
+        if self.created != self.terminal:
+            out.append(f"created {self.created} tasks but {self.terminal} reached an end")
+        if not self.balances_ok:
+            out.append("balances are not conserved (or credits are still reserved)")
+        if self.tasks_left_after_expiry != 0:
+            out.append(f"{self.tasks_left_after_expiry} tasks still held after their retention")
+        if self.rss_expired_mib > self.rss_start_mib + rss_slack_mib:
+            out.append(
+                f"memory after expiry {self.rss_expired_mib:.1f} MiB is more than "
+                f"{rss_slack_mib} MiB above the start ({self.rss_start_mib:.1f} MiB)"
+            )
+        return out
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_server(ttl: float, extra: list[str]) -> tuple[subprocess.Popen[str], int]:
+    cmd = [sys.executable, "-m", "emulator", "serve", "--port", "0", "--clock", "real",
+           "--scenario", "instant", "--task-ttl", str(ttl), "--seed", "1", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"the emulator did not start: {line!r}")
+    return proc, int(match.group(1))
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; the emulator always sends Content-Length."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, key: str, body: bytes = b""
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Authorization: Bearer {key}\r\n"
+        )
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        try:
+            self.writer.write(head.encode() + b"\r\n" + body)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(raw[9:12])
+            length = 0
+            for line in raw.split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            return status, await self.reader.readexactly(length) if length else b""
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def client(
+    index: int,
+    port: int,
+    stop: asyncio.Event,
+    result: Result,
+    latencies: list[float],
+    claims: list[int],
+    download_every: int,
+) -> None:
+    key = f"aio_soak_{index % 8}"
+    conn = Conn(port)
+    body = json.dumps(
+        {"model": "cogview-4", "prompt": f"soak client {index}", "size": "1024*1024"}
+    ).encode()
+
+    async def call(method: str, path: str, payload: bytes = b"") -> tuple[int, bytes]:
+        started = time.perf_counter()
+        try:
+            status, data = await conn.request(method, path, key, payload)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            status, data = 0, repr(exc).encode()
+        latencies.append(time.perf_counter() - started)
+        result.requests += 1
+        if status != 200:
+            result.errors += 1
+            if len(result.error_samples) < 10:
+                result.error_samples.append(f"{method} {path}: {status} {data[:200]!r}")
+        return status, data
+
+    while not stop.is_set() and claims[0] > 0:
+        claims[0] -= 1  # claimed before the await, so exactly ``tasks`` cycles run
+        status, data = await call("POST", "/api/v1/images/generations", body)
+        if status != 200:
+            continue
+        result.created += 1
+        number = result.created
+        task_id = json.loads(data)["data"]["task_id"]
+        while True:
+            status, data = await call("GET", f"/api/v1/tasks/{task_id}")
+            if status != 200:
+                break
+            task = json.loads(data)["data"]
+            if task["status"] in ("completed", "failed"):
+                result.terminal += 1
+                break
+            await asyncio.sleep(0.01)
+        if status == 200 and task["status"] == "completed" and number % download_every == 0:
+            path = task["output"]["image_url"].split(str(port), 1)[1]
+            status, data = await call("GET", path)
+            if status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n":
+                result.downloads += 1
+    conn.close()
+
+
+async def control(port: int, path: str) -> dict[str, Any]:
+    conn = Conn(port)
+    try:
+        status, data = await conn.request("GET", path, "aio_soak_0")
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"GET {path}: {status} {data[:200]!r}")
+    return json.loads(data)
+
+
+async def soak(
+    tasks: int = 100_000,
+    clients: int = 32,
+    max_seconds: float = 900.0,
+    ttl: float = 5.0,
+    server_args: list[str] | None = None,
+    progress: bool = True,
+    download_every: int = 1,
+) -> Result:
+    """Run one soak against a fresh emulator process and return what it measured."""
+    proc, port = start_server(ttl, server_args or [])
+    result = Result()
+    latencies: list[float] = []
+    try:
+        await control(port, "/_emulator/health")
+        result.rss_start_mib = rss_mib(proc.pid)
+        stop = asyncio.Event()
+        claims = [tasks]
+        started = time.perf_counter()
+        workers = [
+            asyncio.create_task(client(i, port, stop, result, latencies, claims, download_every))
+            for i in range(clients)
+        ]
+        last = 0.0
+        while not all(w.done() for w in workers):
+            await asyncio.sleep(0.25)
+            elapsed = time.perf_counter() - started
+            rss = rss_mib(proc.pid)
+            result.rss_peak_mib = max(result.rss_peak_mib, rss)
+            if elapsed - last >= 1.0:
+                last = elapsed
+                result.curve.append((round(elapsed, 1), result.created, round(rss, 1)))
+                if progress:
+                    print(f"  {elapsed:6.1f} s  {result.created:7d} tasks  {rss:6.1f} MiB  "
+                          f"{result.errors} errors", file=sys.stderr, flush=True)  # fmt: skip
+            if elapsed >= max_seconds:
+                stop.set()
+        await asyncio.gather(*workers)
+        result.seconds = time.perf_counter() - started
+        result.rss_loaded_mib = rss_mib(proc.pid)
+        await asyncio.sleep(ttl + 1.0)
+        ok = True
+        for i in range(min(clients, 8)):
+            account = await control(port, f"/_emulator/keys/aio_soak_{i}")  # also sweeps
+            total = account["credits"] + account["reserved"] + account["spent"]
+            ok = ok and total == CREDITS and account["reserved"] == 0
+        result.balances_ok = ok
+        result.tasks_left_after_expiry = (await control(port, "/_emulator/health"))["tasks"]
+        await asyncio.sleep(0.5)
+        result.rss_expired_mib = rss_mib(proc.pid)
+        result.curve.append((round(time.perf_counter() - started, 1), result.created,
+                             round(result.rss_expired_mib, 1)))  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    if latencies:
+        ordered = sorted(latencies)
+        result.p50_ms = statistics.median(ordered) * 1000
+        result.p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return result
+
+
+def report(result: Result, args: argparse.Namespace) -> str:
+    lines = [
+        f"soak: {args.clients} clients, target {args.tasks} tasks, task ttl {args.task_ttl} s, "
+        f"image download every {args.download_every} task(s), scenario instant, real clock, "
+        f"{os.cpu_count()} CPUs",
+        f"  time            {result.seconds:.1f} s",
+        f"  tasks           created {result.created}, terminal {result.terminal}, "
+        f"images downloaded {result.downloads}",
+        f"  throughput      {result.cycles_per_s:.0f} cycles/s, {result.requests_per_s:.0f} "
+        "requests/s",
+        f"  latency         p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms",
+        f"  errors          {result.errors}",
+        f"  balances        {'conserved, nothing reserved' if result.balances_ok else 'WRONG'}",
+        f"  memory (RSS)    start {result.rss_start_mib:.1f} MiB, after {result.created} tasks "
+        f"{result.rss_loaded_mib:.1f} MiB (peak {result.rss_peak_mib:.1f}), after expiry "
+        f"{result.rss_expired_mib:.1f} MiB ({result.tasks_left_after_expiry} tasks held)",
+    ]
+    step = max(1, len(result.curve) // 12)
+    curve = result.curve[::step] + ([result.curve[-1]] if len(result.curve) % step != 1 else [])
+    lines.append("  memory curve    " + ", ".join(f"{c}: {m} MiB" for _, c, m in curve))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=100_000, help="tasks to create (100000)")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="stop early (900)")
+    parser.add_argument("--task-ttl", type=float, default=5.0, help="retention, seconds (5)")
+    parser.add_argument(
+        "--rss-slack", type=float, default=48.0, help="allowed MiB above start after expiry (48)"
+    )
+    parser.add_argument(
+        "--download-every",
+        type=int,
+        default=10,
+        help="download the image of every n-th task (10; 1 = every task, ~3.5x slower)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    result = asyncio.run(
+        soak(
+            args.tasks,
+            args.clients,
+            args.max_seconds,
+            args.task_ttl,
+            download_every=args.download_every,
+        )
+    )
+    print(report(result, args))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({**asdict(result), "cycles_per_s": result.cycles_per_s}, fh, indent=1)
+    problems = result.problems(args.rss_slack)
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    print("PASS" if not problems else "FAILED")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
