@@ -81,7 +81,9 @@ async def create_generation(request: Request) -> Response:
     if (early := _early_fault(decision)) is not None:
         return early
     validated = emulator.validate(body, strict=runtime.scenario.strict)
-    task = emulator.create_task(key, validated, effect=decision.task, runtime=runtime)
+    task = emulator.create_task(
+        key, validated, effect=decision.task, runtime=runtime, base_url=_base_url(request)
+    )
     request.state.task_id = task.id
     status = runtime.status_words(emulator.status_words)[State.QUEUED]
     return _answer(

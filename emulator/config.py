@@ -45,6 +45,14 @@ class Config:
     scenario: str = "default"
     #: API key -> scenario, so one server can serve a healthy key and a failing key side by side
     key_scenarios: Mapping[str, str] = field(default_factory=dict)
+    #: where tasks, balances, clock and journal are saved and restored from (None: nowhere)
+    state_file: str | None = None
+    #: seconds between saves of the state file (only when something changed)
+    state_interval_s: float = 5.0
+    #: required on every /_emulator/ call when set (Bearer or X-Emulator-Token)
+    control_token: str | None = None
+    #: webhook retries wait this long, then twice as long each time (1, 2, 4 s by default)
+    webhook_backoff_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.clock not in ("real", "virtual"):
@@ -54,6 +62,14 @@ class Config:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.task_ttl_s < 0 or self.default_credits < 0:
             raise ConfigError("task_ttl_s and default_credits must not be negative")
+        if not 0 < self.state_interval_s < 1e9:
+            raise ConfigError(f"state_interval_s: must be positive, got {self.state_interval_s}")
+        if not 0 <= self.webhook_backoff_s <= 3600:
+            raise ConfigError(
+                f"webhook_backoff_s: must be 0 to 3600 seconds, got {self.webhook_backoff_s}"
+            )
+        if self.control_token is not None and not 8 <= len(self.control_token) <= 256:
+            raise ConfigError("control_token: must be 8 to 256 characters long")
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"public_url: {self.public_url!r} must start with http:// or https://"

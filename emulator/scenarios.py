@@ -32,6 +32,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "TaskEffect",
+    "WebhookEffect",
     "library",
     "load",
     "load_file",
@@ -109,6 +110,19 @@ class ImageEffect:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookEffect:
+    """How the ``callback_url`` delivery of a task behaves (times are real seconds)."""
+
+    delay_s: float = 0.0
+    #: the first N attempts fail without sending anything (then retried with backoff)
+    fail_attempts: int = 0
+    #: every successful delivery is sent a second time
+    duplicate: bool = False
+    #: never deliver
+    drop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TaskEffect:
     queued: Distribution | None = None
     running: Distribution | None = None
@@ -118,6 +132,7 @@ class TaskEffect:
     fail_at_poll: int | None = None
     progress_steps: int | None = None
     image: ImageEffect | None = None
+    webhook: WebhookEffect | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,7 +554,11 @@ TASK_KEYS = (
     "fail_at_poll",
     "progress_steps",
     "image",
+    "webhook",
 )
+WEBHOOK_KEYS = ("delay", "fail_attempts", "duplicate", "drop")
+MAX_WEBHOOK_DELAY_S = 3600
+MAX_WEBHOOK_FAILS = 100
 
 
 def _task(c: _Checker, raw: Any, path: str) -> TaskEffect | None:
@@ -562,7 +581,26 @@ def _task(c: _Checker, raw: Any, path: str) -> TaskEffect | None:
             kw[key] = int(n) if n is not None else None
     if "image" in t:
         kw["image"] = _image(c, t["image"], f"{path}.image")
+    if "webhook" in t:
+        kw["webhook"] = _webhook(c, t["webhook"], f"{path}.webhook")
     return TaskEffect(**kw)
+
+
+def _webhook(c: _Checker, raw: Any, path: str) -> WebhookEffect:
+    w = c.mapping(raw, path, WEBHOOK_KEYS)
+    kw: dict[str, Any] = {}
+    if "delay" in w:
+        kw["delay_s"] = c.number(w["delay"], f"{path}.delay", high=MAX_WEBHOOK_DELAY_S) or 0.0
+    if "fail_attempts" in w:
+        sub = f"{path}.fail_attempts"
+        n = c.number(w["fail_attempts"], sub, integer=True, high=MAX_WEBHOOK_FAILS)
+        kw["fail_attempts"] = int(n or 0)
+    for key in ("duplicate", "drop"):
+        if key in w:
+            if not isinstance(w[key], bool):
+                c.fail(f"{path}.{key}", f"expected true or false, got {_kind(w[key])}")
+            kw[key] = w[key] is True
+    return WebhookEffect(**kw)
 
 
 def _image(c: _Checker, raw: Any, path: str) -> ImageEffect:

@@ -25,6 +25,7 @@ from .journal import Journal
 from .scenarios import ImageEffect, Scenario, ScenarioError, TaskEffect, load
 from .tasks import State, Task, TaskScript, TaskStore, TaskView, observe
 from .validation import CreateRequest, validate_create
+from .webhooks import WebhookDispatcher
 
 if TYPE_CHECKING:
     from .images import ImageCache, RenderedImage
@@ -56,9 +57,10 @@ class Emulator:
         self.tasks = TaskStore(
             ttl_s=self.config.task_ttl_s,
             max_tasks=self.config.max_tasks,
-            on_finish=self._settle,
+            on_finish=self._finished,
             on_drop=self._forget,
         )
+        self.webhooks = WebhookDispatcher(self, backoff_s=self.config.webhook_backoff_s)
         self.status_words: Mapping[State, str] = dict(DEFAULT_STATUS_WORDS)
         self.server_errors: list[str] = []
         self._images: ImageCache | None = None
@@ -168,8 +170,13 @@ class Emulator:
         script: TaskScript | None = None,
         effect: TaskEffect | None = None,
         runtime: ScenarioRuntime | None = None,
+        base_url: str | None = None,
     ) -> Task:
-        """Reserve the credits and create the task (402 and nothing created if short)."""
+        """Reserve the credits and create the task (402 and nothing created if short).
+
+        ``base_url`` (where the client reached the server) builds the image URLs of the
+        task's webhook, unless ``config.public_url`` is set.
+        """
         now = self.clock.now()
         self.tasks.sweep(now)  # settle ended tasks first: refunds may pay for this one
         if request.model.id == "grok-imagine/upscale":
@@ -199,6 +206,12 @@ class Emulator:
         if effect is not None and effect.image is not None:
             task.extra["image"] = effect.image
         self.tasks.add(task, now)
+        callback = request.params.get("callback_url")
+        if request.model.webhook and isinstance(callback, str):
+            base = base_url or f"http://{self.config.host}:{self.config.port}"
+            words = (runtime or self.scenario).status_words(self.status_words)
+            webhook = effect.webhook if effect is not None else None
+            self.webhooks.register(task, callback, base, words, webhook)
         return task
 
     def default_script(self, request: CreateRequest) -> TaskScript:
@@ -207,10 +220,6 @@ class Emulator:
         total = self.rng.uniform(timing.min_s, timing.max_s)
         queued = total * self.rng.uniform(*timing.queued_fraction)
         return TaskScript(queued_s=round(queued, 3), running_s=round(total - queued, 3))
-
-    def poll(self, key: str, task_id: str) -> tuple[Task, TaskView]:
-        task = self.find(key, task_id)
-        return task, self.tasks.poll(task, self.clock.now())
 
     def find(self, key: str, task_id: str) -> Task:
         """The key's task, or 404 (another key's task is indistinguishable from none)."""
@@ -298,7 +307,9 @@ class Emulator:
     # -- control --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to the start: no tasks, default balances, empty journal, same seed."""
+        """Back to the start: no tasks, default balances, empty journal, same seed; webhook
+        deliveries in flight are cancelled."""
+        self.webhooks.cancel_all()
         self.tasks.clear()
         self.ledger.reset()
         self.journal.clear()
@@ -322,6 +333,10 @@ class Emulator:
             task_id = f"n{node}{self.rng.getrandbits(64):016x}_{tag}"
             if task_id not in self.tasks:
                 return task_id
+
+    def _finished(self, task: Task, state: State) -> None:
+        self._settle(task, state)
+        self.webhooks.task_ended(task, state)
 
     def _settle(self, task: Task, state: State) -> None:
         if state is State.SUCCEEDED:

@@ -1,0 +1,346 @@
+"""Webhooks: POST a task's final body to its ``callback_url`` when the task ends.
+
+Tasks run nothing in the background: the store notices that a task has ended on a sweep or a
+poll, and calls :meth:`WebhookDispatcher.task_ended`. So that a webhook goes out even when
+nobody polls, a task with a callback gets a timer on the server's event loop that sweeps the
+store when the task ends (real clock); under the virtual clock, advancing it sweeps.
+
+A delivery is an asyncio task on the server's event loop, with a minimal HTTP/1.1 client over
+``asyncio.open_connection`` (stdlib only, no proxies): 5 s per attempt, retried with exponential
+backoff on connection errors and non-2xx answers. Every attempt is in the request journal with
+``kind: "webhook"``. A failed delivery never changes the task or the credits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from . import __version__
+from .clock import iso
+from .scenarios import WebhookEffect
+from .tasks import State, Task, end_time, observe
+
+if TYPE_CHECKING:
+    from .service import Emulator
+
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "DEFAULT_BACKOFF_S",
+    "DEFAULT_TIMEOUT_S",
+    "WebhookDispatcher",
+    "WebhookTarget",
+    "post_json",
+]
+
+DEFAULT_ATTEMPTS = 4
+#: first retry after this many seconds, then twice as long each time (1, 2, 4 s)
+DEFAULT_BACKOFF_S = 1.0
+DEFAULT_TIMEOUT_S = 5.0
+#: how much of a receiver's answer is read (and thrown away) before closing the connection
+MAX_REPLY_BYTES = 64 * 1024
+#: a sweep timer fires this much after the task's end, so the wall clock has surely passed it
+SWEEP_SLACK_S = 0.002
+
+DROPPED = "not sent: dropped by the scenario (webhook.drop)"
+SCRIPTED_FAILURE = "not sent: failed by the scenario (webhook.fail_attempts)"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where and how a task's webhook goes; kept in ``task.extra["webhook"]``."""
+
+    url: str
+    #: base of the image URLs in the body: the create request's, or ``config.public_url``
+    base_url: str
+    #: ``data.status`` word per internal state (``State.value``), from the create's scenario
+    words: Mapping[str, str]
+    effect: WebhookEffect | None = None
+
+
+class WebhookDispatcher:
+    """Delivers the webhooks of one emulator and keeps its running deliveries and timers."""
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        *,
+        attempts: int = DEFAULT_ATTEMPTS,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.emulator = emulator
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        #: strong references: the loop keeps only weak ones to its tasks
+        self._running: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle]] = {}
+        #: the loop of the last request that registered a callback (the server's loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: bumped by cancel_all(), so a delivery started before a reset records nothing more
+        self._generation = 0
+
+    # -- task lifecycle -------------------------------------------------------------------
+
+    def register(
+        self,
+        task: Task,
+        url: str,
+        base_url: str,
+        words: Mapping[State, str],
+        effect: WebhookEffect | None = None,
+    ) -> None:
+        """Give a new task a callback, and a timer so it fires even if nobody polls."""
+        task.extra["webhook"] = WebhookTarget(
+            url, base_url, {state.value: word for state, word in words.items()}, effect
+        )
+        self._watch(task)
+
+    def task_ended(self, task: Task, state: State) -> None:
+        """Called once when the store notices ``task`` ended: start its delivery, if any."""
+        target = task.extra.get("webhook")
+        if not isinstance(target, WebhookTarget):
+            return
+        emulator = self.emulator
+        view = observe(task, emulator.clock.now())
+        words = {State(k): v for k, v in target.words.items()}
+        data = emulator.task_body(task, view, target.base_url, words)
+        body = {"code": 200, "message": "success", "data": data}
+        generation = self._generation
+        self._spawn(lambda: self._deliver(task, target, body, generation))
+
+    def cancel_all(self) -> None:
+        """Stop every running delivery and sweep timer (on reset); safe from any thread."""
+        self._generation += 1
+        for delivery in list(self._running):
+            _call_on(delivery.get_loop(), delivery.cancel)
+        for loop, handle in list(self._timers.values()):
+            _call_on(loop, handle.cancel)
+        self._timers.clear()
+
+    @property
+    def running(self) -> int:
+        """How many deliveries are in flight (waiting, sending or backing off)."""
+        return len(self._running)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _watch(self, task: Task) -> None:
+        end = end_time(task)
+        if end is None:  # runs forever: never ends, never fires
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # created outside a request: the next sweep or poll will do
+            return
+        self._loop = loop
+        now = self.emulator.clock.now()
+        if end > now and self.emulator.clock.mode != "real":
+            return  # virtual time: advancing the clock sweeps the store
+        delay = end - now + SWEEP_SLACK_S if end > now else 0.0
+        self._timers[task.id] = (loop, loop.call_later(delay, self._sweep, task.id))
+
+    def _sweep(self, task_id: str) -> None:
+        self._timers.pop(task_id, None)
+        emulator = self.emulator
+        now = emulator.clock.now()
+        emulator.tasks.sweep(now)
+        task = emulator.tasks.get(task_id)
+        if task is not None and task.finished_at is None:  # the timer beat the wall clock
+            self._watch(task)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def _spawn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a delivery on the server's loop: this thread's, else the loop that registered
+        the callback (a sweep from another thread), else a thread of its own."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            self._start(make)
+            return
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            with contextlib.suppress(RuntimeError):  # closed in between: use a thread
+                loop.call_soon_threadsafe(self._start, make)
+                return
+        threading.Thread(
+            target=asyncio.run, args=(make(),), name="aio-emulator-webhook", daemon=True
+        ).start()
+
+    def _start(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        delivery = asyncio.get_running_loop().create_task(make())
+        self._running.add(delivery)
+        delivery.add_done_callback(self._running.discard)
+
+    async def _deliver(
+        self, task: Task, target: WebhookTarget, body: dict[str, Any], generation: int
+    ) -> None:
+        effect = target.effect or WebhookEffect()
+        if effect.drop:
+            self._record(task, target, body, 0, None, DROPPED, 0.0)
+            return
+        if effect.delay_s > 0:
+            await asyncio.sleep(effect.delay_s)
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        for attempt in range(1, self.attempts + 1):
+            if generation != self._generation:
+                return
+            if attempt <= effect.fail_attempts:
+                status, error, latency_ms = None, SCRIPTED_FAILURE, 0.0
+            else:
+                status, error, latency_ms = await self._attempt(target.url, payload)
+            if generation != self._generation:
+                return
+            self._record(task, target, body, attempt, status, error, latency_ms)
+            if error is None:
+                if effect.duplicate:
+                    status, error, latency_ms = await self._attempt(target.url, payload)
+                    if generation == self._generation:
+                        self._record(
+                            task, target, body, attempt, status, error, latency_ms, duplicate=True
+                        )
+                return
+            if attempt < self.attempts:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+
+    async def _attempt(self, url: str, payload: bytes) -> tuple[int | None, str | None, float]:
+        """(HTTP status or None, error or None, latency in ms) of one POST."""
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            status = await post_json(url, payload, timeout_s=self.timeout_s)
+            error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
+        except TimeoutError:
+            error = f"timed out after {self.timeout_s:g} s"
+        except Exception as exc:  # any failure is the receiver's problem, never the server's
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        return status, error, round((time.perf_counter() - started) * 1000, 3)
+
+    def _record(
+        self,
+        task: Task,
+        target: WebhookTarget,
+        body: dict[str, Any],
+        attempt: int,
+        status: int | None,
+        error: str | None,
+        latency_ms: float,
+        *,
+        duplicate: bool = False,
+    ) -> None:
+        now = self.emulator.clock.now()
+        entry: dict[str, Any] = {
+            "method": "POST",
+            "path": target.url,
+            "query": "",
+            "key": task.key,
+            "body": body,
+            "status": status,
+            "error": error,
+            "task_id": task.id,
+            "rule": None,
+            "time": iso(now),
+            "at": now,
+            "wall": time.time(),
+            "latency_ms": latency_ms,
+            "kind": "webhook",
+            "attempt": attempt,
+        }
+        if duplicate:
+            entry["duplicate"] = True
+        self.emulator.journal.record(entry)
+
+
+def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
+    """``fn()`` on ``loop``'s thread: directly when already there, else scheduled."""
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if current is loop:
+        fn()
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs there anymore
+        loop.call_soon_threadsafe(fn)
+
+
+# -- the HTTP client ----------------------------------------------------------------------------
+
+
+async def post_json(url: str, payload: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+    """POST ``payload`` as JSON to ``url`` (http or https); the answer's HTTP status.
+
+    Raises ``TimeoutError`` when there is no status line within ``timeout_s``, ``OSError`` on
+    connection errors (and a connection closed without an answer) and ``ValueError`` for a bad
+    URL or a reply that is not HTTP.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url[:200]!r}")
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    name = parts.hostname.encode("idna").decode("ascii")  # credentials of the URL are not sent
+    host = f"[{name}]" if ":" in name else name
+    if parts.port is not None:
+        host += f":{parts.port}"
+    target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
+    if parts.query:
+        target += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=~?")
+    head = (
+        f"POST {target} HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n"
+        f"User-Agent: aio-emulator/{__version__} (webhook)\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("ascii")
+    context = ssl.create_default_context() if https else None
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
+            writer.write(head + payload)
+            await writer.drain()
+            line = await reader.readline()
+        if not line:
+            raise ConnectionError("the receiver closed the connection without an answer")
+        fields = line.split()
+        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
+            raise ValueError(f"the reply is not HTTP: {line[:80]!r}")
+        with contextlib.suppress(Exception):  # the status decides; read the rest politely
+            async with asyncio.timeout(1.0):
+                await _drain(reader)
+        return int(fields[1])
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    length: int | None = None
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            length = int(value.strip())
+    if length is not None:
+        await reader.readexactly(min(length, MAX_REPLY_BYTES))
+    else:
+        await reader.read(MAX_REPLY_BYTES)
