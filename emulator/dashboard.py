@@ -1,0 +1,256 @@
+"""The dashboard at /_emulator/: a static page (no build step, no CDN) and the feed it polls.
+
+The page polls ``GET /_emulator/ui/feed`` with an incremental cursor: the journal's ``seq`` of
+the last request it has seen, plus the ids of the tasks it shows as still running. An answer
+holds only the requests after the cursor and the tasks they touched or the page watches, so a
+poll costs in proportion to what changed. Nothing runs in the background: with no page open
+the dashboard costs nothing (control paths are not journaled, so polls do not show up either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .clock import iso
+from .errors import NotFound
+from .http import json_response
+from .service import Emulator
+from .tasks import State, Task, observe
+
+__all__ = ["routes"]
+
+#: Most requests or tasks in one feed answer; a larger gap resends a snapshot of the newest.
+FEED_LIMIT = 200
+#: Most task ids a page may ask to watch in one poll.
+WATCH_LIMIT = 200
+PROMPT_CHARS = 500
+IMAGES = "/_emulator/ui/images"
+BODY_CHARS = 64 * 1024
+
+_ASSETS = {
+    "index.html": "text/html; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+#: Everything the page loads comes from here; inline scripts and styles are refused, so a
+#: prompt that slipped into the DOM as markup still could not run.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _emulator(request: Request) -> Emulator:
+    return request.app.state.emulator
+
+
+@cache
+def _asset(name: str) -> bytes:
+    return resources.files("emulator").joinpath("data", "dashboard", name).read_bytes()
+
+
+async def page(request: Request) -> Response:
+    """The dashboard itself."""
+    return _serve("index.html")
+
+
+async def asset(request: Request) -> Response:
+    """A file of the page (a fixed list: no paths from the URL reach the file system)."""
+    name = request.path_params["name"]
+    if name not in _ASSETS or name == "index.html":
+        raise NotFound(f"No dashboard file {name[:80]!r}")
+    return _serve(name)
+
+
+def _serve(name: str) -> Response:
+    headers = {
+        "content-security-policy": _CSP,
+        "x-content-type-options": "nosniff",
+        "cache-control": "no-cache",
+        "referrer-policy": "no-referrer",
+    }
+    return Response(_asset(name), headers=headers, media_type=_ASSETS[name])
+
+
+async def to_page(request: Request) -> Response:
+    """``/_emulator`` without the slash: to the page."""
+    return RedirectResponse("/_emulator/", status_code=308)
+
+
+async def feed(request: Request) -> Response:
+    """What changed since ``since`` (a journal seq), for one key or all.
+
+    Query: ``since`` (left out for a snapshot), ``first`` (the oldest seq the page has seen,
+    to notice a reset), ``key`` (filter), ``watch`` (comma-separated ids of running tasks the
+    page shows).
+    """
+    emulator = _emulator(request)
+    params = request.query_params
+    since = _int(params.get("since"), -1)
+    first = params.get("first", "")
+    key = params.get("key") or None
+    watch = [i for i in params.get("watch", "").split(",") if i][:WATCH_LIMIT]
+    now = emulator.clock.now()
+    emulator.tasks.sweep(now)
+
+    entries = emulator.journal._entries  # newest last; the deque itself, not a copy
+    oldest = entries[0]["seq"] if entries else None
+    latest = emulator.journal._seq  # monotonic: a reset empties the journal, not the count
+    # the oldest entry changed while the journal was not full: it was reset or cleared
+    not_full = entries.maxlen is None or len(entries) < entries.maxlen
+    restarted = not_full and first != "" and first != str(oldest or "")
+    missed = oldest is not None and oldest > since + 1
+    fresh: list[dict[str, Any]] = []
+    full = since < 0 or restarted or missed
+    if not full:
+        for entry in reversed(entries):
+            if entry["seq"] <= since:
+                break
+            fresh.append(entry)
+            if len(fresh) > FEED_LIMIT:
+                full = True
+                break
+    if full:
+        fresh = _newest(reversed(entries), key, FEED_LIMIT)
+        tasks = _newest(reversed(list(emulator.tasks)), key, FEED_LIMIT)
+        gone: list[str] = []
+        fresh.reverse()  # oldest first
+    else:
+        fresh = [e for e in reversed(fresh) if key is None or e.get("key") == key]  # oldest first
+        ids = dict.fromkeys([*(e["task_id"] for e in fresh if e.get("task_id")), *watch])
+        found = [(i, emulator.tasks.get(i)) for i in ids]
+        tasks = [t for _, t in found if t is not None and (key is None or t.key == key)]
+        gone = [i for i, t in found if t is None and i in watch]
+    return json_response(
+        {
+            "full": full,
+            "seq": latest,
+            "first": oldest,
+            "requests": [_request_row(e) for e in fresh],
+            "tasks": _task_rows(emulator, tasks, now),
+            "gone": gone,
+            "clock": {"mode": emulator.clock.mode, "now": iso(now), "epoch": now},
+            "scenario": emulator.scenario.scenario.name,
+            "scenario_error": emulator.scenario_error,
+            "counts": {"tasks": len(emulator.tasks), "requests": len(entries)},
+        }
+    )
+
+
+async def image(request: Request) -> Response:
+    """A finished task's image for the page: the same PNG as ``/files/{id}/{n}.png``, but not
+    journaled and past the scenario's rules, so looking at it changes nothing (no rule counter
+    moves, no latency, no entry in what the app under test sent)."""
+    name = request.path_params["name"]
+    index, _, ext = name.partition(".")
+    if ext != "png" or not index.isdigit() or len(index) > 3:
+        raise NotFound(f"No image at this URL: expected {{n}}.png, got {name[:80]!r}")
+    rendered = _emulator(request).image(request.path_params["task_id"], int(index))
+    headers = {"etag": rendered.etag, "cache-control": "private, max-age=3600"}
+    if request.headers.get("if-none-match") == rendered.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(rendered.body, headers=headers, media_type="image/png")
+
+
+async def request_detail(request: Request) -> Response:
+    """One journal entry in full, body included (the feed leaves bodies out)."""
+    seq = _int(request.path_params["seq"], -1)
+    for entry in reversed(_emulator(request).journal._entries):
+        if entry["seq"] == seq:
+            return json_response(_request_row(entry, body=True))
+        if entry["seq"] < seq:
+            break
+    raise NotFound(f"No request {seq} in the journal (it keeps the newest entries only)")
+
+
+def _newest(items: Any, key: str | None, limit: int) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        owner = item.key if isinstance(item, Task) else item.get("key")
+        if key is None or owner == key:
+            out.append(item)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _request_row(entry: dict[str, Any], body: bool = False) -> dict[str, Any]:
+    row = {
+        "seq": entry["seq"],
+        "method": entry["method"],
+        "path": entry["path"],
+        "query": entry.get("query", ""),
+        "key": entry.get("key"),
+        "status": entry["status"],
+        "latency_ms": entry.get("latency_ms"),
+        "rule": entry.get("rule"),
+        "error": entry.get("error"),
+        "task_id": entry.get("task_id"),
+        "time": entry.get("time"),
+    }
+    if body:
+        value = entry.get("body")
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and len(value) > BODY_CHARS:
+            value = value[:BODY_CHARS] + "…"
+        row["body"] = value
+    return row
+
+
+def _task_rows(emulator: Emulator, tasks: list[Task], now: float) -> list[dict[str, Any]]:
+    words: dict[str, Mapping[State, str]] = {}  # status words per key (scenarios may differ)
+    for task in tasks:
+        if task.key not in words:
+            runtime = emulator.key_scenarios.get(task.key, emulator.scenario)
+            words[task.key] = runtime.status_words(emulator.status_words)
+    return [_task_row(task, now, words[task.key]) for task in tasks]
+
+
+def _task_row(task: Task, now: float, words: Mapping[State, str]) -> dict[str, Any]:
+    view = observe(task, now)
+    done = view.state is State.SUCCEEDED
+    return {
+        "id": task.id,
+        "model": task.model,
+        "key": task.key,
+        "prompt": task.prompt[:PROMPT_CHARS],
+        "size": f"{task.width}x{task.height}",
+        "status": words[view.state],
+        "state": view.state.value,
+        "terminal": view.state.terminal,
+        "progress": view.progress,
+        "created_at": iso(task.created_at),
+        "updated_at": iso(view.updated_at),
+        "elapsed_s": round(max(0.0, view.updated_at - task.created_at), 3),
+        "credits": task.credits,
+        "credits_consumed": task.credits if done else 0,
+        "error": (view.error or "Image generation failed") if view.state is State.FAILED else None,
+        "polls": task.polls,
+        "images": [f"{IMAGES}/{task.id}/{i}.png" for i in range(task.images)] if done else [],
+    }
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text is not None else default
+    except ValueError:
+        return default
+
+
+routes = [
+    Route("/_emulator", to_page, methods=["GET"]),
+    Route("/_emulator/", page, methods=["GET"]),
+    Route("/_emulator/ui/feed", feed, methods=["GET"]),
+    Route("/_emulator/ui/requests/{seq}", request_detail, methods=["GET"]),
+    Route(IMAGES + "/{task_id}/{name}", image, methods=["GET"]),
+    Route("/_emulator/ui/{name}", asset, methods=["GET"]),
+]
