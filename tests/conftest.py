@@ -11,12 +11,39 @@ from starlette.testclient import TestClient
 from emulator.app import create_app
 from emulator.config import Config
 
+from .conformance import ConformanceError, problems
+
 KEY = "aio_test_key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 class Client(TestClient):
-    """TestClient with the emulator's verbs spelled out."""
+    """TestClient with the emulator's verbs spelled out. Every response it sees is checked
+    against the OpenAPI description (tests/conformance.py); ``check_schema = False`` opts out."""
+
+    check_schema = True
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        response = super().send(request, **kwargs)
+        if self.check_schema and hasattr(response, "_content"):
+            found = problems(
+                request.method,
+                request.url.path,
+                response.status_code,
+                response.headers,
+                response.content,
+            )
+            if found and not self._scripted_garbage(found):
+                raise ConformanceError(
+                    "response breaks the OpenAPI description:\n" + "\n".join(found)
+                )
+        return response
+
+    def _scripted_garbage(self, found: list[str]) -> bool:
+        """A scenario fault (malformed or truncated JSON) is allowed to break the body."""
+        journal = list(self.app.state.emulator.journal)  # type: ignore[attr-defined]
+        scripted = bool(journal) and journal[-1].get("rule") is not None
+        return scripted and all("body is not JSON" in p for p in found)
 
     def create(self, key: str = KEY, **body: Any):
         body.setdefault("model", "cogview-4")

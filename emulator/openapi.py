@@ -1,0 +1,667 @@
+"""The OpenAPI 3.1 description of the emulated API and of the control API, built from the catalogue.
+
+Every model's request schema comes from ``data/models.json`` (the same data the validator uses),
+so the description cannot drift from what the emulator accepts. ``render_html`` turns the
+document into a self-contained page (no CDN, no script) served at ``/_emulator/docs``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from .catalogue import Catalogue, Field, Model
+from .errors import ERROR_TYPES
+from .tasks import State
+from .validation import MAX_URL_LENGTH
+
+__all__ = [
+    "DEFAULT_STATUS_WORDS_DOC",
+    "build_openapi",
+    "openapi_document",
+    "render_html",
+    "routes",
+]
+
+#: The documented default words of ``data.status`` (a scenario may change them).
+DEFAULT_STATUS_WORDS_DOC = ("IN_PROGRESS", "completed", "failed")
+
+STATES = tuple(state.value for state in State)
+_REF = "#/components/schemas/"
+_API_ERRORS = (400, 401, 402, 404, 405, 413, 415, 429, 500, 503)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def schema_name(model_id: str) -> str:
+    """A component name for a model id (``seedream/4.5-edit`` -> ``Create_seedream_4_5_edit``)."""
+    return "Create_" + re.sub(r"[^A-Za-z0-9]+", "_", model_id).strip("_")
+
+
+def field_schema(spec: Field) -> dict[str, Any]:
+    """The JSON Schema of one catalogue field (what the validator accepts, nulls aside)."""
+    url = {"type": "string", "pattern": "^https?://", "maxLength": MAX_URL_LENGTH}
+    if spec.kind == "string":
+        out: dict[str, Any] = {"type": "string"}
+        if spec.min_length is not None:
+            out["minLength"] = spec.min_length
+        if spec.max_length is not None:
+            out["maxLength"] = spec.max_length
+    elif spec.kind == "enum":
+        out = {"type": "string", "enum": list(spec.values)}
+    elif spec.kind == "integer":
+        out = {"type": "integer"}
+        if spec.min is not None:
+            out["minimum"] = spec.min
+        if spec.max is not None:
+            out["maximum"] = spec.max
+    elif spec.kind == "url":
+        out = dict(url)
+    else:  # url_list
+        out = {"type": "array", "items": dict(url)}
+        if spec.min_items is not None:
+            out["minItems"] = spec.min_items
+        if spec.max_items is not None:
+            out["maxItems"] = spec.max_items
+    if spec.default is not None:
+        out["default"] = spec.default
+    return out
+
+
+def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
+    """The request body of one ``model`` value (family ids that default to it included)."""
+    names = [model.id, *aliases]
+    price = (
+        f"{model.pricing.flat} credits per image"
+        if model.pricing.flat is not None
+        else "credits per image by "
+        + ", ".join(model.pricing.by)
+        + ": "
+        + "; ".join(f"{k} = {v}" for k, v in model.pricing.table.items())
+    )
+    return {
+        "type": "object",
+        "title": model.id,
+        "description": (
+            f"Family {model.family}; {price}; typical time {model.timing.min_s:g}-"
+            f"{model.timing.max_s:g} s; webhook (callback_url) "
+            f"{'supported' if model.webhook else 'not supported'}. Unknown fields are accepted "
+            "and ignored unless the scenario is strict."
+        ),
+        "required": ["model", *(f.name for f in model.fields.values() if f.required)],
+        "properties": {
+            "model": {"type": "string", "enum": names},
+            **{name: field_schema(spec) for name, spec in model.fields.items()},
+        },
+        "additionalProperties": True,
+    }
+
+
+def _error_schemas() -> dict[str, Any]:
+    return {
+        "Error": {
+            "type": "object",
+            "description": "Every failure answers this envelope; error.code is the HTTP status.",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "type"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "integer", "minimum": 100, "maximum": 599},
+                        "message": {"type": "string"},
+                        "type": {
+                            "type": "string",
+                            "description": "Default types by status: "
+                            + ", ".join(f"{k} {v}" for k, v in ERROR_TYPES.items())
+                            + " (a scenario may inject others).",
+                            "examples": sorted(set(ERROR_TYPES.values())),
+                        },
+                    },
+                }
+            },
+        }
+    }
+
+
+def _task_schemas() -> dict[str, Any]:
+    status = {
+        "type": "string",
+        "minLength": 1,
+        "description": "IN_PROGRESS while queued or running, then completed or failed "
+        "(the documented words; a scenario's status_words may change them).",
+        "examples": list(DEFAULT_STATUS_WORDS_DOC),
+    }
+    stamp = {"type": "string", "format": "date-time", "description": "ISO-8601 UTC"}
+    return {
+        "CreateResponse": {
+            "type": "object",
+            "required": ["code", "message", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "integer", "const": 200},
+                "message": {"type": "string"},
+                "data": {
+                    "type": "object",
+                    "required": ["task_id", "status"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "task_id": {"type": "string", "pattern": "^n[0-9]+[0-9a-z]+_[0-9a-z]+$"},
+                        "status": status,
+                    },
+                },
+            },
+        },
+        "TaskOutput": {
+            "type": "object",
+            "required": ["image_url", "image_urls"],
+            "additionalProperties": False,
+            "properties": {
+                "image_url": {"type": "string"},
+                "image_urls": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            },
+        },
+        "Task": {
+            "type": "object",
+            "description": "data of GET /api/v1/tasks/{task_id} [choice: not documented].",
+            "required": [
+                "task_id",
+                "model",
+                "status",
+                "progress",
+                "created_at",
+                "updated_at",
+                "output",
+                "error",
+                "credits_consumed",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "task_id": {"type": "string"},
+                "model": {"type": "string"},
+                "status": status,
+                "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                "created_at": stamp,
+                "updated_at": stamp,
+                "output": {"oneOf": [{"type": "null"}, _ref("TaskOutput")]},
+                "error": {"type": ["string", "null"]},
+                "credits_consumed": {"type": "integer", "minimum": 0},
+            },
+        },
+        "TaskResponse": {
+            "type": "object",
+            "required": ["code", "message", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "integer", "const": 200},
+                "message": {"type": "string"},
+                "data": _ref("Task"),
+            },
+        },
+    }
+
+
+def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
+    clock = {
+        "type": "object",
+        "required": ["mode", "now", "epoch"],
+        "properties": {
+            "mode": {"type": "string", "enum": ["real", "virtual"]},
+            "now": {"type": "string"},
+            "epoch": {"type": "number"},
+        },
+    }
+    return {
+        "Clock": clock,
+        "Health": {
+            "type": "object",
+            "required": ["status", "version", "seed", "clock", "scenario", "tasks", "journal"],
+            "properties": {
+                "status": {"type": "string"},
+                "version": {"type": "string"},
+                "seed": {"type": "integer"},
+                "clock": _ref("Clock"),
+                "scenario": {"type": "string"},
+                "tasks": {"type": "integer", "minimum": 0},
+                "journal": {"type": "integer", "minimum": 0},
+            },
+        },
+        "Account": {
+            "type": "object",
+            "required": ["key", "credits", "reserved", "spent"],
+            "properties": {
+                "key": {"type": "string"},
+                "credits": {"type": "integer"},
+                "reserved": {"type": "integer"},
+                "spent": {"type": "integer"},
+            },
+        },
+        "Requests": {
+            "type": "object",
+            "required": ["requests"],
+            "properties": {"requests": {"type": "array", "items": {"type": "object"}}},
+        },
+        "Tasks": {
+            "type": "object",
+            "required": ["tasks"],
+            "properties": {
+                "tasks": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "description": "A Task plus the emulator's bookkeeping.",
+                        "required": [*task["required"], "key", "polls", "state"],
+                        "properties": {
+                            **task["properties"],
+                            "key": {"type": "string"},
+                            "polls": {"type": "integer", "minimum": 0},
+                            "state": {"type": "string", "enum": list(STATES)},
+                        },
+                    },
+                }
+            },
+        },
+        "ScenarioInfo": {
+            "type": "object",
+            "required": ["name", "rules", "library"],
+            "properties": {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "source": {"type": "string"},
+                "seed": {"type": ["integer", "null"]},
+                "rules": {"type": "array", "items": {"type": "string"}},
+                "reload_error": {"type": ["string", "null"]},
+                "key_scenarios": {"type": "object", "additionalProperties": {"type": "string"}},
+                "library": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Status": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string"}},
+        },
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for status in statuses:
+        out[str(status)] = _json(_ref("Error"), f"{status} {ERROR_TYPES.get(status, 'error')}")
+    out["default"] = _json(_ref("Error"), "Any other status a scenario injects: the envelope")
+    return out
+
+
+def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    if extra.get("tags") == ["control"]:  # every control call may meet the control token
+        responses = {
+            **responses,
+            "401": _json(_ref("Error"), "Control token missing or wrong (with a control token)"),
+        }
+    return {"summary": summary, "responses": responses, **extra}
+
+
+def _paths() -> dict[str, Any]:
+    bearer = [{"bearerAuth": []}]
+    task_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    control = {"tags": ["control"]}
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    return {
+        "/api/v1/images/generations": {
+            "post": _op(
+                "Create an image generation task",
+                {
+                    "200": {
+                        **_json(_ref("CreateResponse"), "Task created"),
+                        "links": {
+                            "GetTask": {
+                                "operationId": "getTask",
+                                "parameters": {"task_id": "$response.body#/data/task_id"},
+                            }
+                        },
+                    },
+                    **_errors(*_API_ERRORS),
+                },
+                operationId="createGeneration",
+                tags=["images"],
+                security=bearer,
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("CreateRequest")}},
+                },
+            )
+        },
+        "/api/v1/tasks/{task_id}": {
+            "get": _op(
+                "Poll a generation task",
+                {
+                    "200": {
+                        **_json(_ref("TaskResponse"), "The task"),
+                        "links": {
+                            "GetImage": {
+                                "operationId": "getImage",
+                                "parameters": {
+                                    "task_id": "$response.body#/data/task_id",
+                                    "name": "0.png",
+                                },
+                            }
+                        },
+                    },
+                    **_errors(*_API_ERRORS),
+                },
+                operationId="getTask",
+                tags=["images"],
+                security=bearer,
+                parameters=[task_param],
+            )
+        },
+        "/files/{task_id}/{name}": {
+            "get": _op(
+                "Download image n of a completed task ({n}.png); public, no key",
+                {
+                    "200": {
+                        "description": "The PNG",
+                        "content": {"image/png": {"schema": {"type": "string"}}},
+                    },
+                    "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+                    **_errors(404, 429, 500, 503),
+                },
+                operationId="getImage",
+                tags=["images"],
+                parameters=[
+                    task_param,
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,3}\\.png$"},
+                    },
+                ],
+            )
+        },
+        "/openapi.json": {
+            "get": _op(
+                "This document",
+                {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                operationId="openapi",
+                tags=["meta"],
+            )
+        },
+        "/_emulator/docs": {
+            "get": _op(
+                "This document as a self-contained HTML page",
+                {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                operationId="docs",
+                **control,
+            )
+        },
+        "/_emulator/health": {
+            "get": _op("Health", {"200": _json(_ref("Health"), "ok")}, **control)
+        },
+        "/_emulator/reset": {
+            "post": _op(
+                "Forget every task, balance and journal entry",
+                {"200": _json(_ref("Status"), "reset")},
+                **control,
+            )
+        },
+        "/_emulator/keys/{key}": {
+            "parameters": [
+                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": _op(
+                "A key's credits",
+                {"200": _json(_ref("Account"), "account"), **_errors(400)},
+                **control,
+            ),
+            "put": _op(
+                'Set a key\'s balance: {"credits": N}',
+                {"200": _json(_ref("Account"), "account"), **_errors(400, 413, 415)},
+                requestBody=body,
+                **control,
+            ),
+        },
+        "/_emulator/requests": {
+            "get": _op("The journal", {"200": _json(_ref("Requests"), "journal")}, **control),
+            "delete": _op("Clear it", {"200": _json(_ref("Requests"), "empty")}, **control),
+        },
+        "/_emulator/tasks": {
+            "get": _op("Every task", {"200": _json(_ref("Tasks"), "tasks")}, **control)
+        },
+        "/_emulator/scenario": {
+            "get": _op("The scenario", {"200": _json(_ref("ScenarioInfo"), "scenario")}, **control),
+            "put": _op(
+                "Switch the scenario",
+                {"200": _json(_ref("ScenarioInfo"), "scenario"), **_errors(400, 413, 415)},
+                requestBody=body,
+                **control,
+            ),
+        },
+        "/_emulator/clock": {
+            "get": _op("The clock", {"200": _json(_ref("Clock"), "clock")}, **control)
+        },
+        "/_emulator/clock/advance": {
+            "post": _op(
+                'Advance the virtual clock: {"seconds": N}',
+                {"200": _json(_ref("Clock"), "clock"), **_errors(400, 409, 413, 415)},
+                requestBody=body,
+                **control,
+            )
+        },
+    }
+
+
+def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for ``catalogue`` (the packaged one by default)."""
+    catalogue = catalogue or Catalogue.load()
+    aliases: dict[str, list[str]] = {}
+    for family, default in catalogue.family_defaults.items():
+        if family not in catalogue.models:
+            aliases.setdefault(default, []).append(family)
+    models = {
+        schema_name(model.id): model_schema(model, aliases.get(model.id, []))
+        for model in catalogue.models.values()
+    }
+    tasks = _task_schemas()
+    create = {
+        "description": "One schema per model value; `model` selects it.",
+        "oneOf": [_ref(name) for name in models],
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "API in One image API (emulator)",
+            "version": __version__,
+            "description": (
+                "The emulated wire contract of https://apiin.one/api/v1 (image generation), plus "
+                "the emulator's own control API under /_emulator/. Request schemas are generated "
+                "from the model catalogue the validator uses."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "images", "description": "The emulated API in One endpoints"},
+            {"name": "control", "description": "The emulator's own control API"},
+            {"name": "meta", "description": "This description"},
+        ],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
+            },
+            "schemas": {
+                "CreateRequest": create,
+                **models,
+                **tasks,
+                **_error_schemas(),
+                **_control_schemas(tasks["Task"]),
+            },
+        },
+    }
+
+
+_DOCS: dict[int, tuple[bytes, bytes]] = {}
+
+
+def openapi_document(catalogue: Catalogue) -> tuple[bytes, bytes]:
+    """(JSON, HTML) of the document for ``catalogue``, built once per catalogue object."""
+    cached = _DOCS.get(id(catalogue))
+    if cached is None:
+        spec = build_openapi(catalogue)
+        cached = (
+            json.dumps(spec, ensure_ascii=False, indent=1).encode(),
+            render_html(spec).encode(),
+        )
+        _DOCS.clear()  # one emulator per process is the common case: keep memory flat
+        _DOCS[id(catalogue)] = cached
+    return cached
+
+
+# -- the HTML page --------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+code,pre{font:13px ui-monospace,monospace;background:#f4f4f4}pre{padding:.6em;overflow:auto}
+h2{border-bottom:1px solid #ccc;margin-top:2em}h3{margin-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;
+text-align:left;vertical-align:top}.m{font-weight:bold;color:#064}nav a{margin-right:1em}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _type_text(schema: Mapping[str, Any]) -> str:
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix(_REF)
+        return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
+    if "oneOf" in schema:
+        return " | ".join(_type_text(s) for s in schema["oneOf"])
+    kind = schema.get("type", "any")
+    text = " | ".join(kind) if isinstance(kind, list) else str(kind)
+    if kind == "array" and "items" in schema:
+        text = "array of " + _type_text(schema["items"])
+    return _e(text)
+
+
+def _constraints(schema: Mapping[str, Any]) -> str:
+    parts = []
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(f"<code>{_e(v)}</code>" for v in schema["enum"]))
+    for key, label in (
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minimum", "min"),
+        ("maximum", "max"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+        ("pattern", "pattern"),
+        ("const", "always"),
+    ):
+        if key in schema:
+            parts.append(f"{label} <code>{_e(schema[key])}</code>")
+    if "default" in schema:
+        parts.append(f"default <code>{_e(schema['default'])}</code>")
+    if "description" in schema:
+        parts.append(_e(schema["description"]))
+    return "; ".join(parts)
+
+
+def _schema_table(schema: Mapping[str, Any]) -> str:
+    props = schema.get("properties")
+    if not props:
+        return f"<p>{_type_text(schema)}</p>"
+    required = set(schema.get("required", ()))
+    rows = "".join(
+        f"<tr><td><code>{_e(name)}</code>{' *' if name in required else ''}</td>"
+        f"<td>{_type_text(sub)}</td><td>{_constraints(sub)}</td></tr>"
+        for name, sub in props.items()
+    )
+    return f"<table><tr><th>field (* required)</th><th>type</th><th>notes</th></tr>{rows}</table>"
+
+
+def render_html(spec: Mapping[str, Any]) -> str:
+    """A readable, self-contained HTML rendering of ``spec`` (no external resources)."""
+    info = spec["info"]
+    out = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{_e(info['title'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(info['title'])} <small>{_e(info['version'])}</small></h1>",
+        f"<p>{_e(info['description'])}</p>",
+        '<nav><a href="#endpoints">Endpoints</a><a href="#schemas">Schemas</a>'
+        '<a href="/openapi.json">openapi.json</a></nav>',
+        '<h2 id="endpoints">Endpoints</h2>',
+    ]
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            out.append(
+                f'<h3><span class="m">{method.upper()}</span> <code>{_e(path)}</code></h3>'
+                f"<p>{_e(op.get('summary', ''))}"
+                f"{' (Authorization: Bearer aio_...)' if op.get('security') else ''}</p>"
+            )
+            body = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                out.append(f"<p>Request body: {_type_text(body['schema'])}</p>")
+            rows = []
+            for status, response in op["responses"].items():
+                content = response.get("content", {})
+                media = next(iter(content), "")
+                schema = content.get(media, {}).get("schema")
+                shown = _type_text(schema) if schema else ""
+                rows.append(
+                    f"<tr><td>{_e(status)}</td><td>{_e(response['description'])}</td>"
+                    f"<td>{_e(media)}</td><td>{shown}</td></tr>"
+                )
+            out.append(
+                "<table><tr><th>status</th><th>meaning</th><th>media</th><th>body</th></tr>"
+                + "".join(rows)
+                + "</table>"
+            )
+    out.append('<h2 id="schemas">Schemas</h2>')
+    for name, schema in spec["components"]["schemas"].items():
+        out.append(f'<h3 id="schema-{_e(name)}">{_e(name)}</h3>')
+        if "description" in schema:
+            out.append(f"<p>{_e(schema['description'])}</p>")
+        out.append(_schema_table(schema))
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+async def openapi_json(request: Request) -> Response:
+    spec, _ = openapi_document(request.app.state.emulator.catalogue)
+    return Response(spec, media_type="application/json")
+
+
+async def docs_page(request: Request) -> Response:
+    _, page = openapi_document(request.app.state.emulator.catalogue)
+    return Response(page, media_type="text/html; charset=utf-8")
+
+
+routes = [
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/_emulator/docs", docs_page, methods=["GET"]),
+]

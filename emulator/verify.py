@@ -1,0 +1,584 @@
+"""``aio-emulator verify``: run the contract checks against any server that claims to be the API.
+
+Probes the target (the real https://apiin.one or another emulator) with a fixed, costed plan and
+compares each observation with what this emulator answers (its defaults, optionally overlaid
+with a scenario's status words). Standard library only (urllib), so it runs wherever the
+emulator is installed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import yaml
+
+from .catalogue import Catalogue, Model
+from .errors import ERROR_TYPES
+from .scenarios import Scenario, load
+from .service import DEFAULT_STATUS_WORDS
+from .tasks import State
+
+__all__ = ["Check", "Report", "VerifyError", "plan", "run_verify", "scenario_from_report"]
+
+PROMPT = "A small red square on a white background (aio-emulator verify probe)"
+UNKNOWN_MODEL = "no-such-model-aio-verify"
+BAD_KEY = "invalid_key_from_aio_emulator_verify"
+#: data fields of a task body and their JSON types ([choice] in the contract)
+TASK_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "task_id": ("string",),
+    "model": ("string",),
+    "status": ("string",),
+    "progress": ("integer",),
+    "created_at": ("string",),
+    "updated_at": ("string",),
+    "output": ("object", "null"),
+    "error": ("string", "null"),
+    "credits_consumed": ("integer",),
+}
+AGREE, DIFFER, UNVERIFIED, INFO = "agree", "DIFFER", "unverified", "info"
+
+
+class VerifyError(RuntimeError):
+    """The run cannot start (bad model, over budget, not confirmed); exit status 2."""
+
+
+@dataclass(slots=True)
+class Check:
+    """One line of the report: what the emulator expects, what the server did."""
+
+    name: str
+    expected: Any
+    observed: Any
+    verdict: str
+    note: str = ""
+
+
+@dataclass(slots=True)
+class Report:
+    base_url: str
+    model: str
+    checks: list[Check] = field(default_factory=list)
+    #: raw observations, for --write-scenario
+    observed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def differences(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == DIFFER]
+
+    def add(self, name: str, expected: Any, observed: Any, note: str = "") -> Check:
+        check = Check(name, expected, observed, AGREE if expected == observed else DIFFER, note)
+        self.checks.append(check)
+        return check
+
+    def render(self) -> str:
+        rows = [("check", "expected (emulator)", "observed (server)", "verdict")]
+        for c in self.checks:
+            expected, observed = _pair(c.expected, c.observed)
+            rows.append((c.name, expected, observed, c.verdict))
+        widths = [min(48, max(len(r[i]) for r in rows)) for i in range(4)]
+        lines = [f"verify {self.base_url} (model {self.model})", ""]
+        for i, row in enumerate(rows):
+            cells = [
+                (v if len(v) <= w else v[: w - 1] + "~").ljust(w)
+                for v, w in zip(row, widths, strict=True)
+            ]
+            lines.append("  ".join(cells).rstrip())
+            if i == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        notes = [f"- {c.name}: {c.note}" for c in self.checks if c.note]
+        if notes:
+            lines += ["", "notes:", *notes]
+        n = len(self.differences)
+        lines += ["", f"{n} difference(s)" if n else "the server agrees with the emulator"]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "model": self.model,
+            "checks": [
+                {
+                    "name": c.name,
+                    "expected": c.expected,
+                    "observed": c.observed,
+                    "verdict": c.verdict,
+                    "note": c.note,
+                }
+                for c in self.checks
+            ],
+            "observed": self.observed,
+        }
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _pair(expected: Any, observed: Any) -> tuple[str, str]:
+    """Both sides for the table; of two objects, only the keys where they differ."""
+    if isinstance(expected, dict) and isinstance(observed, dict):
+        keys = [k for k in {**expected, **observed} if expected.get(k) != observed.get(k)]
+        if not keys:
+            return f"{len(expected)} fields as listed", "same"
+        return (
+            ", ".join(f"{k}: {_show(expected.get(k, 'absent'))}" for k in keys),
+            ", ".join(f"{k}: {_show(observed.get(k, 'absent'))}" for k in keys),
+        )
+    return _show(expected), _show(observed)
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    credits: int
+    worst_credits: int
+
+
+def probe_model(catalogue: Catalogue, name: str) -> Model:
+    model = catalogue.resolve(name)
+    if model is None:
+        raise VerifyError(f"--model {name!r} is not a known model: {', '.join(catalogue.names())}")
+    extra = [f.name for f in model.fields.values() if f.required and f.name != "prompt"]
+    if extra:
+        raise VerifyError(
+            f"--model {model.id} needs {', '.join(extra)}: pick a model that only needs a prompt "
+            "(e.g. cogview-4)"
+        )
+    return model
+
+
+def _defaults(model: Model) -> dict[str, Any]:
+    return {f.name: f.default for f in model.fields.values() if f.default is not None}
+
+
+def _cost(model: Model) -> int:
+    params = _defaults(model)
+    return model.pricing.per_image(params) * model.image_count(params)
+
+
+def _bad_field(model: Model) -> tuple[str, Any]:
+    """A field and a value the contract rejects (an enum value that does not exist)."""
+    for spec in model.fields.values():
+        if spec.kind == "enum":
+            return spec.name, "not-a-valid-value"
+    return "prompt", "ab"
+
+
+def plan(model: Model) -> list[Step]:
+    cost = _cost(model)
+    name, _ = _bad_field(model)
+    return [
+        Step("invalid API key (401 expected, nothing created)", 0, 0),
+        Step("unknown model (400 expected)", 0, 0),
+        Step(f"invalid {name} (400 expected; costs if the server accepts it)", 0, cost),
+        Step("malformed JSON body (400 expected)", 0, 0),
+        Step("unknown task id (404 expected)", 0, 0),
+        Step(f"one {model.id} generation with default fields, polled to its end", cost, cost),
+    ]
+
+
+def render_plan(model: Model, base_url: str, max_credits: int) -> str:
+    steps = plan(model)
+    lines = [f"Plan against {base_url} (model {model.id}):"]
+    for i, step in enumerate(steps, 1):
+        worst = f", up to {step.worst_credits}" if step.worst_credits != step.credits else ""
+        lines.append(f"  {i}. {step.name}: {step.credits} credits{worst}")
+    expected = sum(s.credits for s in steps)
+    worst = sum(s.worst_credits for s in steps)
+    lines.append(
+        f"Cost: {expected} credits expected, at most {worst} (--max-credits {max_credits})"
+    )
+    return "\n".join(lines)
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class Http:
+    """Tiny urllib client: every status is an answer, connection errors become status 0."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        key: str | None = None,
+    ) -> Reply:
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        headers = {"Authorization": f"Bearer {key or self.api_key}", "Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return Reply(response.status, dict(response.headers), response.read(),
+                             time.monotonic() - started)  # fmt: skip
+        except urllib.error.HTTPError as exc:
+            with exc:  # closes the connection (else: ResourceWarning)
+                return Reply(exc.code, dict(exc.headers), exc.read(), time.monotonic() - started)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return Reply(0, {}, str(reason).encode(), time.monotonic() - started)
+
+
+# -- the checks -----------------------------------------------------------------------------
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _envelope(reply: Reply) -> str:
+    """The error answer in a line: status and type, plus whatever breaks the envelope."""
+    if reply.status == 0:
+        return f"no answer ({reply.body[:80].decode(errors='replace')})"
+    body = reply.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return f"{reply.status} without the error envelope: {reply.body[:60]!r}"
+    text = f"{reply.status} {error.get('type')}"
+    kinds = {k: _json_type(error.get(k)) for k in ("code", "message", "type")}
+    wrong = [f"{k} is {v}" for k, v in kinds.items() if v != _ENVELOPE_TYPES[k]]
+    if error.get("code") != reply.status and not wrong:
+        wrong.append(f"code {error.get('code')}")
+    return text + (f" ({', '.join(wrong)})" if wrong else "")
+
+
+_ENVELOPE_TYPES = {"code": "integer", "message": "string", "type": "string"}
+
+
+def _expected_envelope(status: int) -> str:
+    return f"{status} {ERROR_TYPES[status]}"
+
+
+def _error_check(report: Report, name: str, status: int, reply: Reply) -> None:
+    observed = _envelope(reply)
+    report.observed.setdefault("errors", {})[name] = observed
+    report.add(f"error: {name}", _expected_envelope(status), observed)
+
+
+def expected_words(scenario: Scenario | None) -> dict[str, str]:
+    words = {state.value: word for state, word in DEFAULT_STATUS_WORDS.items()}
+    if scenario is not None:
+        words.update(scenario.status_words)
+    return words
+
+
+def run_verify(
+    base_url: str,
+    api_key: str,
+    *,
+    model: str = "cogview-4",
+    scenario: Scenario | str | None = None,
+    interval: float = 1.0,
+    timeout: float = 180.0,
+    catalogue: Catalogue | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Report:
+    """Run the whole plan (no budget check here: the CLI does it) and return the report."""
+    catalogue = catalogue or Catalogue.load()
+    target = probe_model(catalogue, model)
+    if isinstance(scenario, str):
+        scenario = load(scenario)
+    words = expected_words(scenario)
+    http = Http(base_url, api_key)
+    report = Report(base_url, target.id)
+    create = "/api/v1/images/generations"
+
+    good = {"model": target.id, "prompt": PROMPT}
+    _error_check(report, "invalid API key", 401, http.call("POST", create, {}, key=BAD_KEY))
+    unknown = http.call("POST", create, {"model": UNKNOWN_MODEL, "prompt": PROMPT})
+    _error_check(report, "unknown model", 400, unknown)
+    field_name, bad_value = _bad_field(target)
+    bad = http.call("POST", create, {**good, field_name: bad_value})
+    _error_check(report, f"invalid field ({field_name})", 400, bad)
+    if bad.status == 200:
+        report.checks[-1].note = "the server accepted the invalid value: a task was created"
+    _error_check(
+        report, "malformed JSON", 400, http.call("POST", create, raw=b'{"model": "cogview-4",')
+    )
+    missing = f"/api/v1/tasks/n{target.node}{'0' * 16}_{target.tag}"
+    _error_check(report, "unknown task", 404, http.call("GET", missing))
+
+    started = time.monotonic()
+    created = http.call("POST", create, good)
+    body = created.json()
+    data = body.get("data") if isinstance(body, dict) else None
+    report.add("create: HTTP status", 200, created.status)
+    report.add(
+        "create: envelope",
+        {"code": 200, "message": "success", "data": ["status", "task_id"]},
+        {
+            "code": body.get("code") if isinstance(body, dict) else None,
+            "message": body.get("message") if isinstance(body, dict) else None,
+            "data": sorted(data) if isinstance(data, dict) else _json_type(data),
+        },
+    )
+    if not isinstance(data, dict) or not isinstance(data.get("task_id"), str):
+        report.checks.append(Check("poll", "a task to poll", "no task id", DIFFER))
+        return report
+    task_id = data["task_id"]
+    pattern = rf"n{target.node}[0-9a-z]+_{target.tag}"
+    report.add(
+        "create: task id format",
+        f"n{target.node}..._{target.tag}",
+        f"n{target.node}..._{target.tag}" if re.fullmatch(pattern, task_id) else task_id,
+    )
+    first = data.get("status")
+    _poll(report, http, task_id, target, words, first, started, interval, timeout, sleep)
+    return report
+
+
+def _poll(
+    report: Report,
+    http: Http,
+    task_id: str,
+    model: Model,
+    words: Mapping[str, str],
+    first: Any,
+    started: float,
+    interval: float,
+    timeout: float,
+    sleep: Callable[[float], None],
+) -> None:
+    finals = {words[State.SUCCEEDED.value]: "succeeded", words[State.FAILED.value]: "failed"}
+    progress_words = [first] if first is not None else []
+    progresses: list[int] = []
+    final: dict[str, Any] | None = None
+    last: Reply | None = None
+    polls = 0
+    while time.monotonic() - started < timeout:
+        last = http.call("GET", f"/api/v1/tasks/{task_id}")
+        polls += 1
+        body = last.json()
+        data = body.get("data") if isinstance(body, dict) else None
+        if last.status != 200 or not isinstance(data, dict):
+            break
+        if isinstance(data.get("progress"), int):
+            progresses.append(data["progress"])
+        status = data.get("status")
+        if status in finals or _looks_final(status, data):
+            final = data
+            break
+        if status not in progress_words:
+            progress_words.append(status)
+        sleep(interval)
+    elapsed = time.monotonic() - started
+    in_progress = sorted({words[State.QUEUED.value], words[State.RUNNING.value]})
+    report.observed["in_progress_words"] = progress_words
+    report.add("status words while in progress", in_progress, sorted(set(progress_words)))
+    if final is None:
+        shown = f"HTTP {last.status}" if last is not None and last.status != 200 else "timeout"
+        report.checks.append(Check("poll: task ended", "a final status", shown, DIFFER))
+        return
+    status = final.get("status")
+    ended_ok = final.get("output") is not None or (
+        finals.get(status) == "succeeded" and final.get("error") is None
+    )
+    state = "succeeded" if ended_ok else "failed"
+    report.observed["final_state"] = state
+    report.observed["final_word"] = status
+    report.add(f"status word at the end ({state})", words[state], status)
+    other = "failed" if state == "succeeded" else "succeeded"
+    report.checks.append(
+        Check(
+            f"status word at the end ({other})",
+            words[other],
+            "not observed",
+            UNVERIFIED,
+            f"no task {other} during this run",
+        )
+    )
+    report.add(
+        "task body: fields and types",
+        {k: "|".join(v) for k, v in TASK_FIELDS.items()},
+        {k: _type_of(final, k, TASK_FIELDS.get(k, ())) for k in [*TASK_FIELDS, *final]},
+    )
+    monotonic = all(a <= b for a, b in itertools.pairwise(progresses))
+    bounded = all(0 <= p <= 100 for p in progresses)
+    report.add("progress: 0-100, never decreasing", True, monotonic and bounded)
+    if state == "succeeded":
+        output = final.get("output")
+        shape = sorted(output) if isinstance(output, dict) else _json_type(output)
+        report.add("output fields", ["image_url", "image_urls"], shape)
+        expected_credits = _cost(model)
+        report.add("credits_consumed", expected_credits, final.get("credits_consumed"))
+        url = output.get("image_url") if isinstance(output, dict) else None
+        if isinstance(url, str):
+            image = http.call("GET", url)
+            media = image.headers.get("Content-Type", image.headers.get("content-type", ""))
+            report.add("image download", "200 image/png", f"{image.status} {media.split(';')[0]}")
+    report.observed["seconds_to_end"] = round(elapsed, 3)
+    report.observed["polls"] = polls
+    low, high = model.timing.min_s, model.timing.max_s
+    report.checks.append(
+        Check(
+            "time to the end (s)",
+            f"{low:g}-{high:g} (catalogue)",
+            round(elapsed, 1),
+            AGREE if elapsed <= 2 * high + interval else DIFFER,
+            f"{polls} poll(s); a faster server agrees",
+        )
+    )
+
+
+def _looks_final(status: Any, data: Mapping[str, Any]) -> bool:
+    """A word this run did not expect, but the body says the task ended (output or error)."""
+    return isinstance(status, str) and (data.get("output") is not None or bool(data.get("error")))
+
+
+def _type_of(body: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str:
+    if name not in body:
+        return "missing"
+    kind = _json_type(body[name])
+    if not allowed:
+        return f"unexpected {kind}"
+    return "|".join(allowed) if kind in allowed else kind
+
+
+# -- turning differences into a scenario ----------------------------------------------------
+
+
+def scenario_from_report(report: Report, name: str = "observed") -> tuple[dict[str, Any], str]:
+    """(scenario data, YAML text): status words as observed; the differences a scenario cannot
+    express (error types, body shape) are listed as comments."""
+    words: dict[str, str] = {}
+    default = expected_words(None)
+    seen = [w for w in report.observed.get("in_progress_words", []) if isinstance(w, str)]
+    if seen:
+        queued, running = seen[0], seen[-1]
+        if queued != default["queued"]:
+            words["queued"] = queued
+        if running != default["running"]:
+            words["running"] = running
+    final = report.observed.get("final_word")
+    state = report.observed.get("final_state")
+    if isinstance(final, str) and state and final != default[state]:
+        words[state] = final
+    data: dict[str, Any] = {
+        "name": name,
+        "description": f"Aligns the emulator with {report.base_url} as observed by "
+        "aio-emulator verify.",
+    }
+    if words:
+        data["status_words"] = words
+    comments = [
+        f"# Written by aio-emulator verify against {report.base_url} (model {report.model}).",
+    ]
+    loose = [
+        c
+        for c in report.differences
+        if not c.name.startswith("status word") and c.name != "status words while in progress"
+    ]
+    if loose:
+        comments.append("# Differences a scenario cannot express yet (report them upstream):")
+        for c in loose:
+            comments.append(
+                f"#   {c.name}: emulator {_show(c.expected)}; server {_show(c.observed)}"
+            )
+    text = "\n".join(comments) + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return data, text
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def confirm(question: str, stdin: TextIO, stdout: TextIO) -> bool:
+    """Ask on the terminal; a closed or non-interactive stdin answers no."""
+    print(question, end=" ", file=stdout, flush=True)
+    try:
+        answer = stdin.readline()
+    except (OSError, ValueError):
+        answer = ""
+    if not answer:
+        print("\n(no answer: stdin is closed; pass --yes to run unattended)", file=stdout)
+    return answer.strip().lower() in ("y", "yes")
+
+
+def main(args: Any, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """The ``verify`` subcommand: 0 all agree, 1 differences, 2 did not run."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    catalogue = Catalogue.load()
+    try:
+        model = probe_model(catalogue, args.model)
+        scenario = load(args.scenario) if args.scenario else None
+    except (VerifyError, ValueError) as exc:
+        print(f"aio-emulator verify: {exc}", file=sys.stderr)
+        return 2
+    print(render_plan(model, args.base_url, args.max_credits), file=stdout)
+    worst = sum(step.worst_credits for step in plan(model))
+    if worst > args.max_credits:
+        print(
+            f"aio-emulator verify: refusing: this plan may cost {worst} credits, more than "
+            f"--max-credits {args.max_credits}.",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.yes and not confirm("Proceed? [y/N]", stdin, stdout):
+        print("aio-emulator verify: not confirmed; nothing was sent.", file=sys.stderr)
+        return 2
+    report = run_verify(
+        args.base_url,
+        args.api_key,
+        model=model.id,
+        scenario=scenario,
+        interval=args.interval,
+        timeout=args.timeout,
+        catalogue=catalogue,
+    )
+    print(report.render(), file=stdout)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(report.as_dict(), out, indent=2, ensure_ascii=False)
+    if args.write_scenario:
+        _, text = scenario_from_report(report)
+        with open(args.write_scenario, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"wrote {args.write_scenario}: serve it with --scenario", file=stdout)
+    return 1 if report.differences else 0
