@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import time
 from typing import Any
 
@@ -12,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import api, control
+from . import api, control, dashboard, openapi
 from .clock import iso
 from .config import Config
 from .errors import APIError, error_body
@@ -29,8 +31,11 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
     """Build the app with all its state (no lifespan needed, so in-process transports work)."""
     emulator = emulator or Emulator(config)
     app = Starlette(
-        routes=[*api.routes, *control.routes],
-        middleware=[Middleware(JournalMiddleware, emulator=emulator)],
+        routes=[*api.routes, *control.routes, *openapi.routes, *dashboard.routes],
+        middleware=[
+            *_token_middleware(emulator.config.control_token),
+            Middleware(JournalMiddleware, emulator=emulator),
+        ],
         exception_handlers={
             APIError: _api_error,
             HTTPException: _http_error,
@@ -38,7 +43,57 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
         },
     )
     app.state.emulator = emulator
+    if emulator.config.state_file:
+        from .state import load_into
+
+        load_into(emulator, emulator.config.state_file)
     return app
+
+
+def _token_middleware(token: str | None) -> list[Middleware]:
+    return [Middleware(ControlTokenMiddleware, token=token)] if token else []
+
+
+class ControlTokenMiddleware:
+    """With a control token configured, every /_emulator/ call must carry it:
+    ``Authorization: Bearer <token>`` or ``X-Emulator-Token: <token>``; else 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == "/_emulator" or path.startswith(CONTROL_PREFIX)):
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"x-emulator-token":
+                given = value.strip()
+                break
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                given = value[7:].strip()
+        if hmac.compare_digest(given, self.token):
+            await self.app(scope, receive, send)
+            return
+        message = (
+            "Missing or wrong control token: /_emulator/ calls need the header "
+            "'Authorization: Bearer <token>' or 'X-Emulator-Token: <token>'"
+        )
+        body = json.dumps(error_body(401, message, "authentication_error")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="aio-emulator control"'),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class JournalMiddleware:

@@ -66,11 +66,71 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=SCENARIO",
         help="serve one API key with its own scenario; repeatable",
     )
+    serve.add_argument(
+        "--state-file",
+        metavar="PATH",
+        help="save tasks, balances, clock and journal here; restored at start-up",
+    )
+    serve.add_argument(
+        "--state-interval",
+        type=float,
+        dest="state_interval_s",
+        metavar="SECONDS",
+        help="seconds between saves of the state file, when something changed (default 5)",
+    )
+    serve.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="require this token on /_emulator/ calls; needed to listen beyond loopback",
+    )
     validate = sub.add_parser("validate", help="check scenario files offline")
     validate.add_argument("files", nargs="+", metavar="FILE")
     sub.add_parser("scenarios", help="list the ready scenarios")
     sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    _add_verify(sub)
+    _add_record(sub)
     return parser
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    verify = sub.add_parser(
+        "verify", help="run the contract checks against a server claiming to be the API"
+    )
+    verify.add_argument("--base-url", required=True, help="e.g. https://apiin.one")
+    verify.add_argument("--api-key", required=True, help="an aio_ key of that server")
+    verify.add_argument(
+        "--model", default="cogview-4", help="model to generate with (default cogview-4)"
+    )
+    verify.add_argument(
+        "--max-credits", type=int, default=10, help="refuse plans that may cost more (default 10)"
+    )
+    verify.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    verify.add_argument(
+        "--write-scenario", metavar="FILE", help="write a scenario matching the server"
+    )
+    verify.add_argument(
+        "--scenario",
+        metavar="NAME_OR_PATH",
+        help="expect what the emulator does with this scenario",
+    )
+    verify.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    verify.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    verify.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the task")
+
+
+def _add_record(sub: argparse._SubParsersAction) -> None:
+    record = sub.add_parser(
+        "record", help="proxy to an upstream, saving every exchange as a fixture"
+    )
+    record.add_argument("--upstream", help="e.g. https://apiin.one")
+    record.add_argument("--out", metavar="DIR", help="folder for the fixtures")
+    record.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    record.add_argument("--port", type=int, default=8001, help="port to listen on (0 = any free)")
+    record.add_argument(
+        "--build-scenario",
+        metavar="DIR",
+        help="instead of proxying: print a scenario replaying the fixtures in DIR",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.files)
         if args.command == "scenarios":
             return _list_scenarios()
+        if args.command == "verify":
+            from .verify import main as verify_main
+
+            return verify_main(args)
+        if args.command == "record":
+            from .record import main as record_main
+
+            return record_main(args)
         if args.command == "schema":
             from importlib import resources
 
@@ -97,6 +165,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .scenarios import ScenarioError
     from .server import Server, bind, uvicorn_config
+    from .state import StateError
 
     keys = parse_keys(args.key) if args.key else None
     key_scenarios = parse_key_scenarios(args.key_scenario) if args.key_scenario else None
@@ -113,11 +182,25 @@ def _serve(args: argparse.Namespace) -> int:
         max_tasks=args.max_tasks,
         scenario=args.scenario,
         key_scenarios=key_scenarios,
+        state_file=args.state_file,
+        state_interval_s=args.state_interval_s,
+        control_token=args.control_token,
     )
+    if config.control_token is None and not _loopback(config.host):
+        print(
+            f"aio-emulator: refusing to listen on {config.host} without a control token: anyone "
+            "who can reach it could reset it or change balances. Add --control-token TOKEN "
+            "(or AIO_EMULATOR_CONTROL_TOKEN), or listen on 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         app = create_app(config)
     except ScenarioError as exc:
         print(f"aio-emulator: cannot start with this scenario:\n{exc}", file=sys.stderr)
+        return 2
+    except StateError as exc:
+        print(f"aio-emulator: cannot start from the state file: {exc}", file=sys.stderr)
         return 2
     emulator = app.state.emulator
     try:
@@ -140,6 +223,18 @@ def _serve(args: argparse.Namespace) -> int:
     Server(uvicorn_config(app), on_started=lambda: print(line, flush=True)).run(sockets=[sock])
     print("API in One emulator stopped.", flush=True)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only this machine can reach the control API."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _validate(files: Sequence[str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 __all__ = ["LiveServer", "Server", "bind", "uvicorn_config"]
 
@@ -38,7 +40,69 @@ class _QuietFaults(logging.Filter):
         return "returned without starting response" not in record.getMessage()
 
 
-def uvicorn_config(app: Any, **overrides: Any) -> uvicorn.Config:
+#: a connection must complete a request's headers within this many seconds of opening (or of
+#: its previous response), else it is closed: slow-loris clients cannot pile up
+HEADER_TIMEOUT_S = 10.0
+#: most bytes a request line and headers may take (httptools has no limit of its own)
+MAX_HEADER_BYTES = 64 * 1024
+_TOO_LARGE = b'{"error":{"code":431,"message":"Request headers are larger than 65536 bytes",' \
+    b'"type":"invalid_request_error"}}'  # fmt: skip
+_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TOO_LARGE), _TOO_LARGE)
+)
+
+
+def _header_deadline(base: type[asyncio.Protocol], timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools or h11) closing connections whose request headers do
+    not arrive in time (uvicorn only times out idle keep-alive connections, not slow ones)."""
+
+    class HeaderDeadline(base):  # type: ignore[valid-type,misc]
+        _deadline: asyncio.TimerHandle | None = None
+        _header_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                self._header_bytes = 0  # a request is being answered: the rest is its body
+                return
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self.transport.write(_TOO_LARGE_RESPONSE)
+                self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm_deadline(self) -> None:
+            self._header_bytes = 0
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(timeout_s, self._expire, self.cycle)
+
+        def _expire(self, cycle: Any) -> None:
+            self._deadline = None
+            if self.cycle is cycle and not self.transport.is_closing():
+                self.transport.close()  # no new request since the deadline was set
+
+    HeaderDeadline.__name__ = HeaderDeadline.__qualname__ = f"HeaderDeadline{base.__name__}"
+    return HeaderDeadline
+
+
+def uvicorn_config(
+    app: Any, *, header_timeout_s: float = HEADER_TIMEOUT_S, **overrides: Any
+) -> uvicorn.Config:
     """The server settings the emulator runs with: uvloop/httptools when available, no access
     log (the request journal replaces it), bounded keep-alive and header sizes."""
     options: dict[str, Any] = {
@@ -48,6 +112,7 @@ def uvicorn_config(app: Any, **overrides: Any) -> uvicorn.Config:
         "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 5,
         "h11_max_incomplete_event_size": 64 * 1024,
+        "http": _header_deadline(AutoHTTPProtocol, header_timeout_s),
     }
     options.update(overrides)
     config = uvicorn.Config(app, **options)
@@ -65,11 +130,31 @@ class Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_started: Any = None) -> None:
         super().__init__(config)
         self.on_started = on_started
+        self.autosaver: Any = None
+        self._autosave: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
+        emulator = getattr(getattr(self.config.app, "state", None), "emulator", None)
+        if self.started and emulator is not None and emulator.config.state_file:
+            from .state import Autosaver
+
+            settings = emulator.config
+            self.autosaver = Autosaver(emulator, settings.state_file, settings.state_interval_s)
+            self._autosave = asyncio.create_task(self.autosaver.run())
         if self.on_started is not None and self.started:
             self.on_started()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        """uvicorn's shutdown (in-flight requests get ``timeout_graceful_shutdown``), then the
+        last save of the state file."""
+        await super().shutdown(sockets)
+        if self._autosave is not None:
+            self._autosave.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._autosave
+        if self.autosaver is not None:
+            self.autosaver.save_now()
 
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]

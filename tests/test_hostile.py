@@ -1,0 +1,390 @@
+"""Hostile input on a real socket: each answered with the error envelope (or a closed connection
+for protocol abuse), and the server keeps serving everyone else afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.app import create_app
+from emulator.config import Config
+from emulator.server import MAX_HEADER_BYTES, Server, bind, uvicorn_config
+
+AUTH = {"Authorization": "Bearer aio_hostile"}
+HEADER_TIMEOUT_S = 1.0
+
+
+class Live:
+    """The emulator on uvicorn in a thread, with a short header deadline for the slow clients."""
+
+    def __init__(self, **config: Any) -> None:
+        self.app = create_app(Config(seed=4, clock="virtual", **config))
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = Server(uvicorn_config(self.app, header_timeout_s=HEADER_TIMEOUT_S))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+    def healthy(self) -> None:
+        r = httpx.get(self.url + "/_emulator/health", timeout=5)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[Live]:
+    server = Live()
+    yield server
+    server.stop()
+
+
+def raw(live: Live, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send bytes as they are (no client-side normalising) and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", live.port), timeout=timeout) as s:
+        with contextlib.suppress(OSError):
+            s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except OSError:
+            pass
+        return out
+
+
+def get(live: Live, target: bytes) -> tuple[int, dict[str, Any]]:
+    reply = raw(
+        live,
+        b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_hostile\r\n"
+        b"Connection: close\r\n\r\n",
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head[9:12]), json.loads(body)
+
+
+def envelope(status: int, body: dict[str, Any], code: int) -> str:
+    assert status == code, body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "type"}
+    assert body["error"]["code"] == code
+    return body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/files/..%2F..%2Fetc%2Fpasswd/0.png",
+        b"/files/../../etc/passwd",
+        b"/files/x/..%2F..%2F..%2Fetc%2Fpasswd",
+        b"/files/%2e%2e/%2e%2e/etc/passwd",
+        b"/files/%00/0.png",
+        b"/files/x/0.png%00.txt",
+        b"/files/%C0%AE%C0%AE%2F/0.png",  # overlong UTF-8 for '.'
+        b"/files/%ff%fe/0.png",
+        b"/files/x/%E2%80%AE0.png",
+        b"/files/..%5C..%5Cwindows/0.png",
+    ],
+)
+def test_image_paths_with_traversal_or_odd_encodings_are_404(live: Live, target: bytes) -> None:
+    status, body = get(live, target)
+    message = envelope(status, body, 404)
+    assert "root:" not in message and len(message) < 400
+    live.healthy()
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        b"a" * 20_000,
+        b"%01%1b[31m%0a%0d%00",
+        b"%E2%80%AE" * 100,
+        b"n48" + b"%FF" * 50 + b"_cv4",
+        b"..%2F..%2F",
+    ],
+    ids=["absurdly-long", "control-chars", "rtl-marks", "invalid-utf8", "traversal"],
+)
+def test_task_ids_of_absurd_length_or_with_control_characters_are_404(
+    live: Live, task_id: bytes
+) -> None:
+    status, body = get(live, b"/api/v1/tasks/" + task_id)
+    message = envelope(status, body, 404)
+    assert len(message) < 1000  # the id is cut to 80 characters and shown with repr
+    assert not re.search(r"[\x00-\x1f\x7f]", message)
+    status, body = get(live, b"/files/" + task_id + b"/0.png")
+    envelope(status, body, 404)
+    live.healthy()
+
+
+PROMPTS = [
+    "<script>alert('x')</script><img src=x onerror=alert(1)>",
+    "javascript:alert(document.cookie)//",
+    "'; DROP TABLE tasks; -- \" OR 1=1",
+    "\U0001f98a\U0001f3f3\ufe0f\u200d\U0001f308 fox emoji \U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\u202eRTL override\u202c \u200f\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627",
+    "NUL\x00in the middle\x00",
+    "\x1b[2J\x1b[31mterminal escapes\x07\r\n%s%n{0}${jndi:ldap://x}",
+]
+
+
+@pytest.mark.parametrize("prompt", PROMPTS, ids=range(len(PROMPTS)))
+def test_hostile_prompts_are_data_rendered_safely_and_echoed_exactly(
+    live: Live, prompt: str
+) -> None:
+    with httpx.Client(base_url=live.url, headers=AUTH, timeout=10) as c:
+        r = c.post("/api/v1/images/generations", json={"model": "cogview-4", "prompt": prompt})
+        assert r.status_code == 200, r.text
+        task_id = r.json()["data"]["task_id"]
+        c.post("/_emulator/clock/advance", json={"seconds": 60})
+        data = c.get(f"/api/v1/tasks/{task_id}").json()["data"]
+        assert data["status"] == "completed"
+        png = c.get(data["output"]["image_url"])
+        assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.headers["content-type"] == "image/png"
+        journal = c.get("/_emulator/requests", params={"path": "/api/v1/images/generations"})
+        echoed = [e["body"]["prompt"] for e in journal.json()["requests"]]
+        assert echoed[-1] == prompt  # JSON-escaped on the wire, exact after decoding
+    live.healthy()
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n",
+        b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: y\r\n" % i for i in range(20_000))
+        + b"\r\n",
+        b"GET /" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["one-huge-header", "20000-headers", "huge-request-line"],
+)
+def test_huge_headers_get_431_and_a_closed_connection(live: Live, request_bytes: bytes) -> None:
+    assert len(request_bytes) > MAX_HEADER_BYTES
+    reply = raw(live, request_bytes)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431"), reply[:200]
+    envelope(431, json.loads(body), 431)
+    live.healthy()
+
+
+def test_headers_just_under_the_limit_are_served(live: Live) -> None:
+    r = httpx.get(live.url + "/_emulator/health", headers={"X-Pad": "a" * 30_000}, timeout=5)
+    assert r.status_code == 200
+
+
+def test_slow_loris_clients_are_dropped_and_do_not_block_others(live: Live) -> None:
+    slow: list[socket.socket] = []
+    for _ in range(64):
+        s = socket.create_connection(("127.0.0.1", live.port), timeout=5)
+        s.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n")  # never finishes
+        slow.append(s)
+    idle = socket.create_connection(("127.0.0.1", live.port), timeout=5)  # sends nothing
+    slow.append(idle)
+    try:
+        started = time.monotonic()
+        for _ in range(5):  # others are served promptly meanwhile
+            live.healthy()
+        assert time.monotonic() - started < 2
+        for s in slow[:8]:  # trickling one byte at a time does not extend the deadline
+            s.sendall(b"X")
+        time.sleep(HEADER_TIMEOUT_S + 0.5)
+        for s in slow:
+            s.settimeout(2)
+            with contextlib.suppress(ConnectionResetError):  # a reset is a close too
+                assert s.recv(100) == b""  # closed by the server
+    finally:
+        for s in slow:
+            s.close()
+    live.healthy()
+
+
+def test_a_keep_alive_connection_is_not_cut_while_it_keeps_sending_requests(live: Live) -> None:
+    with httpx.Client(base_url=live.url, timeout=5) as c:
+        for _ in range(3):
+            assert c.get("/_emulator/health").status_code == 200
+            time.sleep(HEADER_TIMEOUT_S * 0.6)
+
+
+# -- scenarios over HTTP ------------------------------------------------------------------------
+
+
+def put_yaml(live: Live, text: str) -> httpx.Response:
+    return httpx.put(
+        live.url + "/_emulator/scenario",
+        content=text.encode(),
+        headers={"Content-Type": "application/yaml"},
+        timeout=10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        pytest.param(
+            'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+            "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+            "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+            "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+            "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+            "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+            "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+            "name: bomb\n",
+            "alias bomb",
+            id="billion-laughs",
+        ),
+        pytest.param(
+            "name: !!python/object/apply:os.system ['touch /tmp/pwned']\n",
+            "is not allowed",
+            id="python-object-apply",
+        ),
+        pytest.param(
+            "name: x\nrules: !!python/object:builtins.dict {}\n",
+            "is not allowed",
+            id="python-object",
+        ),
+        pytest.param("name: !!binary aGVsbG8=\n", "is not allowed", id="binary-tag"),
+        pytest.param("name: x\n  bad: [unclosed\n", "not valid YAML", id="broken"),
+    ],
+)
+def test_yaml_bombs_and_python_tags_are_rejected_over_http(
+    live: Live, text: str, needle: str
+) -> None:
+    started = time.monotonic()
+    r = put_yaml(live, text)
+    assert time.monotonic() - started < 5
+    message = envelope(r.status_code, r.json(), 400)
+    assert needle in message
+    live.healthy()
+
+
+@pytest.mark.parametrize("regex", [r"(a+)+$", r"(a*)*b", r"(.*)*x", r"(x+x+)+y"])
+def test_regexes_with_nested_quantifiers_are_refused_over_http(live: Live, regex: str) -> None:
+    text = (
+        f"name: redos\nrules:\n  - match: {{prompt_regex: '{regex}'}}\n    error: {{status: 500}}\n"
+    )
+    r = put_yaml(live, text)
+    assert "nested quantifiers" in envelope(r.status_code, r.json(), 400)
+
+
+KNOWN_GAP = (
+    "emulator/scenarios.py refuses only (x+)+-style nesting; these backtrack exponentially or "
+    "polynomially in Python's re on a 5000-character prompt (see the issue 6 report)"
+)
+
+
+@pytest.mark.xfail(reason=KNOWN_GAP, strict=True)
+@pytest.mark.parametrize("regex", [r"(\w+\s?)+$", r"(a|a)*b"])
+def test_other_catastrophic_regexes_are_refused_over_http(live: Live, regex: str) -> None:
+    text = (
+        f"name: redos\nrules:\n  - match: {{prompt_regex: '{regex}'}}\n    error: {{status: 500}}\n"
+    )
+    r = put_yaml(live, text)
+    httpx.put(live.url + "/_emulator/scenario", json={"scenario": "default"})
+    assert r.status_code == 400
+
+
+@pytest.mark.xfail(reason=KNOWN_GAP, strict=True)
+def test_an_accepted_regex_has_a_bounded_cost_on_the_longest_prompt() -> None:
+    """The worst prompt (5000 characters) against an accepted regex, in a child process so the
+    test itself is bounded: it must finish well within 2 s."""
+    code = (
+        "from emulator.scenarios import loads\n"
+        "s = loads(\"name: r\\nrules:\\n  - match: {prompt_regex: 'a.*b.*c$'}\\n"
+        '    error: {status: 503}\\n")\n'
+        "s.rules[0].match.prompt_regex.search('a' * 2500 + 'b' * 2499 + 'x')\n"
+    )
+    try:
+        subprocess.run([sys.executable, "-c", code], timeout=2, check=True)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("matching one prompt took more than 2 s") from exc
+
+
+# -- the control token ---------------------------------------------------------------------------
+
+
+def test_with_a_control_token_every_control_call_needs_it() -> None:
+    server = Live(control_token="s3cret-token")
+    try:
+        with httpx.Client(base_url=server.url, timeout=5) as c:
+            for path in ("/_emulator/health", "/_emulator/", "/_emulator", "/_emulator/tasks"):
+                r = c.get(path)
+                envelope(r.status_code, r.json(), 401)
+            r = c.post("/_emulator/reset")
+            assert r.status_code == 401
+            r = c.get("/_emulator/health", headers={"Authorization": "Bearer wrong-token"})
+            assert r.status_code == 401
+            r = c.get("/_emulator/health", headers={"X-Emulator-Token": "s3cret-token"})
+            assert r.status_code == 200
+            r = c.get("/_emulator/health", headers={"Authorization": "Bearer s3cret-token"})
+            assert r.status_code == 200
+            # the emulated API is unaffected
+            r = c.post(
+                "/api/v1/images/generations",
+                json={"model": "cogview-4", "prompt": "a fox"},
+                headers=AUTH,
+            )
+            assert r.status_code == 200
+    finally:
+        server.stop()
+
+
+def test_without_a_token_the_control_api_is_open_on_loopback(live: Live) -> None:
+    assert httpx.get(live.url + "/_emulator/health").status_code == 200
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])
+def test_binding_beyond_loopback_without_a_token_is_refused(host: str) -> None:
+    done = _serve("--host", host)
+    assert done.returncode == 2
+    assert "--control-token" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_binding_beyond_loopback_with_a_token_starts() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--host", "0.0.0.0",
+         "--control-token", "s3cret-token"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        port = re.search(r":(\d+) ", line).group(1)  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(url + "/_emulator/health").status_code == 401
+        ok = httpx.get(url + "/_emulator/health", headers={"X-Emulator-Token": "s3cret-token"})
+        assert ok.status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
