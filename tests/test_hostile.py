@@ -277,46 +277,29 @@ def test_yaml_bombs_and_python_tags_are_rejected_over_http(
     live.healthy()
 
 
-@pytest.mark.parametrize("regex", [r"(a+)+$", r"(a*)*b", r"(.*)*x", r"(x+x+)+y"])
-def test_regexes_with_nested_quantifiers_are_refused_over_http(live: Live, regex: str) -> None:
-    text = (
-        f"name: redos\nrules:\n  - match: {{prompt_regex: '{regex}'}}\n    error: {{status: 500}}\n"
-    )
-    r = put_yaml(live, text)
-    assert "nested quantifiers" in envelope(r.status_code, r.json(), 400)
-
-
-KNOWN_GAP = (
-    "emulator/scenarios.py refuses only (x+)+-style nesting; these backtrack exponentially or "
-    "polynomially in Python's re on a 5000-character prompt (see the issue 6 report)"
+@pytest.mark.parametrize(
+    "regex",
+    [r"(a+)+$", r"(a*)*b", r"(.*)*x", r"(x+x+)+y", r"(\w+\s?)+$", r"(a|a)*b", r"a.*b.*c$"],
 )
-
-
-@pytest.mark.xfail(reason=KNOWN_GAP, strict=True)
-@pytest.mark.parametrize("regex", [r"(\w+\s?)+$", r"(a|a)*b"])
-def test_other_catastrophic_regexes_are_refused_over_http(live: Live, regex: str) -> None:
+def test_catastrophic_regexes_match_in_bounded_time_over_http(live: Live, regex: str) -> None:
+    """Scenario regexes run on RE2 (linear time): patterns that backtrack exponentially in
+    Python's re are accepted and still answer at once on the longest prompt."""
     text = (
-        f"name: redos\nrules:\n  - match: {{prompt_regex: '{regex}'}}\n    error: {{status: 500}}\n"
+        f"name: redos\nrules:\n  - match: {{prompt_regex: '{regex}'}}\n    error: {{status: 503}}\n"
     )
-    r = put_yaml(live, text)
+    assert put_yaml(live, text).status_code == 200
+    prompt = "a" * 2500 + "b" * 2499 + "!"
+    started = time.monotonic()
+    r = httpx.post(
+        live.url + "/api/v1/images/generations",
+        json={"model": "flux-2", "prompt": prompt},
+        headers={"Authorization": "Bearer aio_hostile"},
+        timeout=10,
+    )
+    assert time.monotonic() - started < 1.0
+    assert r.status_code in (200, 503)
     httpx.put(live.url + "/_emulator/scenario", json={"scenario": "default"})
-    assert r.status_code == 400
-
-
-@pytest.mark.xfail(reason=KNOWN_GAP, strict=True)
-def test_an_accepted_regex_has_a_bounded_cost_on_the_longest_prompt() -> None:
-    """The worst prompt (5000 characters) against an accepted regex, in a child process so the
-    test itself is bounded: it must finish well within 2 s."""
-    code = (
-        "from emulator.scenarios import loads\n"
-        "s = loads(\"name: r\\nrules:\\n  - match: {prompt_regex: 'a.*b.*c$'}\\n"
-        '    error: {status: 503}\\n")\n'
-        "s.rules[0].match.prompt_regex.search('a' * 2500 + 'b' * 2499 + 'x')\n"
-    )
-    try:
-        subprocess.run([sys.executable, "-c", code], timeout=2, check=True)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError("matching one prompt took more than 2 s") from exc
+    live.healthy()
 
 
 # -- the control token ---------------------------------------------------------------------------
