@@ -107,6 +107,8 @@ def _check_enum(spec: Field, value: Any) -> str:
 
 
 def _check_integer(spec: Field, value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 4.0 is an integer in JSON (and JSON Schema), as in JS backends
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{spec.name}: expected an integer, got {_type_name(value)}")
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
