@@ -369,7 +369,7 @@ def _emulated_path(path: str) -> bool:
 
 
 def _unserved(entry: Mapping[str, Any]) -> bool:
-    if entry.get("rule"):  # answered as a scenario rule said: served on purpose
+    if entry.get("rule") or entry.get("kind") == "webhook":  # on purpose, or not a request
         return False
     status = entry["status"]
     return status in (401, 405) or (status == 404 and not _emulated_path(entry["path"]))

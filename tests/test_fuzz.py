@@ -60,10 +60,19 @@ def bounded(examples: int, **more: Any) -> settings:
     return settings(_BOUNDED, max_examples=examples, **more)
 
 
+#: "instant", and webhooks dropped: generated callback_url values must never leave the machine
+OFFLINE_INSTANT = """name: instant-offline
+defaults:
+  task: {queued: 0, running: 0, webhook: {drop: true}}
+"""
+
+
 @pytest.fixture(scope="module")
-def live() -> Iterator[LiveServer]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A live emulator whose tasks finish on the first poll, so task bodies and images appear."""
-    app = create_app(Config(seed=7, clock="virtual", scenario="instant"))
+    scenario = tmp_path_factory.mktemp("fuzz") / "instant-offline.yaml"
+    scenario.write_text(OFFLINE_INSTANT)
+    app = create_app(Config(seed=7, clock="virtual", scenario=str(scenario)))
     with LiveServer(app) as server:
         yield server
 
