@@ -20,10 +20,10 @@ from .catalogue import Catalogue
 from .clock import Clock, RealClock, VirtualClock, iso
 from .config import Config
 from .engine import ScenarioRuntime
-from .errors import AuthenticationError, InvalidRequest, NotFound
+from .errors import AuthenticationError, InsufficientCredits, InvalidRequest, NotFound
 from .journal import Journal
 from .scenarios import ImageEffect, Scenario, ScenarioError, TaskEffect, load
-from .tasks import State, Task, TaskScript, TaskStore, TaskView, observe
+from .tasks import HOT_SWEEP, State, Task, TaskScript, TaskStore, TaskView, observe
 from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
 
@@ -178,14 +178,18 @@ class Emulator:
         task's webhook, unless ``config.public_url`` is set.
         """
         now = self.clock.now()
-        self.tasks.sweep(now)  # settle ended tasks first: refunds may pay for this one
+        self.tasks.sweep(now, HOT_SWEEP)
         if request.model.id == "grok-imagine/upscale":
             source = self.tasks.get(str(request.params["task_id"]))
             if source is None or source.key != key:
                 raise InvalidRequest(
                     f"task_id: no image task {request.params['task_id']!r} for this API key"
                 )
-        self.ledger.reserve(key, request.credits)
+        try:
+            self.ledger.reserve(key, request.credits)
+        except InsufficientCredits:  # refunds not settled yet may cover it: settle them all
+            self.tasks.sweep(now)
+            self.ledger.reserve(key, request.credits)
         if script is None:
             script = (runtime or self.scenario).task_script(effect, self.default_script(request))
         rng = self.rng
@@ -224,7 +228,7 @@ class Emulator:
     def find(self, key: str, task_id: str) -> Task:
         """The key's task, or 404 (another key's task is indistinguishable from none)."""
         now = self.clock.now()
-        self.tasks.sweep(now)
+        self.tasks.sweep(now, HOT_SWEEP)
         task = self.tasks.get(task_id)
         if task is None or task.key != key:
             raise NotFound(_task_not_found(task_id))
@@ -261,7 +265,7 @@ class Emulator:
     def image(self, task_id: str, index: int) -> RenderedImage:
         """The PNG of a finished task (no key: image URLs are public, like a CDN's)."""
         now = self.clock.now()
-        self.tasks.sweep(now)
+        self.tasks.sweep(now, HOT_SWEEP)
         task = self.tasks.get(task_id)
         if task is None or not 0 <= index < task.images:
             raise NotFound(f"No image at this URL: task {task_id!r} has no image {index}")

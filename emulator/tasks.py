@@ -27,6 +27,8 @@ __all__ = [
 
 DEFAULT_TASK_TTL_S = 3600.0
 DEFAULT_MAX_TASKS = 10_000
+#: most tasks settled or forgotten per request on the hot path (see TaskStore.sweep)
+HOT_SWEEP = 64
 
 
 class State(StrEnum):
@@ -166,7 +168,7 @@ class TaskStore:
         return self._tasks.get(task_id)
 
     def add(self, task: Task, now: float) -> None:
-        self.sweep(now)
+        self.sweep(now, HOT_SWEEP)
         while len(self._tasks) >= self.max_tasks:
             self._evict_one(now)
         self._tasks[task.id] = task
@@ -194,20 +196,28 @@ class TaskStore:
             self._finish(task, view.state, view.updated_at)
         return view
 
-    def sweep(self, now: float) -> None:
-        """Settle tasks the clock has ended and forget those past their retention time."""
+    def sweep(self, now: float, limit: int | None = None) -> None:
+        """Settle tasks the clock has ended and forget those past their retention time.
+
+        ``limit`` bounds the work (the request hot path passes one, so a batch of tasks that
+        ended while the server idled is settled over a few requests, not in one 70 ms stall);
+        the control API sweeps without a limit, so what it reports is exact.
+        """
+        budget = limit if limit is not None else -1
         ending = self._ending
-        while ending and ending[0][0] <= now:
+        while ending and ending[0][0] <= now and budget != 0:
             end, _, task_id = heapq.heappop(ending)
             task = self._tasks.get(task_id)
             if task is not None and task.finished_at is None:
                 self._finish(task, observe(task, now).state, end)
+                budget -= 1
         finished = self._finished
-        while finished and finished[0][0] + self.ttl_s <= now:
+        while finished and finished[0][0] + self.ttl_s <= now and budget != 0:
             _, task_id = finished.popleft()
             task = self._tasks.pop(task_id, None)
             if task is not None:
                 self.on_drop(task)
+                budget -= 1
 
     def clear(self) -> None:
         self._tasks.clear()

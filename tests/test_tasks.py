@@ -139,3 +139,16 @@ def test_at_its_end_time_a_task_has_ended(created, queued, running) -> None:
 
     task = make_task(created=created, queued_s=queued, running_s=running)
     assert observe(task, end_time(task)).state is State.SUCCEEDED
+
+
+def test_a_bounded_sweep_spreads_a_backlog_over_several_calls() -> None:
+    finished: list[str] = []
+    store = TaskStore(on_finish=lambda t, s: finished.append(t.id))
+    for i in range(200):
+        store.add(make_task(f"t{i}", created=0.0), 0.0)
+    store.sweep(100.0, limit=64)
+    assert len(finished) == 64
+    store.sweep(100.0, limit=64)
+    assert len(finished) == 128
+    store.sweep(100.0)
+    assert len(finished) == 200 and len(set(finished)) == 200
