@@ -39,6 +39,20 @@ _REF = "#/components/schemas/"
 _API_ERRORS = (400, 401, 402, 404, 405, 413, 415, 429, 500, 503)
 
 
+def _success(data: dict[str, Any]) -> dict[str, Any]:
+    """The API's success envelope ``{"code": 200, "message", "data"}`` around ``data``."""
+    return {
+        "type": "object",
+        "required": ["code", "message", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "integer", "const": 200},
+            "message": {"type": "string"},
+            "data": data,
+        },
+    }
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF + name}
 
@@ -146,24 +160,17 @@ def _task_schemas() -> dict[str, Any]:
     }
     stamp = {"type": "string", "format": "date-time", "description": "ISO-8601 UTC"}
     return {
-        "CreateResponse": {
-            "type": "object",
-            "required": ["code", "message", "data"],
-            "additionalProperties": False,
-            "properties": {
-                "code": {"type": "integer", "const": 200},
-                "message": {"type": "string"},
-                "data": {
-                    "type": "object",
-                    "required": ["task_id", "status"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "task_id": {"type": "string", "pattern": "^n[0-9]+[0-9a-z]+_[0-9a-z]+$"},
-                        "status": status,
-                    },
+        "CreateResponse": _success(
+            {
+                "type": "object",
+                "required": ["task_id", "status"],
+                "additionalProperties": False,
+                "properties": {
+                    "task_id": {"type": "string", "pattern": "^n[0-9]+[0-9a-z]+_[0-9a-z]+$"},
+                    "status": status,
                 },
-            },
-        },
+            }
+        ),
         "TaskOutput": {
             "type": "object",
             "required": ["image_url", "image_urls"],
@@ -200,16 +207,7 @@ def _task_schemas() -> dict[str, Any]:
                 "credits_consumed": {"type": "integer", "minimum": 0},
             },
         },
-        "TaskResponse": {
-            "type": "object",
-            "required": ["code", "message", "data"],
-            "additionalProperties": False,
-            "properties": {
-                "code": {"type": "integer", "const": 200},
-                "message": {"type": "string"},
-                "data": _ref("Task"),
-            },
-        },
+        "TaskResponse": _success(_ref("Task")),
     }
 
 
