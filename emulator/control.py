@@ -14,7 +14,6 @@ from .errors import APIError, InvalidRequest
 from .http import json_response, read_json_object
 from .scenarios import ScenarioError, library, loads
 from .service import Emulator
-from .tasks import observe
 
 __all__ = ["routes"]
 
@@ -75,18 +74,8 @@ async def requests(request: Request) -> Response:
 
 async def tasks(request: Request) -> Response:
     emulator = _emulator(request)
-    now = emulator.clock.now()
-    emulator.tasks.sweep(now)
     key = request.query_params.get("key")
-    words = emulator.scenario.status_words(emulator.status_words)
-    out: list[dict[str, Any]] = []
-    for task in emulator.tasks:
-        if key is not None and task.key != key:
-            continue
-        view = observe(task, now)
-        body = emulator.task_body(task, view, str(request.base_url), words)
-        out.append({**body, "key": task.key, "polls": task.polls, "state": view.state.value})
-    return json_response({"tasks": out})
+    return json_response({"tasks": emulator.task_listing(str(request.base_url), key)})
 
 
 async def clock(request: Request) -> Response:

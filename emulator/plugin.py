@@ -311,17 +311,7 @@ class EmulatorHandle:
 
     def tasks(self, key: str | None = None) -> list[dict[str, Any]]:
         """Every task as its wire body plus ``key``, ``polls`` and ``state``, oldest first."""
-        from .tasks import observe
-
-        now = self.now()
-        self.emulator.tasks.sweep(now)
-        out = []
-        for task in self.emulator.tasks:
-            if key is None or task.key == key:
-                view = observe(task, now)
-                body = self.emulator.task_body(task, view, self.url)
-                out.append({**body, "key": task.key, "polls": task.polls, "state": view.state})
-        return out
+        return self.emulator.task_listing(self.url, key)
 
     def task(self, task_id: str) -> dict[str, Any]:
         """One task as in :meth:`tasks` (``KeyError`` if there is no such task)."""

@@ -258,6 +258,22 @@ class Emulator:
             "credits_consumed": task.credits if view.state is State.SUCCEEDED else 0,
         }
 
+    def task_listing(self, base_url: str, key: str | None = None) -> list[dict[str, Any]]:
+        """Every task (of ``key``), oldest first: its wire body under the current scenario's
+        status words, plus ``key``, ``polls`` and ``state``. For the control API and tests."""
+        now = self.clock.now()
+        self.tasks.sweep(now)
+        words = self.scenario.status_words(self.status_words)
+        out: list[dict[str, Any]] = []
+        for task in self.tasks:
+            if key is None or task.key == key:
+                view = observe(task, now)
+                body = self.task_body(task, view, base_url, words)
+                out.append(
+                    {**body, "key": task.key, "polls": task.polls, "state": view.state.value}
+                )
+        return out
+
     def image_url(self, base_url: str, task: Task, index: int) -> str:
         base = self.config.public_url or base_url
         return f"{base.rstrip('/')}/files/{task.id}/{index}.png"
