@@ -126,15 +126,24 @@ def _json_problems(pointer: str, media: str, content: bytes, where: str) -> list
     return _validate(pointer, body, where)
 
 
-def check_response(response: Any) -> None:
-    """Raise ConformanceError if an httpx response breaks the description."""
+def response_problems(response: Any) -> list[str]:
+    """What an httpx response breaks in the description (empty when it conforms)."""
     request = response.request
-    found = problems(
+    return problems(
         request.method,
         request.url.path,
         response.status_code,
         response.headers,
         response.content,
     )
+
+
+def raise_problems(found: list[str]) -> None:
+    raise ConformanceError("response breaks the OpenAPI description:\n" + "\n".join(found))
+
+
+def check_response(response: Any) -> None:
+    """Raise ConformanceError if an httpx response breaks the description."""
+    found = response_problems(response)
     if found:
-        raise ConformanceError("response breaks the OpenAPI description:\n" + "\n".join(found))
+        raise_problems(found)

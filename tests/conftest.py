@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from emulator.app import create_app
 from emulator.config import Config
 
-from .conformance import ConformanceError, problems
+from .conformance import raise_problems, response_problems
 
 KEY = "aio_test_key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -26,17 +26,9 @@ class Client(TestClient):
     def send(self, request: Any, **kwargs: Any) -> Any:
         response = super().send(request, **kwargs)
         if self.check_schema and hasattr(response, "_content"):
-            found = problems(
-                request.method,
-                request.url.path,
-                response.status_code,
-                response.headers,
-                response.content,
-            )
+            found = response_problems(response)
             if found and not self._scripted_garbage(found):
-                raise ConformanceError(
-                    "response breaks the OpenAPI description:\n" + "\n".join(found)
-                )
+                raise_problems(found)
         return response
 
     def _scripted_garbage(self, found: list[str]) -> bool:
