@@ -1,4 +1,5 @@
-"""The ASGI application: emulated routes, control routes, the journal and one error renderer."""
+"""The ASGI application: emulated endpoints first, then Starlette for the control API, docs and
+everything else, one journal and one error envelope for both."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, control, dashboard, openapi
-from .clock import iso
 from .config import Config
 from .errors import APIError, error_body
 from .faults import NetworkFault
@@ -27,11 +27,28 @@ __all__ = ["create_app"]
 CONTROL_PREFIX = "/_emulator/"
 
 
-def create_app(config: Config | None = None, *, emulator: Emulator | None = None) -> Starlette:
+class EmulatorApp(Starlette):
+    """Starlette, with the emulated endpoints served ahead of its router by :class:`api.API`
+    (their hot path skips Starlette's routing and middleware)."""
+
+    def __init__(self, emulator: Emulator, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state.emulator = emulator
+        self.api = api.API(emulator)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (found := api.route(scope["path"])) is not None:
+            await self.api.serve(found[0], found[1], scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(config: Config | None = None, *, emulator: Emulator | None = None) -> EmulatorApp:
     """Build the app with all its state (no lifespan needed, so in-process transports work)."""
     emulator = emulator or Emulator(config)
-    app = Starlette(
-        routes=[*api.routes, *control.routes, *openapi.routes, *dashboard.routes],
+    app = EmulatorApp(
+        emulator,
+        routes=[*control.routes, *openapi.routes, *dashboard.routes],
         middleware=[
             *_token_middleware(emulator.config.control_token),
             Middleware(JournalMiddleware, emulator=emulator),
@@ -42,7 +59,6 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
             Exception: _server_error,
         },
     )
-    app.state.emulator = emulator
     if emulator.config.state_file:
         from .state import load_into
 
@@ -97,7 +113,8 @@ class ControlTokenMiddleware:
 
 
 class JournalMiddleware:
-    """Records every emulated request (not control calls) with the status it got."""
+    """Journals what Starlette serves outside the control API (unknown paths) with the status
+    it got; the emulated endpoints journal themselves (:class:`api.API`)."""
 
     def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
         self.app = app
@@ -123,23 +140,8 @@ class JournalMiddleware:
 
     def _record(self, scope: Scope, status: int, started: float) -> None:
         state: dict[str, Any] = scope.get("state") or {}
-        now = self.emulator.clock.now()
-        self.emulator.journal.record(
-            {
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": scope["query_string"].decode("latin-1"),
-                "key": state.get("key"),
-                "body": state.get("body", state.get("raw_body")),
-                "status": status,
-                "error": state.get("error"),
-                "task_id": state.get("task_id"),
-                "rule": state.get("rule"),
-                "time": iso(now),
-                "at": now,
-                "wall": time.time(),
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            }
+        self.emulator.journal_request(
+            scope, status, started, key=state.get("key"), error=state.get("error")
         )
 
 
@@ -177,10 +179,4 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     emulator: Emulator = request.app.state.emulator
     if not isinstance(exc, NetworkFault):  # a scripted fault, not a bug
         emulator.record_server_error(exc)
-    return _render(
-        request,
-        500,
-        f"Internal emulator error ({type(exc).__name__}). This is a bug in the emulator; "
-        "the traceback is in the server log and in /_emulator/health.",
-        "server_error",
-    )
+    return _render(request, 500, api.server_error_message(exc), "server_error")

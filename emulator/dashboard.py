@@ -101,17 +101,17 @@ async def feed(request: Request) -> Response:
     now = emulator.clock.now()
     emulator.tasks.sweep(now)
 
-    entries = emulator.journal._entries  # newest last; the deque itself, not a copy
-    oldest = entries[0]["seq"] if entries else None
-    latest = emulator.journal._seq  # monotonic: a reset empties the journal, not the count
+    journal = emulator.journal
+    oldest = journal.oldest_seq
+    latest = journal.seq  # monotonic: a reset empties the journal, not the count
     # the oldest entry changed while the journal was not full: it was reset or cleared
-    not_full = entries.maxlen is None or len(entries) < entries.maxlen
+    not_full = len(journal) < journal.maxlen
     restarted = not_full and first != "" and first != str(oldest or "")
     missed = oldest is not None and oldest > since + 1
     fresh: list[dict[str, Any]] = []
     full = since < 0 or restarted or missed
     if not full:
-        for entry in reversed(entries):
+        for entry in journal.newest():
             if entry["seq"] <= since:
                 break
             fresh.append(entry)
@@ -119,7 +119,7 @@ async def feed(request: Request) -> Response:
                 full = True
                 break
     if full:
-        fresh = _newest(reversed(entries), key, FEED_LIMIT)
+        fresh = _newest(journal.newest(), key, FEED_LIMIT)
         tasks = _newest(reversed(list(emulator.tasks)), key, FEED_LIMIT)
         gone: list[str] = []
         fresh.reverse()  # oldest first
@@ -140,7 +140,7 @@ async def feed(request: Request) -> Response:
             "clock": {"mode": emulator.clock.mode, "now": iso(now), "epoch": now},
             "scenario": emulator.scenario.scenario.name,
             "scenario_error": emulator.scenario_error,
-            "counts": {"tasks": len(emulator.tasks), "requests": len(entries)},
+            "counts": {"tasks": len(emulator.tasks), "requests": len(journal)},
         }
     )
 
@@ -163,11 +163,9 @@ async def image(request: Request) -> Response:
 async def request_detail(request: Request) -> Response:
     """One journal entry in full, body included (the feed leaves bodies out)."""
     seq = _int(request.path_params["seq"], -1)
-    for entry in reversed(_emulator(request).journal._entries):
-        if entry["seq"] == seq:
-            return json_response(_request_row(entry, body=True))
-        if entry["seq"] < seq:
-            break
+    entry = _emulator(request).journal.find(seq)
+    if entry is not None:
+        return json_response(_request_row(entry, body=True))
     raise NotFound(f"No request {seq} in the journal (it keeps the newest entries only)")
 
 

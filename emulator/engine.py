@@ -59,6 +59,11 @@ class ScenarioRuntime:
 
     def reset(self) -> None:
         self.rng = random.Random(self.seed)
+        scenario = self.scenario
+        #: the decision for every request when the scenario has no rules and no latency, so
+        #: the hot path can skip building a rule request (None: call :meth:`decide`)
+        plain = not scenario.rules and scenario.latency is None
+        self.plain: Decision | None = Decision(task=scenario.task) if plain else None
         self.counts = [0] * len(self.scenario.rules)
         self.buckets: dict[tuple[int, str], tuple[float, float]] = {}
 

@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from .errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 
-__all__ = ["json_response", "read_json_object"]
+__all__ = [
+    "decode",
+    "dumps",
+    "json_response",
+    "parse_object",
+    "read_json_body",
+    "read_json_object",
+]
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status, headers=headers, media_type="application/json")
+    return Response(dumps(data), status, headers=headers, media_type="application/json")
+
+
+def dumps(data: Any) -> bytes:
+    """Compact UTF-8 JSON, as the real API writes it."""
+    return _ENCODE(data).encode()
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object: 415 for another media type, 413 past ``limit`` (refused
-    before reading it all), 400 for anything that is not a JSON object."""
-    content_type = request.headers.get("content-type", "")
+    """The body of a Starlette request as a JSON object (see :func:`read_json_body`)."""
+    raw = await read_json_body(request.headers, request.receive, limit)
+    return parse_object(decode(raw))
+
+
+async def read_json_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
+    """The raw body of a request that must be JSON: 415 for another media type, 413 past
+    ``limit`` (refused before reading it all)."""
+    content_type = headers.get("content-type", "")
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type != "application/json":
         shown = repr(content_type[:100]) if content_type else "none"
@@ -29,22 +48,29 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             f"Content-Type must be application/json (got {shown}). "
             "Send the header 'Content-Type: application/json'."
         )
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(_too_large(limit))
-    raw = await _read_body(request, limit)
+    return await _read_body(receive, limit)
+
+
+def decode(raw: bytes) -> str:
     try:
-        data = _DECODER.decode(raw.decode("utf-8"))
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest("Malformed JSON body: it is not valid UTF-8") from exc
+
+
+def parse_object(text: str) -> dict[str, Any]:
+    """``text`` as a JSON object, or 400 saying where it is malformed or what it is instead."""
+    try:
+        data = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             f"Malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     except RecursionError as exc:
         raise InvalidRequest("Malformed JSON body: nested too deeply") from exc
-    finally:
-        request.state.raw_body = raw[:4096].decode("utf-8", "replace")
     if not isinstance(data, dict):
         kind = {
             list: "an array",
@@ -58,12 +84,11 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     return data
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes:
     """The raw body, stopping as soon as it passes ``limit`` (ASGI messages read directly:
     Starlette's stream wrapper costs more than the rest of a create)."""
     chunks: list[bytes] = []
     size = 0
-    receive = request.receive
     while True:
         message = await receive()
         if message["type"] != "http.request":
@@ -82,6 +107,7 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _too_large(limit: int) -> str:

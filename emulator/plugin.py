@@ -338,7 +338,7 @@ class EmulatorHandle:
                 "test (the client got a 500). This is a bug in the emulator; its traceback:\n\n"
                 + "\n".join(errors)
             )
-        entries = [e for e in self.requests() if e["seq"] > checks.journal_seq]
+        entries = self.emulator.journal.entries(since=checks.journal_seq)
         if entries:
             checks.journal_seq = entries[-1]["seq"]
         unserved = [e for e in entries if _unserved(e)]
@@ -353,9 +353,9 @@ class EmulatorHandle:
 
 
 def _emulated_path(path: str) -> bool:
-    from .api import routes
+    from .api import route
 
-    return any(route.path_regex.match(path) for route in routes)
+    return route(path) is not None
 
 
 def _unserved(entry: Mapping[str, Any]) -> bool:

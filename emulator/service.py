@@ -342,6 +342,39 @@ class Emulator:
         for runtime in {*self._runtimes.values(), *self.key_scenarios.values(), self.scenario}:
             runtime.reset()
 
+    def journal_request(
+        self,
+        scope: Mapping[str, Any],
+        status: int,
+        started: float,
+        *,
+        key: str | None = None,
+        body: str | None = None,
+        json_body: str | None = None,
+        error: str | None = None,
+        task_id: str | None = None,
+        rule: str | None = None,
+    ) -> None:
+        """Journal one emulated request; ``started`` is its ``time.perf_counter()``.
+        ``json_body`` is the text of a body that parsed as JSON, ``body`` any other body."""
+        now = self.clock.now()
+        entry = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope["query_string"].decode("latin-1"),
+            "key": key,
+            "body": body,
+            "status": status,
+            "error": error,
+            "task_id": task_id,
+            "rule": rule,
+            "time": iso(now),
+            "at": now,
+            "wall": time.time(),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        self.journal.record(entry, json_body=json_body)
+
     def record_server_error(self, exc: BaseException) -> None:
         self.server_errors.append("".join(traceback.format_exception(exc)))
         del self.server_errors[:-100]

@@ -194,8 +194,8 @@ def snapshot(emulator: Emulator) -> dict[str, Any]:
             [a.key, a.balance, a.reserved, a.spent] for a in emulator.ledger.accounts.values()
         ],
         "journal": {
-            "seq": emulator.journal._seq,
-            "entries": list(emulator.journal),  # display data: saved and restored as is
+            "seq": emulator.journal.seq,
+            "entries": emulator.journal.stored(),  # display data: saved and restored as is
         },
         "tasks": [_task(t) for t in emulator.tasks],
     }
@@ -261,10 +261,7 @@ def restore(emulator: Emulator, data: dict[str, Any], *, source: str = "<state>"
     for key, balance, reserved, spent in accounts:
         account = ledger.account(key)
         account.balance, account.reserved, account.spent = balance, reserved, spent
-    journal = emulator.journal
-    journal.clear()
-    journal._entries.extend(entries)
-    journal._seq = seq
+    emulator.journal.restore(entries, seq)
     _restore_tasks(emulator, tasks)
 
 

@@ -155,10 +155,10 @@ def test_a_planted_shape_change_fails_the_check(
 def test_a_planted_error_envelope_change_fails_the_check(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import emulator.app
+    import emulator.errors
 
     monkeypatch.setattr(
-        emulator.app,
+        emulator.errors,
         "error_body",
         lambda status, message, type_: {"error": {"code": str(status), "message": message}},
     )

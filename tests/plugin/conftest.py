@@ -21,12 +21,16 @@ __all__ = ["emulator", "httpx", "respx"]
 INI = """\
 [pytest]
 addopts = -p no:cacheprovider -p no:hypothesispytest --strict-markers
-filterwarnings = error
+filterwarnings =
+    error
+    ignore:Module already imported so cannot be rewritten; emulator:pytest.PytestAssertRewriteWarning
 """
 
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester whose inner runs are as strict as ours (warnings are errors)."""
+    """A pytester whose inner runs are as strict as ours (warnings are errors). The emulator
+    package itself is imported by the outer session, so an inner run cannot assertion-rewrite
+    it (pytest warns when an editable install maps the package to the plugin)."""
     pytester.makeini(INI)
     return pytester
