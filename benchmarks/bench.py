@@ -21,6 +21,7 @@ import io
 import json
 import os
 import platform
+import re
 import resource
 import selectors
 import shutil
@@ -39,6 +40,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results" / "latest.json"
 SERVE_TARGET = BENCH_DIR / "serve_target.py"
+BENCH_CREDITS = 10**12  # no create may run out of credits during the load
 PYTHON = sys.executable
 SERVER_CPU, LOAD_CPU = 0, 1
 KEY_HEADERS = {"Authorization": "Bearer aio_bench"}
@@ -149,19 +151,28 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_server(name: str, target: str, pin: Pinning, *extra: str) -> Server:
-    """Start ``serve_target.py TARGET 0`` and wait for its ``READY <port>`` line."""
-    cmd = [*pin.server, PYTHON, str(SERVE_TARGET), target, "0", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """Start a target: the emulator as its users do (``python -m emulator serve``, on the real
+    or the virtual clock), the bare app with ``serve_target.py``; wait for the line giving the
+    port."""
+    if target.startswith("emulator"):
+        clock = "virtual" if target == "emulator-virtual" else "real"
+        args = ["-m", "emulator", "serve", "--port", "0", "--seed", "1", "--clock", clock,
+                "--default-credits", str(BENCH_CREDITS)]  # fmt: skip
+    else:
+        args = [str(SERVE_TARGET), target, "0", *extra]
+    proc = subprocess.Popen([*pin.server, PYTHON, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         ready = sel.select(STARTUP_TIMEOUT_S)
     line = proc.stdout.readline().decode() if ready else ""
-    if not line.startswith("READY "):
+    port = re.search(r"^READY (\d+)|listening on http://127\.0\.0\.1:(\d+)", line)
+    if port is None:
         stop_process(proc)
         err = proc.stderr.read().decode() if proc.stderr and not proc.stderr.closed else ""
         raise BenchError(f"{name} did not start: {line!r} {err[-2000:]}")
-    return Server(name, proc, int(line.split()[1]))
+    return Server(name, proc, int(port.group(1) or port.group(2)))
 
 
 def request(

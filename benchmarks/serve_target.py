@@ -1,36 +1,20 @@
-"""Run one benchmark target with the emulator's server settings.
+"""Run the bare Starlette app (``bare_app.py``) with the emulator's server settings.
 
-Usage: ``serve_target.py TARGET PORT [--png FILE]`` where TARGET is ``emulator`` (real clock),
-``emulator-virtual`` (virtual clock) or ``bare`` (``bare_app``, serving FILE as the PNG).
-Port 0 picks a free port. Prints ``READY <port>`` once the socket listens (uvicorn accepts on it
-as soon as its loop starts).
+Usage: ``serve_target.py bare PORT [--png FILE]`` (FILE: the PNG every download serves). Port 0
+picks a free port. Prints ``READY <port>`` once the socket listens (uvicorn accepts on it as
+soon as its loop starts). The emulator itself is benchmarked through its CLI.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 import uvicorn
 
 from emulator.server import bind, uvicorn_config
 
-TARGETS = ("emulator", "emulator-virtual", "bare")
-BENCH_CREDITS = 10**12
-
-
-def build_app(target: str, png: str | None) -> Any:
-    """The ASGI app of ``target``."""
-    if target == "bare":
-        from bare_app import load_app
-
-        return load_app(png)
-    from emulator.app import create_app
-    from emulator.config import Config
-
-    clock = "virtual" if target == "emulator-virtual" else "real"
-    return create_app(Config(seed=1, clock=clock, default_credits=BENCH_CREDITS))
+TARGETS = ("bare",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("port", type=int)
     parser.add_argument("--png", help="PNG file the bare app serves")
     args = parser.parse_args(argv)
-    app = build_app(args.target, args.png)
+    from bare_app import load_app
+
+    app = load_app(args.png)
     sock = bind("127.0.0.1", args.port)
     print(f"READY {sock.getsockname()[1]}", flush=True)
     uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])

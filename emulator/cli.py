@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .scenarios import ScenarioError
-    from .server import Server, bind, uvicorn_config
+    from .server import Server, bind, freeze_startup_objects, uvicorn_config
     from .state import StateError
 
     keys = parse_keys(args.key) if args.key else None
@@ -203,6 +203,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"aio-emulator: cannot start from the state file: {exc}", file=sys.stderr)
         return 2
     emulator = app.state.emulator
+    freeze_startup_objects()
     try:
         sock = bind(config.host, config.port)
     except OSError as exc:

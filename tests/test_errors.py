@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from emulator.app import create_app
+from emulator.config import Config
 
 from .conftest import AUTH, KEY, Client, make_client
 
@@ -161,7 +165,45 @@ def test_unknown_path_and_wrong_method_get_the_envelope(client: Client) -> None:
     r = client.get(CREATE, headers=AUTH)
     assert_error(r, 405, "method_not_allowed", "POST")
     assert "POST" in r.headers["allow"]
-    assert_error(client.put("/api/v1/tasks/x", headers=AUTH), 405, "method_not_allowed")
+    r = client.put("/api/v1/tasks/x", headers=AUTH)
+    assert_error(r, 405, "method_not_allowed", "Allowed: GET, HEAD")
+    assert r.headers["allow"] == "GET, HEAD"
+    r = client.post("/files/n17ab_cogview4/0.png")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, HEAD"
+    assert [e["status"] for e in client.get("/_emulator/requests").json()["requests"]] == [
+        404, 404, 405, 405, 405,
+    ]  # fmt: skip
+
+
+def test_paths_that_only_look_emulated_are_unknown(client: Client) -> None:
+    for path in ("/api/v1/tasks/", "/api/v1/tasks/a/b", "/files/x", "/files/x/", "/files//0.png",
+                 "/api/v1/images/generations/", "/api/v1/images/generations/x"):  # fmt: skip
+        assert_error(client.get(path, headers=AUTH), 404, "not_found", "Unknown path")
+
+
+def test_a_client_gone_mid_body_is_journaled_not_reported_as_a_bug() -> None:
+    app = create_app(Config(seed=1, clock="virtual"))
+    emulator = app.state.emulator
+    messages = iter([{"type": "http.request", "body": b'{"mod', "more_body": True},
+                     {"type": "http.disconnect"}])  # fmt: skip
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = [(b"authorization", f"Bearer {KEY}".encode()),
+               (b"content-type", b"application/json")]  # fmt: skip
+    scope = {"type": "http", "method": "POST", "path": CREATE, "query_string": b"",
+             "headers": headers, "scheme": "http", "server": ("testserver", 80)}  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent == []  # nobody to answer
+    assert emulator.server_errors == []
+    (entry,) = emulator.journal.entries()
+    assert (entry["status"], entry["key"]) == (499, KEY)
 
 
 def test_unknown_task_gets_404_with_the_id(client: Client) -> None:

@@ -1,0 +1,55 @@
+"""The request journal: bounded by count and body size, bodies given back parsed."""
+
+from __future__ import annotations
+
+import json
+
+from emulator.journal import Journal
+
+from .conftest import Client
+
+
+def entry(path: str = "/p", key: str | None = "aio_a", **extra: object) -> dict:
+    return {"method": "POST", "path": path, "key": key, "body": None, "status": 200, **extra}
+
+
+def test_json_bodies_are_stored_as_text_and_read_back_parsed() -> None:
+    journal = Journal()
+    journal.record(entry(), json_body='{"prompt": "a fox", "n": [1, 2]}')
+    journal.record(entry(body="not json {"))
+    first, second = journal.entries()
+    assert first["body"] == {"prompt": "a fox", "n": [1, 2]} and "_json" not in first
+    assert second["body"] == "not json {"
+    assert list(journal) == [first, second]
+    assert journal.find(1) == first and journal.find(3) is None
+
+
+def test_the_journal_drops_its_oldest_entries_past_its_count_or_body_budget() -> None:
+    journal = Journal(maxlen=3, max_body_chars=100)
+    for i in range(5):
+        journal.record(entry(path=f"/{i}"))
+    assert [e["path"] for e in journal.entries()] == ["/2", "/3", "/4"]
+    body = json.dumps({"prompt": "x" * 30})  # 44 characters
+    for i in range(5, 8):
+        journal.record(entry(path=f"/{i}"), json_body=body)
+    assert [e["path"] for e in journal.entries()] == ["/6", "/7"]  # 2 bodies fit in 100 chars
+    journal.record(entry(path="/huge"), json_body=json.dumps({"prompt": "x" * 500}))
+    assert [e["path"] for e in journal.entries()] == ["/huge"]  # the newest entry always stays
+    assert journal.seq == 9 and journal.oldest_seq == 9
+
+
+def test_entries_filter_by_key_path_and_seq() -> None:
+    journal = Journal()
+    for i in range(6):
+        journal.record(entry(path=f"/{i % 2}", key=f"aio_{i % 3}"))
+    assert [e["seq"] for e in journal.entries(key="aio_0")] == [1, 4]
+    assert [e["seq"] for e in journal.entries(path="/1")] == [2, 4, 6]
+    assert [e["seq"] for e in journal.entries(since=4)] == [5, 6]
+    assert [e["seq"] for e in journal.entries(path="/0", since=2)] == [3, 5]
+
+
+def test_a_journaled_create_body_reads_back_as_sent(client: Client) -> None:
+    client.create(prompt="a fox, \u00e9t\u00e9 \U0001f98a", num_images=None)
+    (logged,) = client.get("/_emulator/requests").json()["requests"]
+    assert logged["body"] == {"model": "cogview-4", "prompt": "a fox, \u00e9t\u00e9 \U0001f98a",
+                              "num_images": None}  # fmt: skip
