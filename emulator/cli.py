@@ -221,7 +221,10 @@ def _serve(args: argparse.Namespace) -> int:
         f"seed: {emulator.seed}). "
         "Press Ctrl+C to stop."
     )
-    Server(uvicorn_config(app), on_started=lambda: print(line, flush=True)).run(sockets=[sock])
+    server = Server(
+        uvicorn_config(app), on_started=lambda: print(line, flush=True), housekeeping=True
+    )
+    server.run(sockets=[sock])
     print("API in One emulator stopped.", flush=True)
     return 0
 

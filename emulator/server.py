@@ -134,19 +134,44 @@ def uvicorn_config(
 _QUIET_FAULTS = _QuietFaults()
 
 
+#: how often a serving process settles ended tasks in the background, and at most how many
+#: at a time before letting requests in again
+HOUSEKEEPING_S = 0.05
+HOUSEKEEPING_BATCH = 256
+
+
+async def housekeeping(emulator: Any) -> None:
+    """Settle tasks that ended and forget expired ones between requests, in small steps, so
+    the first requests after a quiet spell do not pay for everything that ended meanwhile
+    (each request still settles a bounded number itself, which covers in-process use)."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_S)
+        while emulator.tasks.sweep(emulator.clock.now(), HOUSEKEEPING_BATCH):
+            await asyncio.sleep(0)
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, stopping cleanly (exit status 0) on SIGINT or SIGTERM instead of
-    re-raising the signal once shut down. ``on_started`` runs once it accepts connections."""
+    re-raising the signal once shut down. ``on_started`` runs once it accepts connections.
 
-    def __init__(self, config: uvicorn.Config, on_started: Any = None) -> None:
+    With ``housekeeping`` (the CLI) it also settles ended tasks in the background; not for
+    the pytest plugin's live server, whose test thread may sweep the same store."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_started: Any = None, *, housekeeping: bool = False
+    ) -> None:
         super().__init__(config)
         self.on_started = on_started
+        self.housekeeping = housekeeping
         self.autosaver: Any = None
         self._autosave: asyncio.Task[None] | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         emulator = getattr(getattr(self.config.app, "state", None), "emulator", None)
+        if self.started and emulator is not None and self.housekeeping:
+            self._housekeeping = asyncio.create_task(housekeeping(emulator))
         if self.started and emulator is not None and emulator.config.state_file:
             from .state import Autosaver
 
@@ -160,10 +185,11 @@ class Server(uvicorn.Server):
         """uvicorn's shutdown (in-flight requests get ``timeout_graceful_shutdown``), then the
         last save of the state file."""
         await super().shutdown(sockets)
-        if self._autosave is not None:
-            self._autosave.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._autosave
+        for task in (self._housekeeping, self._autosave):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.autosaver is not None:
             self.autosaver.save_now()
 

@@ -177,8 +177,7 @@ class Emulator:
         ``base_url`` (where the client reached the server) builds the image URLs of the
         task's webhook, unless ``config.public_url`` is set.
         """
-        now = self.clock.now()
-        self.tasks.sweep(now, HOT_SWEEP)
+        now = self.clock.now()  # the store sweeps when the task is added
         if request.model.id == "grok-imagine/upscale":
             source = self.tasks.get(str(request.params["task_id"]))
             if source is None or source.key != key:

@@ -168,6 +168,8 @@ class TaskStore:
         return self._tasks.get(task_id)
 
     def add(self, task: Task, now: float) -> None:
+        """Keep ``task`` after a bounded sweep, forgetting the oldest finished task (else the
+        oldest of all) when the store is full."""
         self.sweep(now, HOT_SWEEP)
         while len(self._tasks) >= self.max_tasks:
             self._evict_one(now)
@@ -196,28 +198,33 @@ class TaskStore:
             self._finish(task, view.state, view.updated_at)
         return view
 
-    def sweep(self, now: float, limit: int | None = None) -> None:
+    def sweep(self, now: float, limit: int | None = None) -> bool:
         """Settle tasks the clock has ended and forget those past their retention time.
 
         ``limit`` bounds the work (the request hot path passes one, so a batch of tasks that
         ended while the server idled is settled over a few requests, not in one 70 ms stall);
-        the control API sweeps without a limit, so what it reports is exact.
+        the control API sweeps without a limit, so what it reports is exact. True when the
+        limit stopped it (there may be more to do).
         """
         budget = limit if limit is not None else -1
         ending = self._ending
+        tasks = self._tasks
         while ending and ending[0][0] <= now and budget != 0:
             end, _, task_id = heapq.heappop(ending)
-            task = self._tasks.get(task_id)
+            task = tasks.get(task_id)
             if task is not None and task.finished_at is None:
-                self._finish(task, observe(task, now).state, end)
+                # ended by the clock, so its script's outcome (poll-count endings are settled
+                # when they happen and have finished_at set)
+                self._finish(task, task.script.outcome, end)
                 budget -= 1
         finished = self._finished
         while finished and finished[0][0] + self.ttl_s <= now and budget != 0:
             _, task_id = finished.popleft()
-            task = self._tasks.pop(task_id, None)
+            task = tasks.pop(task_id, None)
             if task is not None:
                 self.on_drop(task)
                 budget -= 1
+        return budget == 0
 
     def clear(self) -> None:
         self._tasks.clear()

@@ -189,3 +189,35 @@ def test_serve_names_the_scenario_in_the_startup_line() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
+
+
+def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
+    import asyncio
+
+    from emulator.server import HOUSEKEEPING_BATCH, housekeeping
+    from emulator.service import Emulator
+
+    emulator = Emulator(Config(seed=1, clock="virtual"))
+    request = emulator.validate({"model": "cogview-4", "prompt": "a fox"})
+    for _ in range(1000):
+        emulator.create_task("aio_a", request)
+    emulator.clock.advance(60)
+    limits: list[int | None] = []
+    sweep = emulator.tasks.sweep
+
+    def spy(now: float, limit: int | None = None) -> bool:
+        limits.append(limit)
+        return sweep(now, limit)
+
+    emulator.tasks.sweep = spy  # type: ignore[method-assign]
+
+    async def run() -> None:
+        task = asyncio.create_task(housekeeping(emulator))
+        await asyncio.sleep(0.3)
+        task.cancel()
+
+    asyncio.run(run())
+    account = emulator.ledger.account("aio_a")
+    assert (account.reserved, account.spent) == (0, 4000)  # every task settled, none by a request
+    assert set(limits) == {HOUSEKEEPING_BATCH}
+    assert len(limits) >= 1000 // HOUSEKEEPING_BATCH + 1  # in steps, the loop free between them
