@@ -7,17 +7,24 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 ARGS   ?=
 
+# Bytecode for the package, as pip writes it for a regular install: an editable install on a
+# machine that sets PYTHONDONTWRITEBYTECODE would compile every module again at each start-up
+# (about 0.1 s). Incremental: only changed files are compiled again.
+BYTECODE := $(BIN)/python -m compileall -q emulator
+
 .PHONY: install serve test lint format bench soak clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BYTECODE)
 	touch $(STAMP)
 
 install: $(STAMP)
 
 serve: $(STAMP)
+	@$(BYTECODE)
 	$(BIN)/aio-emulator serve --host $(HOST) --port $(PORT) $(ARGS)
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright's Python package, never
@@ -47,6 +54,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix emulator tests benchmarks
 
 bench: $(STAMP)
+	@$(BYTECODE)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 	$(BIN)/python benchmarks/bench_plugin.py
 

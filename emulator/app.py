@@ -3,7 +3,6 @@ everything else, one journal and one error envelope for both."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from typing import Any
@@ -75,8 +74,11 @@ class ControlTokenMiddleware:
     ``Authorization: Bearer <token>`` or ``X-Emulator-Token: <token>``; else 401."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
+        import hmac  # only with a token: it costs start-up time
+
         self.app = app
         self.token = token.encode()
+        self.compare = hmac.compare_digest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -90,7 +92,7 @@ class ControlTokenMiddleware:
                 break
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 given = value[7:].strip()
-        if hmac.compare_digest(given, self.token):
+        if self.compare(given, self.token):
             await self.app(scope, receive, send)
             return
         message = (

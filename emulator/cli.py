@@ -165,7 +165,6 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .scenarios import ScenarioError
     from .server import Server, bind, freeze_startup_objects, uvicorn_config
-    from .state import StateError
 
     keys = parse_keys(args.key) if args.key else None
     key_scenarios = parse_key_scenarios(args.key_scenario) if args.key_scenario else None
@@ -194,12 +193,17 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    state_errors: tuple[type[Exception], ...] = ()
+    if config.state_file:  # the state module loads only when a state file is used
+        from .state import StateError
+
+        state_errors = (StateError,)
     try:
         app = create_app(config)
     except ScenarioError as exc:
         print(f"aio-emulator: cannot start with this scenario:\n{exc}", file=sys.stderr)
         return 2
-    except StateError as exc:
+    except state_errors as exc:
         print(f"aio-emulator: cannot start from the state file: {exc}", file=sys.stderr)
         return 2
     emulator = app.state.emulator

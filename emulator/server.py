@@ -123,6 +123,7 @@ def uvicorn_config(
         "timeout_keep_alive": 5,
         "timeout_graceful_shutdown": 5,
         "h11_max_incomplete_event_size": 64 * 1024,
+        "ws": "none",  # no WebSocket endpoints: do not import a WebSocket stack at start-up
         "http": _header_deadline(AutoHTTPProtocol, header_timeout_s),
     }
     options.update(overrides)
