@@ -6,6 +6,7 @@ turns it into typed, validated objects once, at start-up.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -86,8 +87,7 @@ class Model:
             width, height = self.pixels["fixed"]
             return int(width), int(height)
         if "size_field" in self.pixels:
-            width, height = str(params[self.pixels["size_field"]]).split("*")
-            return int(width), int(height)
+            return _size(str(params[self.pixels["size_field"]]))
         ratio = str(params[self.pixels["aspect_field"]])
         resolution_field = self.pixels.get("resolution_field")
         scale = 1
@@ -115,6 +115,13 @@ class Model:
         ]
 
 
+@functools.lru_cache(maxsize=256)  # sizes are a model's enum values: a handful
+def _size(text: str) -> tuple[int, int]:
+    width, height = text.split("*")
+    return int(width), int(height)
+
+
+@functools.lru_cache(maxsize=256)
 def aspect_pixels(ratio: str, scale: int = 1) -> tuple[int, int]:
     """About one megapixel at ``ratio`` ('W:H'; 'auto' means 1:1), multiples of 16, times scale."""
     if ratio == "auto":
