@@ -221,3 +221,17 @@ def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
     assert (account.reserved, account.spent) == (0, 4000)  # every task settled, none by a request
     assert set(limits) == {HOUSEKEEPING_BATCH}
     assert len(limits) >= 1000 // HOUSEKEEPING_BATCH + 1  # in steps, the loop free between them
+
+
+def test_the_serving_process_collects_garbage_on_a_schedule(monkeypatch) -> None:
+    import emulator.server as server
+
+    collected: list[int] = []
+    monkeypatch.setattr(server.gc, "collect", collected.append)
+    for step in range(1, server.MIDDLE_COLLECTION_EVERY * server.FULL_COLLECTION_EVERY + 1):
+        server.collect_young(step)
+    # young every step, the middle generation every few, everything once per full period
+    assert collected.count(2) == 1 and collected[-1] == 2
+    assert collected.count(1) == server.FULL_COLLECTION_EVERY - 1
+    every = server.MIDDLE_COLLECTION_EVERY
+    assert collected[:every] == [0] * (every - 1) + [1]
