@@ -21,7 +21,7 @@ from .engine import Decision, ScenarioRuntime, as_api_error
 from .engine import Request as RuleRequest
 from .errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, error_body
 from .faults import FaultResponse, NetworkFault
-from .http import decode, dumps, parse_object, read_json_body
+from .http import dumps, load_object, read_json_body
 from .service import Emulator
 from .tasks import State
 
@@ -90,8 +90,7 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
     key = call.key = emulator.authenticate(call.headers.get("authorization"))
     raw = await read_json_body(call.headers, call.receive, emulator.config.max_body_bytes)
     try:
-        text = decode(raw)
-        body = parse_object(text)
+        body, text = load_object(raw)
     except InvalidRequest:
         call.body = raw[:4096].decode("utf-8", "replace")
         raise

@@ -17,6 +17,7 @@ __all__ = [
     "decode",
     "dumps",
     "json_response",
+    "load_object",
     "parse_object",
     "read_json_body",
     "read_json_object",
@@ -53,8 +54,9 @@ async def read_json_body(headers: Mapping[str, str], receive: Receive, limit: in
     """The raw body of a request that must be JSON: 415 for another media type, 413 past
     ``limit`` (refused before reading it all)."""
     content_type = headers.get("content-type", "")
-    media_type = content_type.partition(";")[0].strip().lower()
-    if media_type != "application/json":
+    if content_type != "application/json" and (
+        content_type.partition(";")[0].strip().lower() != "application/json"
+    ):
         shown = repr(content_type[:100]) if content_type else "none"
         raise UnsupportedMediaType(
             f"Content-Type must be application/json (got {shown}). "
@@ -64,6 +66,33 @@ async def read_json_body(headers: Mapping[str, str], receive: Receive, limit: in
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(_too_large(limit))
     return await _read_body(receive, limit)
+
+
+def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
+    """``raw`` as a JSON object, and as text: orjson when its answer is exactly the standard
+    library's, else the standard library (its error messages; integers past 64 bits, which
+    orjson turns into floats, stay integers)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if type(data) is dict and _no_floats(data):
+        return data, raw.decode()
+    text = decode(raw)
+    return parse_object(text), text
+
+
+def _no_floats(data: dict[str, Any]) -> bool:
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        for item in value.values() if type(value) is dict else value:
+            kind = type(item)
+            if kind is float:
+                return False
+            if kind is dict or kind is list:
+                stack.append(item)
+    return True
 
 
 def decode(raw: bytes) -> str:
@@ -99,10 +128,15 @@ def parse_object(text: str) -> dict[str, Any]:
 async def _read_body(receive: Receive, limit: int) -> bytes:
     """The raw body, stopping as soon as it passes ``limit`` (ASGI messages read directly:
     Starlette's stream wrapper costs more than the rest of a create)."""
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: the whole body in one message
+        if len(body) > limit:
+            raise RequestTooLarge(_too_large(limit))
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] != "http.request":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
@@ -111,7 +145,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             raise RequestTooLarge(_too_large(limit))
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+        message = await receive()
 
 
 def _reject_constant(name: str) -> Any:

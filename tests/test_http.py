@@ -7,7 +7,8 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.http import dumps
+from emulator.errors import InvalidRequest
+from emulator.http import decode, dumps, load_object, parse_object
 
 JSON = st.recursive(
     st.none()
@@ -39,3 +40,52 @@ def test_without_floats_the_bytes_are_the_standard_librarys(value: object) -> No
 def test_what_orjson_refuses_is_still_written() -> None:
     assert dumps({"n": 10**30, 1: "a"}) == b'{"n":1000000000000000000000000000000,"1":"a"}'
     assert dumps({"p": "\ud800"}) == b'{"p":"\\ud800"}'
+
+
+def _standard(raw: bytes) -> object:
+    """What the standard library path answers: the object, or the 400 message."""
+    try:
+        return parse_object(decode(raw))
+    except InvalidRequest as exc:
+        return exc.message
+
+
+def _fast(raw: bytes) -> object:
+    try:
+        data, text = load_object(raw)
+    except InvalidRequest as exc:
+        return exc.message
+    assert text == raw.decode("utf-8")
+    return data
+
+
+EDGE_CASES = [
+    b"\xef\xbb\xbf{}",
+    b'{"a": NaN}',
+    b'{"a": 1e400}',
+    b'{"a": -0}',
+    b'{"n": 123456789012345678901234567890}',
+    b'{"a": "\\ud800"}',
+    b"[" * 1100 + b"]" * 1100,
+    b'{"a":' * 1100 + b"1" + b"}" * 1100,
+    b'{"a":1,"a":2}',
+    b"\t{}\r\n",
+    b"\x0c{}",
+    b'{"a": 1.0}',
+]
+JSON_TEXT = st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda v: json.dumps(v).encode(), JSON),
+    st.builds(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass"), JSON),
+    st.builds(
+        lambda d, junk: json.dumps(d).encode()[:-1] + junk,
+        st.dictionaries(st.text(max_size=5), JSON, max_size=3),
+        st.sampled_from([b"}", b"} ", b",}", b"}}", b"\x00}", b"}\n", b" }\t", b"]"]),
+    ),
+    st.sampled_from(EDGE_CASES),
+)
+
+
+@given(JSON_TEXT)
+def test_the_fast_body_reader_answers_as_the_standard_library(raw: bytes) -> None:
+    assert repr(_fast(raw)) == repr(_standard(raw))  # repr: NaN-free, and 1 != 1.0 shows
