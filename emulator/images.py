@@ -125,9 +125,8 @@ class ImageCache:
         self, key: tuple[str, int], p: Placeholder, *, max_pixels: int
     ) -> RenderedImage:
         """Return the cached image for `key`, rendering and storing it on a miss."""
-        hit = self._entries.get(key)
+        hit = self.get(key)
         if hit is not None:
-            self._entries.move_to_end(key)
             return hit
         body = render_png(p, max_pixels=max_pixels)
         image = RenderedImage(body=body, etag=_etag(body))
@@ -138,6 +137,13 @@ class ImageCache:
             while self._size > self._max_bytes:
                 self._remove(next(iter(self._entries)))
         return image
+
+    def get(self, key: tuple[str, int]) -> RenderedImage | None:
+        """The cached image for `key` (now the most recently used), or None."""
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+        return hit
 
     def discard(self, task_id: str) -> None:
         """Drop every cached image of `task_id` (called when the task expires)."""

@@ -286,8 +286,6 @@ class Emulator:
         task = self.tasks.get(task_id)
         if task is None or not 0 <= index < task.images:
             raise NotFound(f"No image at this URL: task {task_id!r} has no image {index}")
-        from .images import Placeholder
-
         if observe(task, now).state is not State.SUCCEEDED:
             raise NotFound(f"Task {task_id!r} has not completed: it has no images yet")
         behaviour: ImageEffect | None = task.extra.get("image")
@@ -297,19 +295,23 @@ class Emulator:
             ended = task.finished_at if task.finished_at is not None else now
             if now >= ended + behaviour.after_s:
                 raise NotFound(f"The image of task {task_id!r} has expired")
-        placeholder = Placeholder(
-            width=task.width,
-            height=task.height,
-            seed=task.seed,
-            model=task.model,
-            prompt=task.prompt,
-            task_id=task.id,
-            index=index,
-            count=task.images,
-        )
-        image = self.images.get_or_render(
-            (task.id, index), placeholder, max_pixels=self.catalogue.max_pixels
-        )
+        image = self.images.get((task.id, index))  # the usual case: no placeholder to build
+        if image is None:
+            from .images import Placeholder  # Pillow loads on the first download
+
+            placeholder = Placeholder(
+                width=task.width,
+                height=task.height,
+                seed=task.seed,
+                model=task.model,
+                prompt=task.prompt,
+                task_id=task.id,
+                index=index,
+                count=task.images,
+            )
+            image = self.images.get_or_render(
+                (task.id, index), placeholder, max_pixels=self.catalogue.max_pixels
+            )
         if behaviour is not None and behaviour.mode == "corrupt":
             from .images import RenderedImage
 
