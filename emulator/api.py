@@ -27,7 +27,7 @@ from .tasks import State
 
 __all__ = ["API", "CREATE_PATH", "SCENARIO_HEADER", "Call", "Reply", "route"]
 
-SCENARIO_HEADER = "x-emulator-scenario"
+SCENARIO_HEADER = b"x-emulator-scenario"
 CREATE_PATH = "/api/v1/images/generations"
 TASKS_PREFIX = "/api/v1/tasks/"
 FILES_PREFIX = "/files/"
@@ -36,27 +36,41 @@ CLIENT_GONE = 499
 
 
 class Call:
-    """One request to an emulated endpoint: its headers (lower-case names, first value wins)
+    """One request to an emulated endpoint: its headers (first value wins, as in Starlette)
     and what the journal records about it."""
 
-    __slots__ = ("body", "headers", "json_body", "key", "receive", "rule", "scope", "task_id")
+    __slots__ = (
+        "_headers", "body", "json_body", "key", "raw_headers", "receive", "rule", "scope",
+        "task_id",
+    )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self.receive = receive
-        self.headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in reversed(scope["headers"])
-        }
+        self.raw_headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
+        self._headers: dict[str, str] | None = None
         self.key: str | None = None
         self.body: str | None = None  # a body that is not a JSON object, as text
         self.json_body: str | None = None  # a JSON object body, as the text that was sent
         self.task_id: str | None = None
         self.rule: str | None = None
 
+    def header(self, name: bytes) -> str | None:
+        """One header (lower-case ``name``) as text, or None."""
+        value = self.raw_headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Every header as text, for scenario rules (decoded on first use only)."""
+        if self._headers is None:
+            self._headers = {k.decode("latin-1"): v.decode("latin-1")
+                             for k, v in self.raw_headers.items()}  # fmt: skip
+        return self._headers
+
     def base_url(self) -> str:
         """Where the client reached us (from the Host header, as the client wrote it)."""
-        host = self.headers.get("host")
+        host = self.header(b"host")
         if not host:
             server = self.scope.get("server") or ("localhost", None)
             host = f"{server[0]}:{server[1]}" if server[1] else server[0]
@@ -87,8 +101,11 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
 
 
 async def create_generation(emulator: Emulator, call: Call) -> Answer:
-    key = call.key = emulator.authenticate(call.headers.get("authorization"))
-    raw = await read_json_body(call.headers, call.receive, emulator.config.max_body_bytes)
+    key = call.key = emulator.authenticate(call.header(b"authorization"))
+    raw = await read_json_body(
+        call.header(b"content-type"), call.header(b"content-length"), call.receive,
+        emulator.config.max_body_bytes,
+    )  # fmt: skip
     try:
         body, text = load_object(raw)
     except InvalidRequest:
@@ -97,8 +114,8 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
     call.json_body = text
     runtime = _runtime(emulator, call, key)
     decision = runtime.plain or runtime.decide(RuleRequest("create", key, call.headers, body))
-    if (early := await _apply(call, decision)) is not None:
-        return early
+    if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
+        return early  # (a plain decision has nothing to apply: no coroutine for it)
     validated = emulator.validate(body, strict=runtime.scenario.strict)
     task = emulator.create_task(
         key, validated, effect=decision.task, runtime=runtime, base_url=call.base_url()
@@ -112,15 +129,15 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
 
 
 async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
-    key = call.key = emulator.authenticate(call.headers.get("authorization"))
+    key = call.key = emulator.authenticate(call.header(b"authorization"))
     call.task_id = task_id[:200]
     task = emulator.find(key, task_id)
     runtime = _runtime(emulator, call, key)
     decision = runtime.plain or runtime.decide(
         RuleRequest("task", key, call.headers, model=task.model)
     )
-    if (early := await _apply(call, decision)) is not None:
-        return early
+    if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
+        return early  # (a plain decision has nothing to apply: no coroutine for it)
     view = emulator.tasks.poll(task, emulator.clock.now())
     words = runtime.status_words(emulator.status_words)
     data = emulator.task_body(task, view, call.base_url(), words)
@@ -139,11 +156,11 @@ async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> 
     runtime = _runtime(emulator, call, key)
     model = task.model if task is not None else None
     decision = runtime.plain or runtime.decide(RuleRequest("image", key, call.headers, model=model))
-    if (early := await _apply(call, decision)) is not None:
-        return early
+    if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
+        return early  # (a plain decision has nothing to apply: no coroutine for it)
     image = emulator.image(task_id, int(index_text))
     headers = [(b"etag", image.etag.encode()), (b"cache-control", b"public, max-age=3600")]
-    if call.headers.get("if-none-match") == image.etag:
+    if call.header(b"if-none-match") == image.etag:
         return Reply(304, b"", headers)
     if decision.fault is not None:
         return FaultResponse(decision.fault, image.body, options=decision.fault_options,
@@ -154,7 +171,7 @@ async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> 
 
 
 def _runtime(emulator: Emulator, call: Call, key: str | None) -> ScenarioRuntime:
-    return emulator.runtime_for(key, call.headers.get(SCENARIO_HEADER))
+    return emulator.runtime_for(key, call.header(SCENARIO_HEADER))
 
 
 async def _apply(call: Call, decision: Decision) -> FaultResponse | None:
@@ -245,7 +262,9 @@ class API:
             answer = await endpoint.handler(self.emulator, call, *params)
             if type(answer) is Reply:
                 status, responded = answer.status, True
-                await _send(send, answer)
+                await send({"type": "http.response.start", "status": status,
+                            "headers": answer.headers})  # fmt: skip
+                await send({"type": "http.response.body", "body": answer.body})
             else:  # a scripted network fault: an ASGI app that misbehaves on the wire
                 await answer(scope, receive, send_fault)
         except APIError as exc:

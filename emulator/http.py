@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive
+from starlette.types import Message, Receive
 
 from .errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 
@@ -46,26 +45,35 @@ def dumps(data: Any) -> bytes:
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     """The body of a Starlette request as a JSON object (see :func:`read_json_body`)."""
-    raw = await read_json_body(request.headers, request.receive, limit)
+    headers = request.headers
+    raw = await read_json_body(
+        headers.get("content-type"), headers.get("content-length"), request.receive, limit
+    )
     return parse_object(decode(raw))
 
 
-async def read_json_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
-    """The raw body of a request that must be JSON: 415 for another media type, 413 past
-    ``limit`` (refused before reading it all)."""
-    content_type = headers.get("content-type", "")
+async def read_json_body(
+    content_type: str | None, declared: str | None, receive: Receive, limit: int
+) -> bytes:
+    """The raw body of a request that must be JSON (given its Content-Type and Content-Length
+    headers): 415 for another media type, 413 past ``limit`` (refused before reading it all)."""
     if content_type != "application/json" and (
-        content_type.partition(";")[0].strip().lower() != "application/json"
+        content_type is None or content_type.partition(";")[0].strip().lower() != "application/json"
     ):
         shown = repr(content_type[:100]) if content_type else "none"
         raise UnsupportedMediaType(
             f"Content-Type must be application/json (got {shown}). "
             "Send the header 'Content-Type: application/json'."
         )
-    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(_too_large(limit))
-    return await _read_body(receive, limit)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: the whole body in one message
+        if len(body) > limit:
+            raise RequestTooLarge(_too_large(limit))
+        return body
+    return await _read_chunks(receive, message, limit)
 
 
 def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
@@ -125,15 +133,10 @@ def parse_object(text: str) -> dict[str, Any]:
     return data
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The raw body, stopping as soon as it passes ``limit`` (ASGI messages read directly:
-    Starlette's stream wrapper costs more than the rest of a create)."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the usual case: the whole body in one message
-        if len(body) > limit:
-            raise RequestTooLarge(_too_large(limit))
-        return body
+async def _read_chunks(receive: Receive, message: Message, limit: int) -> bytes:
+    """The rest of a body sent in several messages (``message`` is the first), stopping as
+    soon as it passes ``limit`` (ASGI messages read directly: Starlette's stream wrapper costs
+    more than the rest of a create)."""
     chunks: list[bytes] = []
     size = 0
     while True:

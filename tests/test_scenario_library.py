@@ -201,6 +201,26 @@ def test_control_api_gets_and_switches_the_scenario() -> None:
         assert c.get("/_emulator/scenario").json()["name"] == "default"
 
 
+def test_rules_match_request_headers_on_every_endpoint() -> None:
+    rules = (
+        b"name: by-header\nrules:\n"
+        b"  - match: {header: {name: X-Test, value: 'yes'}}\n    error: {status: 503}\n"
+    )
+    with make_client() as c:
+        c.put("/_emulator/scenario", content=rules, headers={"Content-Type": "application/yaml"})
+        task_id = c.create().json()["data"]["task_id"]
+        flagged = {**AUTH, "X-Test": "yes"}
+        r = c.post(CREATE, json={"model": "cogview-4", "prompt": "a fox"}, headers=flagged)
+        assert r.status_code == 503
+        assert c.get(f"/api/v1/tasks/{task_id}", headers=flagged).status_code == 503
+        assert (
+            c.get(f"/api/v1/tasks/{task_id}", headers={**AUTH, "X-Test": "no"}).status_code == 200
+        )
+        c.advance(60)
+        assert c.get(f"/files/{task_id}/0.png", headers={"X-Test": "yes"}).status_code == 503
+        assert c.get(f"/files/{task_id}/0.png").status_code == 200
+
+
 def test_scenario_file_is_hot_reloaded_and_a_broken_edit_keeps_the_old_one(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("name: one\nrules:\n  - match: {endpoint: create}\n    error: {status: 500}\n")
