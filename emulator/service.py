@@ -190,7 +190,9 @@ class Emulator:
             self.tasks.sweep(now)
             self.ledger.reserve(key, request.credits)
         if script is None:
-            script = (runtime or self.scenario).task_script(effect, self.default_script(request))
+            script = self.default_script(request)
+            if effect is not None:
+                script = (runtime or self.scenario).task_script(effect, script)
         rng = self.rng
         task = Task(
             id=self._new_id(request.model.node, request.model.tag),
@@ -391,15 +393,13 @@ class Emulator:
                 return task_id
 
     def _finished(self, task: Task, state: State) -> None:
-        self._settle(task, state)
-        if task.extra:  # a webhook target lives there; most tasks have none
-            self.webhooks.task_ended(task, state)
-
-    def _settle(self, task: Task, state: State) -> None:
+        """Settle an ended task: spend its credits, or refund them; start its webhook."""
         if state is State.SUCCEEDED:
             self.ledger.spend(task.key, task.credits)
         else:
             self.ledger.refund(task.key, task.credits)
+        if task.extra:  # a webhook target lives there; most tasks have none
+            self.webhooks.task_ended(task, state)
 
     def _forget(self, task: Task) -> None:
         if task.finished_at is None:  # evicted before it ended: it will never be billed

@@ -177,9 +177,10 @@ class TaskStore:
         self._created.append(task.id)
         if len(self._created) > 2 * len(self._tasks) + 1024:  # drop ids of forgotten tasks
             self._created = deque(i for i in self._created if i in self._tasks)
-        end = end_time(task)
-        if end is not None:
+        script = task.script
+        if not script.forever:  # end_time(), inlined: this runs for every create
             self._seq += 1
+            end = task.created_at + script.queued_s + script.running_s
             heapq.heappush(self._ending, (end, self._seq, task.id))
 
     def poll(self, task: Task, now: float) -> TaskView:
