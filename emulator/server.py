@@ -87,6 +87,9 @@ class _QuietFaults(logging.Filter):
 #: a connection must complete a request's headers within this many seconds of opening (or of
 #: its previous response), else it is closed: slow-loris clients cannot pile up
 HEADER_TIMEOUT_S = 10.0
+#: and the request's body within this many seconds of its headers (1 MiB, the largest body
+#: accepted, in 30 s is 35 KB/s)
+BODY_TIMEOUT_S = 30.0
 #: most bytes a request line and headers may take (httptools has no limit of its own)
 MAX_HEADER_BYTES = 64 * 1024
 _TOO_LARGE = b'{"error":{"code":431,"message":"Request headers are larger than 65536 bytes",' \
@@ -97,12 +100,17 @@ _TOO_LARGE_RESPONSE = (
 )
 
 
-def _header_deadline(base: type[asyncio.Protocol], timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (httptools or h11) closing connections whose request headers do
-    not arrive in time (uvicorn only times out idle keep-alive connections, not slow ones)."""
+def _header_deadline(
+    base: type[asyncio.Protocol], timeout_s: float, body_timeout_s: float
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools or h11) closing connections whose request headers,
+    or then body, do not arrive in time (uvicorn only times out idle keep-alive connections,
+    not slow ones). A body cut off this way reaches the app as a disconnect."""
 
     class HeaderDeadline(base):  # type: ignore[valid-type,misc]
         _deadline: asyncio.TimerHandle | None = None
+        _body_deadline: asyncio.TimerHandle | None = None
+        _body_cycle: Any = None
         _header_bytes = 0
 
         def data_received(self, data: bytes) -> None:
@@ -110,6 +118,11 @@ def _header_deadline(base: type[asyncio.Protocol], timeout_s: float) -> type[asy
             cycle = self.cycle
             if cycle is not None and not cycle.response_complete:
                 self._header_bytes = 0  # a request is being answered: the rest is its body
+                if cycle.more_body and cycle is not self._body_cycle:  # body still to come
+                    self._body_cycle = cycle
+                    self._body_deadline = self.loop.call_later(
+                        body_timeout_s, self._expire_body, cycle
+                    )
                 return
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
@@ -122,12 +135,24 @@ def _header_deadline(base: type[asyncio.Protocol], timeout_s: float) -> type[asy
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            self._cancel_body_deadline()
             self._arm_deadline()
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._deadline is not None:
                 self._deadline.cancel()
+            self._cancel_body_deadline()
             super().connection_lost(exc)
+
+        def _cancel_body_deadline(self) -> None:
+            if self._body_deadline is not None:
+                self._body_deadline.cancel()
+                self._body_deadline = None
+
+        def _expire_body(self, cycle: Any) -> None:
+            self._body_deadline = None
+            if self.cycle is cycle and cycle.more_body and not self.transport.is_closing():
+                self.transport.close()  # the body stopped arriving
 
         def _arm_deadline(self) -> None:
             self._header_bytes = 0
@@ -145,7 +170,11 @@ def _header_deadline(base: type[asyncio.Protocol], timeout_s: float) -> type[asy
 
 
 def uvicorn_config(
-    app: Any, *, header_timeout_s: float = HEADER_TIMEOUT_S, **overrides: Any
+    app: Any,
+    *,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    **overrides: Any,
 ) -> uvicorn.Config:
     """The server settings the emulator runs with: uvloop/httptools when available, no access
     log (the request journal replaces it), bounded keep-alive and header sizes."""
@@ -157,7 +186,7 @@ def uvicorn_config(
         "timeout_graceful_shutdown": 5,
         "h11_max_incomplete_event_size": 64 * 1024,
         "ws": "none",  # no WebSocket endpoints: do not import a WebSocket stack at start-up
-        "http": _header_deadline(AutoHTTPProtocol, header_timeout_s),
+        "http": _header_deadline(AutoHTTPProtocol, header_timeout_s, body_timeout_s),
     }
     options.update(overrides)
     config = uvicorn.Config(app, **options)

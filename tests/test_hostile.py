@@ -26,14 +26,19 @@ HEADER_TIMEOUT_S = 1.0
 
 
 class Live:
-    """The emulator on uvicorn in a thread, with a short header deadline for the slow clients."""
+    """The emulator on uvicorn in a thread, with short header and body deadlines for the slow
+    clients."""
 
     def __init__(self, **config: Any) -> None:
         self.app = create_app(Config(seed=4, clock="virtual", **config))
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = Server(uvicorn_config(self.app, header_timeout_s=HEADER_TIMEOUT_S))
+        self.server = Server(
+            uvicorn_config(
+                self.app, header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=HEADER_TIMEOUT_S
+            )
+        )
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
         )
@@ -216,6 +221,43 @@ def test_slow_loris_clients_are_dropped_and_do_not_block_others(live: Live) -> N
         for s in slow:
             s.close()
     live.healthy()
+
+
+def test_a_body_that_stops_arriving_is_cut_off_and_journaled(live: Live) -> None:
+    httpx.delete(live.url + "/_emulator/requests", timeout=5)
+    head = (
+        b"POST /api/v1/images/generations HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer aio_hostile\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as s:
+        s.sendall(head + b'{"model": "cog')  # 14 of the 100 bytes it promised
+        time.sleep(HEADER_TIMEOUT_S * 0.5)
+        s.sendall(b"view-4")  # trickling does not extend the deadline
+        s.settimeout(HEADER_TIMEOUT_S * 3)
+        with contextlib.suppress(ConnectionResetError):
+            assert s.recv(100) == b""  # closed by the server, no answer
+    time.sleep(0.2)
+    entries = httpx.get(live.url + "/_emulator/requests", timeout=5).json()["requests"]
+    assert [(e["path"], e["status"]) for e in entries] == [("/api/v1/images/generations", 499)]
+    assert httpx.get(live.url + "/_emulator/health", timeout=5).json()["status"] == "ok"
+
+
+def test_a_body_that_arrives_in_pieces_in_time_is_served(live: Live) -> None:
+    body = json.dumps({"model": "cogview-4", "prompt": "a fox in the snow"}).encode()
+    head = (
+        b"POST /api/v1/images/generations HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer aio_hostile\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", live.port), timeout=5) as s:
+        s.sendall(head + body[:10])
+        time.sleep(HEADER_TIMEOUT_S * 0.3)
+        s.sendall(body[10:])
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
 def test_a_keep_alive_connection_is_not_cut_while_it_keeps_sending_requests(live: Live) -> None:
