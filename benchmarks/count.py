@@ -1,0 +1,139 @@
+"""Instructions per request, emulator vs the bare Starlette app, counted by callgrind.
+
+Wall-clock figures on a shared 2-core machine move by 10-30% between runs; instruction counts
+move by about 1%, so this is the instrument for judging a change to the hot path. Each
+endpoint is called in one process, straight through the ASGI app (no sockets, no uvicorn: what
+the server adds is the same for both apps), in a steady state: the store full, tasks ending at
+the create rate. Per request = (count after N2 calls - count after N1 calls) / (N2 - N1), so
+start-up and warm-up cancel out.
+
+Usage: ``make count`` or ``python benchmarks/count.py [--endpoints create,poll,download]``
+(needs valgrind; about 5 minutes for the three endpoints, 2 for one). Not part of
+``make bench``: run it when changing the hot path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+BODY = json.dumps(
+    {
+        "model": "cogview-4",
+        "prompt": "A futuristic robot assistant helping in a modern kitchen, clean design",
+        "size": "1024*1024",
+        "quality": "hd",
+    }
+).encode()
+HEADERS = [
+    (b"host", b"127.0.0.1:8000"),
+    (b"authorization", b"Bearer aio_bench"),
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(BODY)).encode()),
+]
+WARMUP, FEW, MANY = 4000, 1000, 3000
+ENDPOINTS = ("create", "poll", "download")
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
+async def _call(app: Any, scope: dict[str, Any], body: bytes = b"") -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(dict(scope), receive, send)
+    return sent
+
+
+async def _run(app_name: str, endpoint: str, calls: int) -> None:
+    """The child process: warm up, then make ``calls`` calls of ``endpoint``."""
+    sys.path.insert(0, str(BENCH_DIR))
+    from bare_app import create_app as bare_app
+
+    from emulator.app import create_app
+    from emulator.config import Config
+
+    emulator_app = create_app(Config(seed=1, clock="virtual", default_credits=10**12))
+    emulator = emulator_app.state.emulator
+    create = _scope("POST", "/api/v1/images/generations", HEADERS)
+    sent = await _call(emulator_app, create, BODY)
+    task_id = json.loads(sent[1]["body"])["data"]["task_id"]
+    emulator.clock.advance(60)
+    image = f"/files/{task_id}/0.png"
+    png = b"".join(m.get("body", b"") for m in await _call(emulator_app, _scope("GET", image, [])))
+    app = bare_app(png) if app_name == "bare" else emulator_app
+    scope, body, tick = {
+        "create": (create, BODY, 0.002),  # ~500 creates per emulated second: tasks end as made
+        "poll": (_scope("GET", f"/api/v1/tasks/{task_id}", HEADERS[:2]), b"", 0.0),
+        "download": (_scope("GET", image, HEADERS[:1]), b"", 0.0),
+    }[endpoint]
+    for _ in range(WARMUP):
+        await _call(app, scope, body)
+        emulator.clock.advance(tick)
+    gc.collect()
+    gc.freeze()
+    for _ in range(calls):
+        await _call(app, scope, body)
+        emulator.clock.advance(tick)
+
+
+def count(valgrind: str, app: str, endpoint: str, calls: int) -> int:
+    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+               __file__, "--child", app, endpoint, str(calls)]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise SystemExit(f"no callgrind total for {app} {endpoint}:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        app, endpoint, calls = args.child
+        asyncio.run(_run(app, endpoint, int(calls)))
+        return 0
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("valgrind is required: sudo apt-get install valgrind", file=sys.stderr)
+        return 1
+    print("instructions per request (callgrind, in one process, steady state)")
+    print(f"{'endpoint':10} {'emulator':>10} {'bare':>10} {'ratio':>7}")
+    for endpoint in args.endpoints.split(","):
+        per = {}
+        for app in ("emulator", "bare"):
+            few, many = (count(valgrind, app, endpoint, n) for n in (FEW, MANY))
+            per[app] = (many - few) / (MANY - FEW)
+        ratio = per["emulator"] / per["bare"]
+        print(f"{endpoint:10} {per['emulator']:>10,.0f} {per['bare']:>10,.0f} {ratio:>6.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
