@@ -244,13 +244,6 @@ class API:
         status = 500  # what the journal records when no response starts (a reset, a hang)
         responded = False
         error: str | None = None
-
-        async def send_fault(message: Message) -> None:
-            nonlocal status, responded
-            if message["type"] == "http.response.start":
-                status, responded = message["status"], True
-            await send(message)
-
         try:
             method = scope["method"]
             if method not in endpoint.methods:
@@ -266,6 +259,13 @@ class API:
                             "headers": answer.headers})  # fmt: skip
                 await send({"type": "http.response.body", "body": answer.body})
             else:  # a scripted network fault: an ASGI app that misbehaves on the wire
+
+                async def send_fault(message: Message) -> None:
+                    nonlocal status, responded
+                    if message["type"] == "http.response.start":
+                        status, responded = message["status"], True
+                    await send(message)
+
                 await answer(scope, receive, send_fault)
         except APIError as exc:
             status, error = exc.status, exc.message

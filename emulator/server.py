@@ -177,7 +177,8 @@ def uvicorn_config(
     **overrides: Any,
 ) -> uvicorn.Config:
     """The server settings the emulator runs with: uvloop/httptools when available, no access
-    log (the request journal replaces it), bounded keep-alive and header sizes."""
+    log (the request journal replaces it), bounded keep-alive and header sizes, deadlines for
+    slow headers and bodies."""
     options: dict[str, Any] = {
         "log_level": "warning",
         "access_log": False,
