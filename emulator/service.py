@@ -193,20 +193,20 @@ class Emulator:
             script = self.default_script(request)
             if effect is not None:
                 script = (runtime or self.scenario).task_script(effect, script)
-        rng = self.rng
-        task = Task(
-            id=self._new_id(request.model.node, request.model.tag),
-            key=key,
-            model=request.model.id,
-            params=dict(request.params),
-            created_at=now,
-            script=script,
-            seed=rng.getrandbits(32),
-            width=request.width,
-            height=request.height,
-            images=request.images,
-            credits=request.credits,
-            prompt=str(request.params.get("prompt", "")),
+        model = request.model
+        task = Task(  # positional: 12 fields by keyword cost ~2 us more per create (make count)
+            self._new_id(model.node, model.tag),  # id
+            key,
+            model.id,  # model
+            dict(request.params),  # params
+            now,  # created_at
+            script,
+            self.rng.getrandbits(32),  # seed
+            request.width,
+            request.height,
+            request.images,
+            request.credits,
+            str(request.params.get("prompt", "")),  # prompt
         )
         if effect is not None and effect.image is not None:
             task.extra["image"] = effect.image
@@ -352,7 +352,6 @@ class Emulator:
         scope: Mapping[str, Any],
         status: int,
         started: float,
-        *,
         key: str | None = None,
         body: str | None = None,
         json_body: str | None = None,

@@ -75,15 +75,9 @@ def validate_create(
         )
     width, height = model.pixel_size(params)
     images = model.image_count(params)
-    return CreateRequest(
-        model=model,
-        params=params,
-        unknown_fields=unknown,
-        width=width,
-        height=height,
-        images=images,
-        credits=model.pricing.per_image(params) * images,
-    )
+    credits = model.pricing.per_image(params) * images
+    # positional: passing 7 fields by keyword cost ~1 us more per create (make count)
+    return CreateRequest(model, params, unknown, width, height, images, credits)
 
 
 def _unknown(body: Mapping[str, Any], model: Model) -> tuple[str, ...]:
