@@ -49,7 +49,7 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     raw = await read_json_body(
         headers.get("content-type"), headers.get("content-length"), request.receive, limit
     )
-    return parse_object(decode(raw))
+    return load_object(raw)[0]
 
 
 async def read_json_body(
