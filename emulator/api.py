@@ -255,9 +255,7 @@ class API:
             answer = await endpoint.handler(self.emulator, call, *params)
             if type(answer) is Reply:
                 status, responded = answer.status, True
-                await send({"type": "http.response.start", "status": status,
-                            "headers": answer.headers})  # fmt: skip
-                await send({"type": "http.response.body", "body": answer.body})
+                await _send(send, answer)
             else:  # a scripted network fault: an ASGI app that misbehaves on the wire
 
                 async def send_fault(message: Message) -> None:
