@@ -118,7 +118,7 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
         return early  # (a plain decision has nothing to apply: no coroutine for it)
     validated = emulator.validate(body, strict=runtime.scenario.strict)
     task = emulator.create_task(
-        key, validated, effect=decision.task, runtime=runtime, base_url=call.base_url()
+        key, validated, effect=decision.task, runtime=runtime, base_url=call.base_url
     )
     call.task_id = task.id
     status = runtime.status_words(emulator.status_words)[State.QUEUED]

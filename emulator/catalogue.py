@@ -80,6 +80,11 @@ class Model:
     pricing: Pricing
     fields: Mapping[str, Field]
     pixels: Mapping[str, Any]
+    #: ``%`` format of this model's task ids: ``n{node}{64 random bits as 16 hex}_{tag}``
+    id_format: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id_format", f"n{self.node}%016x_{self.tag}")
 
     def pixel_size(self, params: Mapping[str, Any]) -> tuple[int, int]:
         """The placeholder's (width, height) for validated ``params``."""

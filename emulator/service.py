@@ -12,11 +12,11 @@ import secrets
 import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .billing import Ledger
-from .catalogue import Catalogue
+from .catalogue import Catalogue, Model
 from .clock import Clock, RealClock, VirtualClock, iso
 from .config import Config
 from .engine import ScenarioRuntime
@@ -170,12 +170,13 @@ class Emulator:
         script: TaskScript | None = None,
         effect: TaskEffect | None = None,
         runtime: ScenarioRuntime | None = None,
-        base_url: str | None = None,
+        base_url: str | Callable[[], str] | None = None,
     ) -> Task:
         """Reserve the credits and create the task (402 and nothing created if short).
 
-        ``base_url`` (where the client reached the server) builds the image URLs of the
-        task's webhook, unless ``config.public_url`` is set.
+        ``base_url`` (where the client reached the server, or a function giving it: only
+        webhooks need it) builds the image URLs of the task's webhook, unless
+        ``config.public_url`` is set.
         """
         now = self.clock.now()  # the store sweeps when the task is added
         if request.model.id == "grok-imagine/upscale":
@@ -195,10 +196,10 @@ class Emulator:
                 script = (runtime or self.scenario).task_script(effect, script)
         model = request.model
         task = Task(  # positional: 12 fields by keyword cost ~2 us more per create (make count)
-            self._new_id(model.node, model.tag),  # id
+            self._new_id(model),  # id
             key,
             model.id,  # model
-            dict(request.params),  # params
+            request.params,  # validation built it for this request: owned, never mutated
             now,  # created_at
             script,
             self.rng.getrandbits(32),  # seed
@@ -213,7 +214,8 @@ class Emulator:
         self.tasks.add(task, now)
         callback = request.params.get("callback_url")
         if request.model.webhook and isinstance(callback, str):
-            base = base_url or f"http://{self.config.host}:{self.config.port}"
+            base = base_url() if callable(base_url) else base_url
+            base = base or f"http://{self.config.host}:{self.config.port}"
             words = (runtime or self.scenario).status_words(self.status_words)
             webhook = effect.webhook if effect is not None else None
             self.webhooks.register(task, callback, base, words, webhook)
@@ -226,7 +228,8 @@ class Emulator:
         total = timing.min_s + (timing.max_s - timing.min_s) * random()
         low, high = timing.queued_fraction
         queued = total * (low + (high - low) * random())
-        return TaskScript(round(queued, 3), round(total - queued, 3))
+        # to the millisecond; round(x, 3) costs three times round(x * 1000) / 1000
+        return TaskScript(round(queued * 1000) / 1000, round((total - queued) * 1000) / 1000)
 
     def find(self, key: str, task_id: str) -> Task:
         """The key's task, or 404 (another key's task is indistinguishable from none)."""
@@ -361,23 +364,10 @@ class Emulator:
     ) -> None:
         """Journal one emulated request; ``started`` is its ``time.perf_counter()``.
         ``json_body`` is the text of a body that parsed as JSON, ``body`` any other body."""
-        now = self.clock.now()
-        entry = {
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": scope["query_string"].decode("latin-1"),
-            "key": key,
-            "body": body,
-            "status": status,
-            "error": error,
-            "task_id": task_id,
-            "rule": rule,
-            "time": iso(now),
-            "at": now,
-            "wall": time.time(),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-        self.journal.record(entry, json_body=json_body)
+        self.journal.record_request(
+            scope["method"], scope["path"], scope["query_string"], key, body, json_body, status,
+            error, task_id, rule, self.clock.now(), time.time(), time.perf_counter() - started,
+        )  # fmt: skip
 
     def record_server_error(self, exc: BaseException) -> None:
         self.server_errors.append("".join(traceback.format_exception(exc)))
@@ -385,10 +375,12 @@ class Emulator:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _new_id(self, node: int, tag: str) -> str:
+    def _new_id(self, model: Model) -> str:
+        """``n{node}{16 hex digits}_{tag}``, the documented shape, unique among kept tasks."""
+        shape = model.id_format
         while True:
-            task_id = f"n{node}{self.rng.getrandbits(64):016x}_{tag}"
-            if task_id not in self.tasks:
+            task_id = shape % self.rng.getrandbits(64)
+            if self.tasks.get(task_id) is None:
                 return task_id
 
     def _finished(self, task: Task, state: State) -> None:
