@@ -182,6 +182,8 @@ class TaskStore:
             self._seq += 1
             end = task.created_at + script.queued_s + script.running_s
             heapq.heappush(self._ending, (end, self._seq, task.id))
+            if len(self._ending) > 2 * len(self._tasks) + 1024:
+                self._compact_ending()
 
     def poll(self, task: Task, now: float) -> TaskView:
         """Count a poll of ``task`` and return its state, applying poll-count rules."""
@@ -226,6 +228,19 @@ class TaskStore:
                 self.on_drop(task)
                 budget -= 1
         return budget == 0
+
+    def _compact_ending(self) -> None:
+        """Drop the end times of tasks already settled or forgotten. Tasks evicted before they
+        end (a full store, or a virtual clock that never moves) would otherwise leave their
+        entries in the heap for ever."""
+        tasks = self._tasks
+        live = []
+        for entry in self._ending:
+            task = tasks.get(entry[2])
+            if task is not None and task.finished_at is None:
+                live.append(entry)
+        heapq.heapify(live)
+        self._ending = live
 
     def clear(self) -> None:
         self._tasks.clear()

@@ -127,6 +127,19 @@ def test_memory_stays_bounded_however_many_tasks() -> None:
     assert len(store._ending) <= 500 + 20
 
 
+def test_memory_stays_bounded_when_tasks_are_evicted_before_they_end() -> None:
+    """A clock that does not move (a virtual clock nobody advances) or a create rate that fills
+    the store faster than tasks end: evicted tasks must not leave their end times behind."""
+    refunded: list[str] = []
+    store = TaskStore(max_tasks=100, on_drop=lambda t: refunded.append(t.id))
+    for i in range(20_000):
+        store.add(make_task(f"t{i}", created=0.0), 0.0)
+    assert len(store) == 100 and len(refunded) == 19_900
+    assert len(store._ending) <= 2 * 100 + 1024
+    store.sweep(10.0)  # the kept ones still end and settle
+    assert all(task.finished_at == 5.0 for task in store)
+
+
 @given(
     created=st.floats(0, 2e9),
     queued=st.floats(0, 100),
