@@ -25,7 +25,7 @@ from .http import dumps, load_object, read_json_body
 from .service import Emulator
 from .tasks import State
 
-__all__ = ["API", "CREATE_PATH", "SCENARIO_HEADER", "Call", "Reply", "route"]
+__all__ = ["API", "CREATE_PATH", "SCENARIO_HEADER", "Call", "Reply", "reply", "route"]
 
 SCENARIO_HEADER = b"x-emulator-scenario"
 CREATE_PATH = "/api/v1/images/generations"
@@ -78,11 +78,20 @@ class Call:
 
 
 class Reply(NamedTuple):
-    """A complete response."""
+    """A complete response. On the hot path, built with :func:`reply` (same result)."""
 
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
+
+
+def reply(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> Reply:
+    """``Reply(status, body, headers)`` without NamedTuple's Python-level ``__new__``
+    (0.4 us less, on every request)."""
+    return _new_tuple(Reply, (status, body, headers))  # type: ignore[no-any-return]
+
+
+_new_tuple = tuple.__new__
 
 
 Answer = Reply | FaultResponse
@@ -94,7 +103,7 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
     raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if headers:
         raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    return Reply(status, body, raw)
+    return reply(status, body, raw)
 
 
 # -- the endpoints ------------------------------------------------------------------------
@@ -161,13 +170,13 @@ async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> 
     image = emulator.image(task_id, int(index_text))
     headers = [(b"etag", image.etag.encode()), (b"cache-control", b"public, max-age=3600")]
     if call.header(b"if-none-match") == image.etag:
-        return Reply(304, b"", headers)
+        return reply(304, b"", headers)
     if decision.fault is not None:
         return FaultResponse(decision.fault, image.body, options=decision.fault_options,
                              media_type="image/png")  # fmt: skip
     headers += [(b"content-type", b"image/png"), (b"content-length", b"%d" % len(image.body))]
     body = b"" if call.scope["method"] == "HEAD" else image.body
-    return Reply(200, body, headers)
+    return reply(200, body, headers)
 
 
 def _runtime(emulator: Emulator, call: Call, key: str | None) -> ScenarioRuntime:

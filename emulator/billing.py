@@ -58,7 +58,7 @@ class Ledger:
 
     def reserve(self, key: str, amount: int) -> None:
         """Hold ``amount`` for a new task, or raise 402 and change nothing."""
-        acct = self.account(key)
+        acct = self.accounts.get(key) or self.account(key)  # (the call only for a new key)
         if amount > acct.balance:
             raise InsufficientCredits(
                 f"Insufficient credits: this request costs {amount} credits and the key has "
@@ -69,12 +69,12 @@ class Ledger:
         acct.reserved += amount
 
     def spend(self, key: str, amount: int) -> None:
-        acct = self.account(key)
+        acct = self.accounts.get(key) or self.account(key)
         acct.reserved -= amount
         acct.spent += amount
 
     def refund(self, key: str, amount: int) -> None:
-        acct = self.account(key)
+        acct = self.accounts.get(key) or self.account(key)
         acct.reserved -= amount
         acct.balance += amount
 

@@ -91,6 +91,14 @@ def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
 
 
 def _no_floats(data: dict[str, Any]) -> bool:
+    for item in data.values():  # the usual body is flat: done in this one pass
+        kind = type(item)
+        if kind is float:
+            return False
+        if kind is dict or kind is list:
+            break
+    else:
+        return True
     stack: list[Any] = [data]
     while stack:
         value = stack.pop()

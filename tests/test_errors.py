@@ -55,6 +55,18 @@ def test_only_known_keys_rejects_others_with_the_documented_message() -> None:
         assert c.create(key="aio_known").status_code == 200
 
 
+def test_keys_are_checked_on_every_request_not_only_the_first() -> None:
+    """Parsed keys are remembered per header value: that must not remember a verdict."""
+    with make_client(only_known_keys=True) as c:
+        assert c.create(key="aio_late").status_code == 401
+        assert c.put("/_emulator/keys/aio_late", json={"credits": 50}).status_code == 200
+        assert c.create(key="aio_late").status_code == 200  # same header, now a known key
+        for _ in range(2):
+            r = c.post(CREATE, json={"model": "cogview-4", "prompt": "a cat"},
+                       headers={"Authorization": "Token aio_late"})  # fmt: skip
+            assert_error(r, 401, "authentication_error", "Bearer")
+
+
 @pytest.mark.parametrize(
     ("body", "needles"),
     [
