@@ -18,11 +18,10 @@ import os
 import sys
 import tempfile
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .clock import VirtualClock
-from .tasks import State, Task, TaskScript, end_time
+from .tasks import State, Task, TaskScript
 
 if TYPE_CHECKING:
     from .service import Emulator
@@ -262,29 +261,7 @@ def restore(emulator: Emulator, data: dict[str, Any], *, source: str = "<state>"
         account = ledger.account(key)
         account.balance, account.reserved, account.spent = balance, reserved, spent
     emulator.journal.restore(entries, seq)
-    _restore_tasks(emulator, tasks)
-
-
-def _restore_tasks(emulator: Emulator, tasks: list[Task]) -> None:
-    """Rebuild the store's bookkeeping (private to TaskStore, rebuilt here on purpose)."""
-    store = emulator.tasks
-    store.clear()
-    finished: list[tuple[float, str]] = []
-    for task in tasks:
-        store._tasks[task.id] = task
-        store._created.append(task.id)
-        if task.finished_at is not None:
-            finished.append((task.finished_at, task.id))
-            continue
-        end = end_time(task)
-        if end is not None:
-            store._seq += 1
-            store._ending.append((end, store._seq, task.id))
-    import heapq
-
-    heapq.heapify(store._ending)
-    store._finished = deque(sorted(finished))
-    store.sweep(emulator.clock.now())
+    emulator.tasks.restore(tasks, emulator.clock.now())
 
 
 # -- files ------------------------------------------------------------------------------------

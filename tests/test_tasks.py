@@ -124,7 +124,7 @@ def test_memory_stays_bounded_however_many_tasks() -> None:
         store.add(make_task(f"t{i}", created=float(i)), float(i))
     assert len(store) <= 500
     assert len(store._finished) <= 500 + 20
-    assert len(store._ending) <= 500 + 20
+    assert store.scheduled <= 500 + 20
 
 
 def test_memory_stays_bounded_when_tasks_are_evicted_before_they_end() -> None:
@@ -135,7 +135,7 @@ def test_memory_stays_bounded_when_tasks_are_evicted_before_they_end() -> None:
     for i in range(20_000):
         store.add(make_task(f"t{i}", created=0.0), 0.0)
     assert len(store) == 100 and len(refunded) == 19_900
-    assert len(store._ending) <= 2 * 100 + 1024
+    assert store.scheduled == 100 and len(store._slot_heap) <= 200
     store.sweep(10.0)  # the kept ones still end and settle
     assert all(task.finished_at == 5.0 for task in store)
 
@@ -165,3 +165,42 @@ def test_a_bounded_sweep_spreads_a_backlog_over_several_calls() -> None:
     assert len(finished) == 128
     store.sweep(100.0)
     assert len(finished) == 200 and len(set(finished)) == 200
+
+
+def test_tasks_settle_in_the_order_they_end_then_in_creation_order() -> None:
+    finished: list[str] = []
+    store = TaskStore(on_finish=lambda t, s: finished.append(t.id))
+    ends = {"a": 5.04, "b": 5.01, "c": 5.01, "d": 4.0, "e": 5.03,  # a, b, c, e: one 50 ms slot
+            "f": 9.0, "g": 6.01, "h": 6.0, "i": 6.02}  # fmt: skip
+    for task_id, end in ends.items():
+        store.add(make_task(task_id, created=0.0, queued_s=0.0, running_s=end), 0.0)
+    store.sweep(5.035, limit=64)  # the hot path leaves the slot of "now" until it has passed
+    assert finished == ["d"]
+    store.sweep(5.035)  # a full sweep is exact
+    assert finished == ["d", "b", "c", "e"]  # "a" ends at 5.04: not yet
+    store.sweep(7.0, limit=2)  # stops after two, in the middle of a slot...
+    assert finished == ["d", "b", "c", "e", "a", "h"]
+    store.sweep(7.0, limit=2)  # ...and goes on from there
+    assert finished == ["d", "b", "c", "e", "a", "h", "g", "i"]
+    store.sweep(20.0)
+    assert finished[-1] == "f" and store.scheduled == 0
+    assert {task.id: task.finished_at for task in store} == ends
+
+
+@given(ends=st.lists(st.floats(0, 30), min_size=1, max_size=40), step=st.floats(0.01, 5))
+def test_a_full_sweep_settles_exactly_the_tasks_that_have_ended(ends, step) -> None:
+    """Whatever the slots: after a full sweep at ``now``, a task is settled iff it has ended
+    by ``now``, and settled tasks came in end-time order."""
+    settled: list[float] = []
+    store = TaskStore(on_finish=lambda t, s: settled.append(t.finished_at))
+    for i, end in enumerate(ends):
+        store.add(make_task(f"t{i}", created=0.0, queued_s=0.0, running_s=end), 0.0)
+    now = 0.0
+    while now < 31:
+        store.sweep(now, limit=3)  # the hot path's bounded sweeps may lag...
+        store.sweep(now)  # ...a full one never does
+        assert all((task.finished_at is not None) == (end <= now) for task, end in
+                   zip(store, ends, strict=True))  # fmt: skip
+        now += step
+    store.sweep(31.0)
+    assert settled == sorted(settled) and len(settled) == len(ends)
