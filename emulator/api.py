@@ -110,9 +110,10 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
 
 
 async def create_generation(emulator: Emulator, call: Call) -> Answer:
-    key = call.key = emulator.authenticate(call.header(b"authorization"))
+    headers = call.raw_headers  # (header values as bytes: decoded only when unusual)
+    key = call.key = emulator.authenticate(headers.get(b"authorization"))
     raw = await read_json_body(
-        call.header(b"content-type"), call.header(b"content-length"), call.receive,
+        headers.get(b"content-type"), headers.get(b"content-length"), call.receive,
         emulator.config.max_body_bytes,
     )  # fmt: skip
     try:
@@ -138,7 +139,7 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
 
 
 async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
-    key = call.key = emulator.authenticate(call.header(b"authorization"))
+    key = call.key = emulator.authenticate(call.raw_headers.get(b"authorization"))
     call.task_id = task_id[:200]
     task = emulator.find(key, task_id)
     runtime = _runtime(emulator, call, key)
@@ -198,9 +199,11 @@ async def _apply(call: Call, decision: Decision) -> FaultResponse | None:
 
 
 def _answer(decision: Decision, data: Any) -> Answer:
-    if decision.fault is None:
-        return json_reply(data)
-    return FaultResponse(decision.fault, dumps(data), options=decision.fault_options)
+    body = dumps(data)
+    if decision.fault is None:  # json_reply(data), inlined: every create and poll ends here
+        return reply(200, body, [(b"content-type", b"application/json"),
+                                 (b"content-length", b"%d" % len(body))])  # fmt: skip
+    return FaultResponse(decision.fault, body, options=decision.fault_options)
 
 
 # -- routing and serving ------------------------------------------------------------------
@@ -288,10 +291,11 @@ class API:
                 status = 500
                 await _send(send, json_reply(error_body(500, error, "server_error"), 500))
             raise
-        finally:
-            self.emulator.journal_request(  # positional: keywords cost more, every request
-                scope, status, started, call.key, call.body, call.json_body, error, call.task_id,
-                call.rule,
+        finally:  # (Emulator.journal_request, inlined: one Python call less on every request)
+            self.emulator.journal.record_request(
+                scope["method"], scope["path"], scope["query_string"], call.key, call.body,
+                call.json_body, status, error, call.task_id, call.rule, self.emulator.clock.now(),
+                time.time(), time.perf_counter() - started,
             )  # fmt: skip
 
 

@@ -53,18 +53,15 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
 
 
 async def read_json_body(
-    content_type: str | None, declared: str | None, receive: Receive, limit: int
+    content_type: str | bytes | None, declared: str | bytes | None, receive: Receive, limit: int
 ) -> bytes:
     """The raw body of a request that must be JSON (given its Content-Type and Content-Length
-    headers): 415 for another media type, 413 past ``limit`` (refused before reading it all)."""
-    if content_type != "application/json" and (
-        content_type is None or content_type.partition(";")[0].strip().lower() != "application/json"
-    ):
-        shown = repr(content_type[:100]) if content_type else "none"
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json (got {shown}). "
-            "Send the header 'Content-Type: application/json'."
-        )
+    headers, as text or as the bytes of the ASGI scope): 415 for another media type, 413 past
+    ``limit`` (refused before reading it all)."""
+    if content_type != b"application/json" and content_type != "application/json":
+        if isinstance(content_type, bytes):
+            content_type = content_type.decode("latin-1")
+        _check_media_type(content_type)
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(_too_large(limit))
     message = await receive()
@@ -74,6 +71,15 @@ async def read_json_body(
             raise RequestTooLarge(_too_large(limit))
         return body
     return await _read_chunks(receive, message, limit)
+
+
+def _check_media_type(content_type: str | None) -> None:
+    if content_type is None or content_type.partition(";")[0].strip().lower() != "application/json":
+        shown = repr(content_type[:100]) if content_type else "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json (got {shown}). "
+            "Send the header 'Content-Type: application/json'."
+        )
 
 
 def load_object(raw: bytes) -> tuple[dict[str, Any], str]:

@@ -60,21 +60,29 @@ class Journal:
         the real time; ``json_body`` the text of a body that parsed as JSON, ``body`` any other
         body as text."""
         self.seq += 1
-        self._append(
-            (self.seq, method, path, query, key, body, json_body, status, error, task_id, rule,
-             at, wall, latency_s),
-            json_body if json_body is not None else body,
-        )  # fmt: skip
-
-    def _append(self, entry: Stored, text: str | None) -> None:
         entries = self._entries
-        entries.append(entry)
+        entries.append(
+            (self.seq, method, path, query, key, body, json_body, status, error, task_id, rule,
+             at, wall, latency_s)
+        )  # fmt: skip
+        text = json_body if json_body is not None else body
         if text is not None:
             self._body_chars += len(text)
-            if self._body_chars > self.max_body_chars:
-                while self._body_chars > self.max_body_chars and len(entries) > 1:
-                    self._drop_oldest()
-        if len(entries) > self.maxlen:
+        if len(entries) > self.maxlen or self._body_chars > self.max_body_chars:
+            self._trim()
+
+    def _append(self, entry: Stored, text: str | None) -> None:
+        self._entries.append(entry)
+        if text is not None:
+            self._body_chars += len(text)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest entries past the count or the body budget (the newest stays)."""
+        entries = self._entries
+        while len(entries) > self.maxlen or (
+            self._body_chars > self.max_body_chars and len(entries) > 1
+        ):
             self._drop_oldest()
 
     def entries(

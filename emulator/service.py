@@ -67,7 +67,7 @@ class Emulator:
         self.server_errors: list[str] = []
         self._images: ImageCache | None = None
         self._runtimes: dict[str, ScenarioRuntime] = {}
-        self._keys_seen: dict[str | None, str] = {}
+        self._keys_seen: dict[str | bytes | None, str] = {}
         self.scenario_error: str | None = None
         self._watch: tuple[str, float, float] | None = None  # (path, mtime, last check)
         self.key_scenarios = {k: self._runtime(v) for k, v in self.config.key_scenarios.items()}
@@ -143,8 +143,9 @@ class Emulator:
 
     # -- auth -----------------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> str:
-        """The API key from an Authorization header value, or 401 saying what is wrong."""
+    def authenticate(self, authorization: str | bytes | None) -> str:
+        """The API key from an Authorization header value (text, or the bytes of the ASGI
+        scope), or 401 saying what is wrong."""
         key = self._keys_seen.get(authorization)  # a client sends the same header every time
         if key is None:
             key = _api_key(authorization)
@@ -396,7 +397,9 @@ class Emulator:
             self._images.discard(task.id)
 
 
-def _api_key(authorization: str | None) -> str:
+def _api_key(authorization: str | bytes | None) -> str:
+    if isinstance(authorization, bytes):
+        authorization = authorization.decode("latin-1")
     if not authorization:
         raise AuthenticationError(
             "Missing API key: send the header 'Authorization: Bearer aio_...'"

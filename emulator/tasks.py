@@ -183,7 +183,11 @@ class TaskStore:
     def add(self, task: Task, now: float) -> None:
         """Keep ``task`` after a bounded sweep, forgetting the oldest finished task (else the
         oldest of all) when the store is full."""
-        self.sweep(now, HOT_SWEEP)
+        slots, finished = self._slot_heap, self._finished
+        if (slots and slots[0] < int(now * SLOTS_PER_S)) or (
+            finished and finished[0][0] + self.ttl_s <= now
+        ):  # what sweep() would find first, checked without calling it: most creates
+            self.sweep(now, HOT_SWEEP)
         while len(self._tasks) >= self.max_tasks:
             self._evict_one()
         self._tasks[task.id] = task
