@@ -24,6 +24,7 @@ from .faults import FaultResponse, NetworkFault
 from .http import dumps, load_object, read_json_body
 from .service import Emulator
 from .tasks import State
+from .validation import validate_create
 
 __all__ = ["API", "CREATE_PATH", "SCENARIO_HEADER", "Call", "Reply", "reply", "route"]
 
@@ -126,7 +127,7 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
     decision = runtime.plain or runtime.decide(RuleRequest("create", key, call.headers, body))
     if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
         return early  # (a plain decision has nothing to apply: no coroutine for it)
-    validated = emulator.validate(body, strict=runtime.scenario.strict)
+    validated = validate_create(body, emulator.catalogue, strict=runtime.scenario.strict)
     task = emulator.create_task(
         key, validated, effect=decision.task, runtime=runtime, base_url=call.base_url
     )
@@ -181,7 +182,8 @@ async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> 
 
 
 def _runtime(emulator: Emulator, call: Call, key: str | None) -> ScenarioRuntime:
-    return emulator.runtime_for(key, call.header(SCENARIO_HEADER))
+    name = call.raw_headers.get(SCENARIO_HEADER)
+    return emulator.runtime_for(key, name.decode("latin-1") if name else None)
 
 
 async def _apply(call: Call, decision: Decision) -> FaultResponse | None:
@@ -201,8 +203,8 @@ async def _apply(call: Call, decision: Decision) -> FaultResponse | None:
 def _answer(decision: Decision, data: Any) -> Answer:
     body = dumps(data)
     if decision.fault is None:  # json_reply(data), inlined: every create and poll ends here
-        return reply(200, body, [(b"content-type", b"application/json"),
-                                 (b"content-length", b"%d" % len(body))])  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        return _new_tuple(Reply, (200, body, headers))  # type: ignore[no-any-return]
     return FaultResponse(decision.fault, body, options=decision.fault_options)
 
 

@@ -90,21 +90,22 @@ def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = None
-    if type(data) is dict and _no_floats(data):
-        return data, raw.decode()
+    if type(data) is dict:
+        for item in data.values():  # a flat body (the usual) is checked in this one pass
+            kind = type(item)
+            if kind is float:
+                break
+            if kind is dict or kind is list:
+                if _no_floats(data):
+                    return data, raw.decode()
+                break
+        else:
+            return data, raw.decode()
     text = decode(raw)
     return parse_object(text), text
 
 
 def _no_floats(data: dict[str, Any]) -> bool:
-    for item in data.values():  # the usual body is flat: done in this one pass
-        kind = type(item)
-        if kind is float:
-            return False
-        if kind is dict or kind is list:
-            break
-    else:
-        return True
     stack: list[Any] = [data]
     while stack:
         value = stack.pop()
