@@ -50,8 +50,8 @@ class VirtualClock:
         return self._now
 
     def advance(self, seconds: float) -> float:
-        if seconds < 0 or seconds != seconds:
-            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        if not 0 <= seconds < float("inf"):  # (also refuses NaN)
+            raise ValueError(f"seconds must be a non-negative finite number, got {seconds!r}")
         self._now += seconds
         return self._now
 

@@ -128,7 +128,8 @@ def end_time(task: Task) -> float | None:
     """When the clock alone ends the task (None for a task that runs forever)."""
     if task.script.forever:
         return None
-    return task.created_at + task.script.queued_s + task.script.running_s
+    end = task.created_at + task.script.queued_s + task.script.running_s
+    return end if end != _NEVER else None  # (a scripted infinite duration)
 
 
 #: end times are kept in slots of ``1 / SLOTS_PER_S`` seconds: a forgotten task's end time
@@ -287,7 +288,10 @@ class TaskStore:
         script = task.script
         if not script.forever:  # end_time(), inlined: this runs for every create
             end = task.created_at + script.queued_s + script.running_s
-            slot = int(end * SLOTS_PER_S)
+            at = end * SLOTS_PER_S
+            if at == _NEVER:  # a scripted infinite duration: the clock never ends it either
+                return
+            slot = int(at)
             entries = self._slots.get(slot)
             if entries is None:
                 entries = self._slots[slot] = {}
@@ -318,9 +322,9 @@ class TaskStore:
     def _dropped(self, task: Task) -> None:
         """``task`` has left the store: its end time goes too (if still waiting), then on_drop."""
         script = task.script
-        if not script.forever:
-            end = task.created_at + script.queued_s + script.running_s
-            slot = int(end * SLOTS_PER_S)
+        at = (task.created_at + script.queued_s + script.running_s) * SLOTS_PER_S
+        if not script.forever and at != _NEVER:  # (as _schedule computed it)
+            slot = int(at)
             entries = self._slots.get(slot)
             if entries is not None and entries.pop(task.id, None) is not None and not entries:
                 del self._slots[slot]  # (its number leaves the heap when its time comes)
@@ -331,3 +335,4 @@ class TaskStore:
 
 
 _END = operator.itemgetter(1)
+_NEVER = float("inf")

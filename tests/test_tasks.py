@@ -204,3 +204,22 @@ def test_a_full_sweep_settles_exactly_the_tasks_that_have_ended(ends, step) -> N
         now += step
     store.sweep(31.0)
     assert settled == sorted(settled) and len(settled) == len(ends)
+
+
+def test_an_infinite_scripted_duration_never_ends_and_breaks_nothing() -> None:
+    """A scenario may say ``running: .inf`` (YAML's infinity): such a task runs for ever."""
+    store = TaskStore(max_tasks=2)
+    store.add(make_task("inf", created=0.0, running_s=float("inf")), 0.0)
+    store.add(make_task("huge", created=0.0, running_s=1.7e308), 0.0)  # overflows as a slot
+    store.sweep(1e12)
+    assert all(task.finished_at is None for task in store) and store.scheduled == 0
+    assert observe(store.get("inf"), 1e12).state is State.RUNNING
+    store.add(make_task("next", created=0.0), 0.0)  # evicts "inf"
+    store.add(make_task("last", created=0.0), 0.0)  # evicts "huge"
+    assert [task.id for task in store] == ["next", "last"]
+    from emulator.clock import VirtualClock
+    from emulator.tasks import end_time
+
+    assert end_time(make_task(running_s=float("inf"))) is None  # settle() names it, not waits
+    with pytest.raises(ValueError, match="finite"):
+        VirtualClock().advance(float("inf"))
