@@ -104,7 +104,7 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
     raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if headers:
         raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    return reply(status, body, raw)
+    return _new_tuple(Reply, (status, body, raw))  # type: ignore[no-any-return]
 
 
 # -- the endpoints ------------------------------------------------------------------------
@@ -201,11 +201,9 @@ async def _apply(call: Call, decision: Decision) -> FaultResponse | None:
 
 
 def _answer(decision: Decision, data: Any) -> Answer:
-    body = dumps(data)
-    if decision.fault is None:  # json_reply(data), inlined: every create and poll ends here
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        return _new_tuple(Reply, (200, body, headers))  # type: ignore[no-any-return]
-    return FaultResponse(decision.fault, body, options=decision.fault_options)
+    if decision.fault is None:
+        return json_reply(data)
+    return FaultResponse(decision.fault, dumps(data), options=decision.fault_options)
 
 
 # -- routing and serving ------------------------------------------------------------------
@@ -293,11 +291,10 @@ class API:
                 status = 500
                 await _send(send, json_reply(error_body(500, error, "server_error"), 500))
             raise
-        finally:  # (Emulator.journal_request, inlined: one Python call less on every request)
-            self.emulator.journal.record_request(
-                scope["method"], scope["path"], scope["query_string"], call.key, call.body,
-                call.json_body, status, error, call.task_id, call.rule, self.emulator.clock.now(),
-                time.time(), time.perf_counter() - started,
+        finally:
+            self.emulator.journal_request(  # positional: keywords cost more, every request
+                scope, status, started, call.key, call.body, call.json_body, error, call.task_id,
+                call.rule,
             )  # fmt: skip
 
 

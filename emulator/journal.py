@@ -60,22 +60,19 @@ class Journal:
         the real time; ``json_body`` the text of a body that parsed as JSON, ``body`` any other
         body as text."""
         self.seq += 1
-        entries = self._entries
-        entries.append(
+        self._append(
             (self.seq, method, path, query, key, body, json_body, status, error, task_id, rule,
-             at, wall, latency_s)
+             at, wall, latency_s),
+            json_body if json_body is not None else body,
         )  # fmt: skip
-        text = json_body if json_body is not None else body
+
+    def _append(self, entry: Stored, text: str | None) -> None:
+        entries = self._entries
+        entries.append(entry)
         if text is not None:
             self._body_chars += len(text)
         if len(entries) > self.maxlen or self._body_chars > self.max_body_chars:
             self._trim()
-
-    def _append(self, entry: Stored, text: str | None) -> None:
-        self._entries.append(entry)
-        if text is not None:
-            self._body_chars += len(text)
-        self._trim()
 
     def _trim(self) -> None:
         """Drop the oldest entries past the count or the body budget (the newest stays)."""

@@ -129,7 +129,8 @@ def end_time(task: Task) -> float | None:
     if task.script.forever:
         return None
     end = task.created_at + task.script.queued_s + task.script.running_s
-    return end if end != _NEVER else None  # (a scripted infinite duration)
+    # (a scripted infinite duration, or one too long to have a slot, never ends either)
+    return end if end * SLOTS_PER_S != _NEVER else None
 
 
 #: end times are kept in slots of ``1 / SLOTS_PER_S`` seconds: a forgotten task's end time
@@ -285,13 +286,9 @@ class TaskStore:
         self._created.clear()
 
     def _schedule(self, task: Task) -> None:
-        script = task.script
-        if not script.forever:  # end_time(), inlined: this runs for every create
-            end = task.created_at + script.queued_s + script.running_s
-            at = end * SLOTS_PER_S
-            if at == _NEVER:  # a scripted infinite duration: the clock never ends it either
-                return
-            slot = int(at)
+        end = end_time(task)
+        if end is not None:
+            slot = int(end * SLOTS_PER_S)
             entries = self._slots.get(slot)
             if entries is None:
                 entries = self._slots[slot] = {}
@@ -321,10 +318,9 @@ class TaskStore:
 
     def _dropped(self, task: Task) -> None:
         """``task`` has left the store: its end time goes too (if still waiting), then on_drop."""
-        script = task.script
-        at = (task.created_at + script.queued_s + script.running_s) * SLOTS_PER_S
-        if not script.forever and at != _NEVER:  # (as _schedule computed it)
-            slot = int(at)
+        end = end_time(task)
+        if end is not None:
+            slot = int(end * SLOTS_PER_S)
             entries = self._slots.get(slot)
             if entries is not None and entries.pop(task.id, None) is not None and not entries:
                 del self._slots[slot]  # (its number leaves the heap when its time comes)
