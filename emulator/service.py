@@ -22,7 +22,7 @@ from .config import Config
 from .engine import ScenarioRuntime
 from .errors import AuthenticationError, InsufficientCredits, InvalidRequest, NotFound
 from .journal import Journal
-from .scenarios import ImageEffect, Scenario, ScenarioError, TaskEffect, load
+from .scenarios import Scenario, ScenarioError, TaskEffect, load
 from .tasks import HOT_SWEEP, State, Task, TaskScript, TaskStore, TaskView, observe
 from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
@@ -207,8 +207,8 @@ class Emulator:
             request.credits,
             str(request.params.get("prompt", "")),  # prompt
         )
-        if effect is not None and effect.image is not None:
-            task.extra["image"] = effect.image
+        if effect is not None:
+            task.image = effect.image
         self.tasks.add(task, now)
         callback = request.params.get("callback_url")
         if request.model.webhook and isinstance(callback, str):
@@ -291,7 +291,7 @@ class Emulator:
             raise NotFound(f"No image at this URL: task {task_id!r} has no image {index}")
         if observe(task, now).state is not State.SUCCEEDED:
             raise NotFound(f"Task {task_id!r} has not completed: it has no images yet")
-        behaviour: ImageEffect | None = task.extra.get("image")
+        behaviour = task.image
         if behaviour is not None and behaviour.mode == "404":
             raise NotFound(f"No image at this URL (scenario: image 404) for task {task_id!r}")
         if behaviour is not None and behaviour.mode == "expire":
@@ -387,7 +387,7 @@ class Emulator:
             self.ledger.spend(task.key, task.credits)
         else:
             self.ledger.refund(task.key, task.credits)
-        if task.extra:  # a webhook target lives there; most tasks have none
+        if task.webhook is not None:
             self.webhooks.task_ended(task, state)
 
     def _forget(self, task: Task) -> None:

@@ -144,14 +144,20 @@ def _task(task: Task) -> dict[str, Any]:
         "polls": task.polls,
         "finished_at": task.finished_at,
         "forced": None if task.forced is None else [task.forced[0].value, *task.forced[1:]],
-        "extra": _encode(task.extra) if task.extra else {},
+        "extra": _encode(_effects(task)),
     }
+
+
+def _effects(task: Task) -> dict[str, Any]:
+    pairs = (("image", task.image), ("webhook", task.webhook))
+    return {name: value for name, value in pairs if value is not None}
 
 
 def _untask(raw: dict[str, Any]) -> Task:
     script = dict(raw["script"])
     script["outcome"] = State(script["outcome"])
     forced = raw["forced"]
+    extra = _decode(raw["extra"])
     return Task(
         id=raw["id"],
         key=raw["key"],
@@ -168,7 +174,8 @@ def _untask(raw: dict[str, Any]) -> Task:
         polls=int(raw["polls"]),
         finished_at=raw["finished_at"],
         forced=None if forced is None else (State(forced[0]), float(forced[1]), int(forced[2])),
-        extra=_decode(raw["extra"]),
+        image=extra.get("image"),
+        webhook=extra.get("webhook"),
     )
 
 

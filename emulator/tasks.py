@@ -10,10 +10,12 @@ from __future__ import annotations
 import heapq
 import operator
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from .scenarios import ImageEffect, WebhookEffect
 
 __all__ = [
     "DEFAULT_MAX_TASKS",
@@ -23,6 +25,7 @@ __all__ = [
     "TaskScript",
     "TaskStore",
     "TaskView",
+    "WebhookTarget",
     "observe",
 ]
 
@@ -63,6 +66,18 @@ class TaskScript:
         return self.queued_s + self.running_s
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """Where and how a task's webhook goes (the task's ``callback_url``, as the create sent it)."""
+
+    url: str
+    #: base of the image URLs in the body: the create request's, or ``config.public_url``
+    base_url: str
+    #: ``data.status`` word per internal state (``State.value``), from the create's scenario
+    words: Mapping[str, str]
+    effect: WebhookEffect | None = None
+
+
 @dataclass(slots=True)
 class Task:
     id: str
@@ -82,7 +97,10 @@ class Task:
     finished_at: float | None = None
     #: set when a poll-count rule ended the task early
     forced: tuple[State, float, int] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: how its images are served, when a scenario says otherwise than "serve"
+    image: ImageEffect | None = None
+    #: where its webhook goes, when the create gave a ``callback_url``
+    webhook: WebhookTarget | None = None
 
 
 @dataclass(slots=True)  # immutable by convention: frozen costs 1 us more per poll

@@ -20,14 +20,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from . import __version__
 from .clock import iso
 from .scenarios import WebhookEffect
-from .tasks import State, Task, end_time, observe
+from .tasks import State, Task, WebhookTarget, end_time, observe
 
 if TYPE_CHECKING:
     from .service import Emulator
@@ -52,18 +51,6 @@ SWEEP_SLACK_S = 0.002
 
 DROPPED = "not sent: dropped by the scenario (webhook.drop)"
 SCRIPTED_FAILURE = "not sent: failed by the scenario (webhook.fail_attempts)"
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookTarget:
-    """Where and how a task's webhook goes; kept in ``task.extra["webhook"]``."""
-
-    url: str
-    #: base of the image URLs in the body: the create request's, or ``config.public_url``
-    base_url: str
-    #: ``data.status`` word per internal state (``State.value``), from the create's scenario
-    words: Mapping[str, str]
-    effect: WebhookEffect | None = None
 
 
 class WebhookDispatcher:
@@ -100,15 +87,15 @@ class WebhookDispatcher:
         effect: WebhookEffect | None = None,
     ) -> None:
         """Give a new task a callback, and a timer so it fires even if nobody polls."""
-        task.extra["webhook"] = WebhookTarget(
+        task.webhook = WebhookTarget(
             url, base_url, {state.value: word for state, word in words.items()}, effect
         )
         self._watch(task)
 
     def task_ended(self, task: Task, state: State) -> None:
         """Called once when the store notices ``task`` ended: start its delivery, if any."""
-        target = task.extra.get("webhook")
-        if not isinstance(target, WebhookTarget):
+        target = task.webhook
+        if target is None:
             return
         emulator = self.emulator
         view = observe(task, emulator.clock.now())

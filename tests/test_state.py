@@ -54,7 +54,7 @@ def test_snapshot_round_trip_keeps_every_task_field_balances_clock_journal_and_r
     assert [t.id for t in second.tasks] == [t.id for t in first.tasks]
     for old in first.tasks:
         assert second.tasks.get(old.id) == old  # dataclass equality: every field
-    assert second.tasks.get(ids[3]).extra["image"] == ImageEffect("expire", 12.5)
+    assert second.tasks.get(ids[3]).image == ImageEffect("expire", 12.5)
     assert {k: a.as_dict() for k, a in second.ledger.accounts.items()} == {
         k: a.as_dict() for k, a in first.ledger.accounts.items()
     }
@@ -288,3 +288,33 @@ def test_sigterm_finishes_the_request_in_flight_saves_and_exits_0(tmp_path: Path
     assert [t["id"] for t in saved["tasks"]] == [task_id]
     assert saved["tasks"][0]["polls"] == 1
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_a_state_file_of_format_version_1_restores_every_task_balance_clock_and_entry() -> None:
+    """tests/data/state-v1.json was written by release 0.1.0 (tests/data/make_state_v1.py.txt)."""
+    path = Path(__file__).parent / "data" / "state-v1.json"
+    saved = json.loads(path.read_text())
+    emulator = _emulator(seed=1)
+    assert state.load_into(emulator, path)
+    assert emulator.seed == 9 and emulator.clock.now() == saved["clock"]["now"]
+    assert [t.id for t in emulator.tasks] == [t["id"] for t in saved["tasks"]]
+    by_id = {t.id: t for t in emulator.tasks}
+    for raw in saved["tasks"]:
+        task = by_id[raw["id"]]
+        assert (task.key, task.model, task.prompt, task.width, task.height, task.credits) == (
+            raw["key"], raw["model"], raw["prompt"], raw["width"], raw["height"], raw["credits"]
+        )  # fmt: skip
+        assert task.params == raw["params"] and task.polls == raw["polls"]
+    assert [t.image for t in emulator.tasks if t.image] == [ImageEffect("expire", 12.5)]
+    (hooked,) = [t for t in emulator.tasks if t.webhook]
+    assert hooked.webhook.url == "http://127.0.0.1:9/hook"
+    assert hooked.webhook.effect is not None and hooked.webhook.effect.duplicate
+    balances = {k: (a.balance, a.reserved, a.spent) for k, a in emulator.ledger.accounts.items()}
+    assert balances == {k: (b, r, s) for k, b, r, s in saved["accounts"]}
+    entries = list(emulator.journal)
+    assert [e["seq"] for e in entries] == [e["seq"] for e in saved["journal"]["entries"]]
+    assert entries[0]["body"] == {
+        "prompt": "task 0 <b>&</b> \u202e \U0001f98a",
+        "model": "cogview-4",
+    }
+    assert emulator.journal.seq == saved["journal"]["seq"]
