@@ -19,7 +19,7 @@ import re2
 import yaml
 from yaml.constructor import SafeConstructor
 
-from .errors import ERROR_TYPES
+from .wire import error_type
 
 __all__ = [
     "ENDPOINTS",
@@ -504,7 +504,7 @@ def _error(c: _Checker, raw: Any, path: str) -> ErrorEffect | None:
     status = c.number(e.get("status"), f"{path}.status", low=400, high=599, integer=True)
     if status is None:
         return None
-    type_ = e.get("type", ERROR_TYPES.get(int(status), "server_error"))
+    type_ = e.get("type", error_type(int(status)))
     c.text(type_, f"{path}.type")
     message = e.get("message", _DEFAULT_MESSAGES.get(int(status), "Emulated error"))
     c.text(message, f"{path}.message")

@@ -86,14 +86,14 @@ def test_restored_tasks_finish_and_settle_and_finished_ones_still_expire() -> No
     first.clock.advance(60)
     done = first.create_task("aio_a", request)
     first.clock.advance(60)
-    first.tasks.sweep(first.clock.now())
+    first.tasks.settle(first.clock.now())
     assert done.finished_at is not None and running.finished_at is not None
     second = _emulator(task_ttl_s=100)
     state.restore(second, json.loads(state.dump(first)))
     account = second.ledger.account("aio_a")
     assert account.reserved == 0 and account.spent == 2 * request.credits
     second.clock.advance(40)  # the first task ended ~155 s ago (past 100 s), the second ~95 s
-    second.tasks.sweep(second.clock.now())
+    second.tasks.settle(second.clock.now())
     assert running.id not in second.tasks and done.id in second.tasks
 
 
