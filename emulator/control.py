@@ -135,6 +135,7 @@ def _scenario(emulator: Emulator) -> dict[str, Any]:
         "source": current.source,
         "seed": emulator.scenario.seed,
         "rules": [rule.label for rule in current.rules],
+        "warnings": list(current.warnings),
         "reload_error": emulator.scenarios.reload_error,
         "key_scenarios": {k: r.scenario.name for k, r in emulator.scenarios.by_key.items()},
         "library": sorted(library()),
