@@ -95,11 +95,11 @@ class Call:
     def entry(self, seq: int, status: int, error: str | None, at: float) -> Entry:
         """The journal's record of this request, answered with ``status``."""
         scope = self.scope
-        return Entry(
+        return Entry._make((
             seq, scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
             self.key, self.body, self.json, status, error, self.task_id, self.rule, at,
-            time.time(), time.perf_counter() - self.started,
-        )  # fmt: skip
+            time.time(), time.perf_counter() - self.started, "request", None, False,
+        ))  # fmt: skip
 
 
 class EarlyFault(Exception):

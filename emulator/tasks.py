@@ -376,7 +376,7 @@ class TaskStore:
 
     def _dropped(self, task: Task) -> None:
         """``task`` has left the store: its end time goes too (if still waiting), then on_drop."""
-        end = end_time(task)
+        end = end_time(task) if task.finished_at is None else None  # (a settled task has none)
         if end is not None:
             slot = int(end * SLOTS_PER_S)
             entries = self._slots.get(slot)
