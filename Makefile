@@ -15,7 +15,7 @@ ARGS   ?=
 # (about 0.1 s). Incremental: only changed files are compiled again.
 BYTECODE := $(BIN)/python -m compileall -q emulator
 
-.PHONY: install serve test lint format bench count soak clean browser
+.PHONY: install serve test lint format docs bench count soak clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,10 +49,17 @@ browser:
 	  fi; \
 	fi
 
+# Lint, then the documentation site with --strict (a broken link or a page missing from the
+# navigation fails), then the tests (the package check included: ARGS='-m "not package"' skips it).
 test: $(STAMP) browser
 	$(BIN)/ruff check emulator tests benchmarks
 	$(BIN)/ruff format --check emulator tests benchmarks
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 	$(BIN)/python -m pytest $(ARGS)
+
+# The documentation site (MkDocs, Material theme) into site/; `mkdocs serve` previews it live.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check emulator tests benchmarks
@@ -79,4 +86,4 @@ soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache
