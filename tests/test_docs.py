@@ -233,3 +233,18 @@ def test_the_architecture_page_lists_every_module() -> None:
     assert [m for m in modules if f"| `{m}` |" not in text] == []
     for path in (ROOT / "emulator").glob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), f"{path.name}: no docstring"
+
+
+def test_the_task_body_shown_is_the_one_served() -> None:
+    from starlette.testclient import TestClient
+
+    (shown,) = blocks(page("api/images.md"), "json")
+    shown = json.loads(shown)
+    auth = {"Authorization": "Bearer aio_docs"}
+    body = {"model": "cogview-4", "prompt": "a red fox", "size": "1024*1024"}
+    with TestClient(create_app(Config(seed=1, clock="virtual", scenario="instant"))) as client:
+        task_id = client.post("/api/v1/images/generations", json=body, headers=auth).json()
+        served = client.get(f"/api/v1/tasks/{task_id['data']['task_id']}", headers=auth).json()
+    assert shown.keys() == served.keys() and shown["data"].keys() == served["data"].keys()
+    assert shown["data"]["output"].keys() == served["data"]["output"].keys()
+    assert re.fullmatch(r"n48[0-9a-f]{16}_cv4", shown["data"]["task_id"])

@@ -123,6 +123,22 @@ def test_the_distributions_hold_every_file_of_the_package(installed: Installed) 
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in in_wheel)
 
 
+def test_the_base_install_is_the_server_and_pytest_adds_the_fixtures(installed: Installed) -> None:
+    (wheel,) = (installed.source / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = archive.read(name).decode()
+    requires = re.findall(
+        r"^Requires-Dist: ([A-Za-z0-9_.-]+)(\[\w+\])?[^;\n]*(?:; (.*))?$", metadata, re.M
+    )
+    base = sorted(f"{dist}{extra}" for dist, extra, marker in requires if not marker)
+    assert base == sorted(
+        ["google-re2", "orjson", "pillow", "pyyaml", "starlette", "uvicorn[standard]"]
+    )
+    fixtures = sorted(dist for dist, _, marker in requires if marker == 'extra == "pytest"')
+    assert fixtures == ["httpx", "pytest", "respx"]
+
+
 def test_the_command_lists_every_ready_scenario(installed: Installed) -> None:
     done = run([str(installed.bin / "aio-emulator"), "scenarios"], installed, cwd=installed.home)
     assert [line.split()[0] for line in done.stdout.splitlines()] == READY_SCENARIOS
