@@ -2,12 +2,12 @@
 new virtual environment, and run from there (not from the checkout), so missing package data
 cannot slip through.
 
-The README's install lines are run verbatim: ``python3 -m pip wheel --no-deps -w dist .`` in the
-copy, then ``pip install "$(ls dist/*.whl)[pytest]"`` with the new environment first on PATH
-(its dependencies come from the package index, or pip's cache). The editable install of a
-checkout (``pip install -e '.[pytest]'``) is what ``make`` itself does, with ``[dev]``.
+The README's install lines are run verbatim, each with a new environment first on PATH (the
+dependencies come from the package index, or pip's cache): ``python3 -m pip wheel --no-deps -w
+dist .`` in the copy, then ``pip install "$(ls dist/*.whl)[pytest]"``; and, into another
+environment, the editable install of a checkout, ``pip install -e '.[pytest]'``.
 
-Marked ``package`` (about 30 s): ``pytest -m "not package"`` leaves it out.
+Marked ``package`` (about 40 s): ``pytest -m "not package"`` leaves it out.
 """
 
 from __future__ import annotations
@@ -60,15 +60,14 @@ def tracked_files() -> list[str]:
     return [name for name in done.stdout.decode().split("\0") if name]
 
 
-def readme_wheel_commands() -> str:
-    """The README's lines that build a wheel and install it (its install block, after the
-    editable line)."""
+def readme_install_lines() -> list[str]:
+    """The README's install block: the editable line, then the two that build a wheel and
+    install it."""
     text = README.read_text("utf-8")
     section = text[text.index("## Use it in your project") :]
-    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
-    lines = [line for line in block.splitlines() if "pip wheel" in line or "dist/*.whl" in line]
-    assert len(lines) == 2, block
-    return "\n".join(lines)
+    lines = re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()
+    assert len(lines) == 3 and lines[0].startswith("pip install -e "), lines
+    return lines
 
 
 def run(args: list[str] | str, installed: Installed, **kwargs) -> subprocess.CompletedProcess:
@@ -84,6 +83,16 @@ def run(args: list[str] | str, installed: Installed, **kwargs) -> subprocess.Com
     return done
 
 
+def new_environment(path: Path) -> tuple[Path, dict[str, str]]:
+    """A virtual environment without the system's packages, and an environment for commands
+    with it first on PATH."""
+    venv.create(path, with_pip=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PATH"] = f"{path / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return path / "bin", env
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     base = tmp_path_factory.mktemp("package")
@@ -95,17 +104,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
             target.symlink_to(os.readlink(ROOT / name))
         elif (ROOT / name).is_file():
             shutil.copy2(ROOT / name, target)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    bin_dir = base / "venv" / "bin"
-    venv.create(base / "venv", with_pip=True)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     home = base / "home"
     home.mkdir()
-    found = Installed(source, bin_dir, env, home)
+    found = Installed(source, *new_environment(base / "venv"), home)
     # the sdist too: `python -m build`, from the development environment
     run([sys.executable, "-m", "build", "--sdist", "--outdir", "sdist", "."], found, cwd=source)
-    run(["bash", "-euo", "pipefail", "-c", readme_wheel_commands()], found, cwd=source, timeout=300)
+    wheel_lines = "\n".join(readme_install_lines()[1:])
+    run(["bash", "-euo", "pipefail", "-c", wheel_lines], found, cwd=source, timeout=300)
     return found
 
 
@@ -243,3 +248,18 @@ def test_a_user_suite_runs_both_fixtures(installed: Installed) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout, done.stdout
+
+
+def test_the_readme_editable_install_line_works(installed: Installed, tmp_path: Path) -> None:
+    bin_dir, env = new_environment(tmp_path / "venv")
+    editable = Installed(installed.source, bin_dir, env, installed.home)
+    run(
+        ["bash", "-euo", "pipefail", "-c", readme_install_lines()[0]], editable, cwd=editable.source
+    )
+    done = run([str(bin_dir / "aio-emulator"), "scenarios"], editable, cwd=editable.home)
+    assert [line.split()[0] for line in done.stdout.splitlines()] == READY_SCENARIOS
+    run(
+        [str(bin_dir / "python"), "-c", "import respx, emulator.plugin"],
+        editable,
+        cwd=editable.home,
+    )
