@@ -22,7 +22,9 @@ from emulator import control, dashboard, openapi
 from emulator.app import create_app
 from emulator.cli import build_parser
 from emulator.config import ENV_PREFIX, Config
-from emulator.plugin import _OPTIONS, EmulatorHandle, RespxEmulatorHandle
+from emulator.handle import EmulatorHandle
+from emulator.inprocess import RespxEmulatorHandle
+from emulator.marker import OPTIONS
 from emulator.scenarios import ScenarioError, loads
 from emulator.server import LiveServer
 
@@ -223,7 +225,7 @@ def test_the_pytest_page_names_every_fixture_option_and_handle_method() -> None:
         if not name.startswith("_")
     }
     public |= {"url", "api_key", "emulator", "router", "serve"}  # set in __init__
-    names = [*fixtures, *_OPTIONS, *public]
+    names = [*fixtures, *OPTIONS, *public]
     assert [n for n in names if f"`{n}" not in text] == []
 
 
