@@ -71,6 +71,8 @@ class Emulator:
             resolve_model=self._resolve_model,
             clock=self.clock.now,
         )
+        #: image ``index`` of a finished task, as its scenario serves it (404 if none)
+        self.image: Callable[[str, int], RenderedImage] = self.media.image
         #: count a poll of a task and give its state now (the store's own operation)
         self.poll: Callable[[Task], TaskView] = self.tasks.poll
         #: tracebacks of emulator bugs, newest last (shown by GET /_emulator/health)
@@ -165,10 +167,6 @@ class Emulator:
         if task is None:
             raise task_not_found(task_id)
         return task
-
-    def image(self, task_id: str, index: int) -> RenderedImage:
-        """Image ``index`` of a finished task, as its scenario serves it (404 if none)."""
-        return self.media.image(task_id, index)
 
     def task_body(
         self, task: Task, view: TaskView, base_url: str, words: StatusWords
