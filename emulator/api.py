@@ -155,7 +155,7 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
 
 async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
     call.task_id = task_id[:200]
-    task = emulator.tasks.get(task_id)
+    task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (image() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
     decision = await _decide(emulator, call, "image", owner, model=model)
     image = emulator.image(task_id, file_index(name))
