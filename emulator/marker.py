@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any
 
@@ -36,7 +36,8 @@ OPTIONS = ("scenario", "clock", "seed", "credits", "keys", "api_key", "allow_uns
 MARKER_HELP = (
     f"{MARKER}(*, scenario=None, clock=None, seed=None, credits=None, keys=None, "
     "api_key=None, allow_unserved=False): configure the API in One emulator for this test. "
-    "scenario: a ready scenario name, a YAML path or a dict; clock: 'virtual' or 'real'; "
+    "scenario: a ready scenario name, a YAML path, a dict, or a list of those applied in "
+    "order; clock: 'virtual' or 'real'; "
     "seed: int; credits: balance of the handle's api_key; keys: {key: credits}; "
     "allow_unserved: do not fail on requests the emulator could not serve (404, 401, 405)."
 )
@@ -44,7 +45,7 @@ MARKER_HELP = (
 
 def _aio_emulator_marker(
     *,
-    scenario: str | PathLike[str] | Mapping[str, Any] | None = _UNSET,
+    scenario: str | PathLike[str] | Mapping[str, Any] | Sequence[Any] | None = _UNSET,
     clock: str | None = _UNSET,
     seed: int | None = _UNSET,
     credits: int | None = _UNSET,
@@ -54,6 +55,8 @@ def _aio_emulator_marker(
 ) -> dict[str, Any]:
     """The options one marker sets (and only those), checked. ``None`` means the default."""
     given = {k: v for k, v in locals().items() if v is not _UNSET and v is not None}
+    if "scenario" in given:
+        given["scenario"] = _scenario(given["scenario"])
     if given.get("clock", "virtual") not in ("virtual", "real"):
         raise ValueError(f"clock: {given['clock']!r} is not one of: virtual, real")
     for name in ("seed", "credits"):
@@ -74,6 +77,20 @@ def _aio_emulator_marker(
     if not isinstance(given.get("allow_unserved", False), bool):
         raise ValueError(f"allow_unserved: expected True or False, got {given['allow_unserved']!r}")
     return given
+
+
+def _scenario(spec: Any) -> Any:
+    """A scenario option: one spec, or a non-empty list of them (applied in order)."""
+    items = spec if isinstance(spec, list | tuple) else [spec]
+    for item in items:
+        if not isinstance(item, str | PathLike | Mapping):
+            raise ValueError(
+                "scenario: expected a ready scenario's name, a YAML path, a dict or a list of "
+                f"those, got {item!r}"
+            )
+    if not items:
+        raise ValueError("scenario: an empty list names no scenario")
+    return list(spec) if isinstance(spec, list | tuple) else spec
 
 
 def marker_options(item: pytest.Item) -> dict[str, Any]:

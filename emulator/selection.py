@@ -11,16 +11,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .engine import ModelResolver, ScenarioRuntime
 from .errors import InvalidRequest
-from .scenarios import Scenario, ScenarioError, library, load
+from .scenarios import Scenario, ScenarioError, Spec, library, load
 
 __all__ = ["RELOAD_CHECK_S", "ScenarioSelection", "ScenarioSpec"]
 
-#: a ready scenario's name, a YAML file's path, a dict of the same structure, or a Scenario
-ScenarioSpec = str | os.PathLike[str] | Mapping[str, Any] | Scenario
+#: a ready scenario's name, a YAML file's path, a dict of the same structure, a list of those
+#: (applied in order), or a Scenario
+ScenarioSpec = Spec | Scenario
 #: how often, at most, the server's scenario file is checked for changes
 RELOAD_CHECK_S = 0.5
 
@@ -42,7 +42,8 @@ class ScenarioSelection:
         self.resolve_model = resolve_model
         self.clock = clock
         self._start = start
-        self._ready: dict[str, ScenarioRuntime] = {}
+        #: ready scenarios, and lists of ready scenarios, compiled once
+        self._ready: dict[str | tuple[str, ...], ScenarioRuntime] = {}
         #: the last hot reload's problem, shown by the control API (None: none)
         self.reload_error: str | None = None
         self._watch: tuple[str, float, float] | None = None  # (path, mtime, last check)
@@ -88,13 +89,13 @@ class ScenarioSelection:
             runtime.reset()
 
     def _runtime(self, spec: ScenarioSpec) -> ScenarioRuntime:
-        ready = isinstance(spec, str) and spec in library()
-        if ready and spec in self._ready:
-            return self._ready[str(spec)]
+        ready = _ready_key(spec)
+        if ready is not None and ready in self._ready:
+            return self._ready[ready]
         scenario = spec if isinstance(spec, Scenario) else load(spec)
         runtime = ScenarioRuntime(scenario, self.seed, self.resolve_model, self.clock)
-        if ready:
-            self._ready[str(spec)] = runtime
+        if ready is not None:
+            self._ready[ready] = runtime
         return runtime
 
     def _maybe_reload(self) -> None:
@@ -120,6 +121,16 @@ class ScenarioSelection:
         self.reload_error = None
         print(f"aio-emulator: reloaded scenario {scenario.name!r} from {path}", file=sys.stderr,
               flush=True)  # fmt: skip
+
+
+def _ready_key(spec: ScenarioSpec) -> str | tuple[str, ...] | None:
+    """The cache key of a ready scenario or of a list of ready scenarios (None: neither)."""
+    ready = library()
+    if isinstance(spec, str):
+        return spec if spec in ready else None
+    if isinstance(spec, list | tuple) and all(isinstance(s, str) and s in ready for s in spec):
+        return tuple(str(s) for s in spec)
+    return None
 
 
 def _mtime(path: str) -> float:

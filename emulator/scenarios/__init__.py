@@ -9,9 +9,10 @@ package (:mod:`.library`).
 from __future__ import annotations
 
 from .checks import parse
-from .library import library, load
+from .compose import compose
+from .library import Spec, library, load
 from .model import *  # noqa: F403  (the model's public names are the package's)
 from .model import __all__ as _MODEL
 from .source import load_file, loads
 
-__all__ = [*_MODEL, "library", "load", "load_file", "loads", "parse"]
+__all__ = [*_MODEL, "Spec", "compose", "library", "load", "load_file", "loads", "parse"]

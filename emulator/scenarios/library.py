@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from .checks import parse
+from .compose import compose
 from .model import Scenario, ScenarioError
 from .source import load_file
 
-__all__ = ["library", "load"]
+__all__ = ["Spec", "library", "load"]
 
 
 @functools.cache
@@ -27,10 +28,18 @@ def library() -> dict[str, Path]:
     }
 
 
-def load(spec: str | PathLike[str] | Mapping[str, Any]) -> Scenario:
-    """A scenario from a library name, a file path, or a dict of the same structure."""
+#: what names a scenario: a ready scenario's name, a YAML file's path, a dict of the same
+#: structure, or a list of those (applied in order, see :func:`~.compose.compose`)
+Spec = str | PathLike[str] | Mapping[str, Any] | Sequence["str | PathLike[str] | Mapping[str, Any]"]
+
+
+def load(spec: Spec) -> Scenario:
+    """A scenario from a library name, a file path, a dict of the same structure, or a list of
+    those applied in order."""
     if isinstance(spec, Mapping):
         return parse(dict(spec), source="<dict>")
+    if isinstance(spec, list | tuple):
+        return compose([load(item) for item in spec])
     text = str(spec)
     ready = library()
     if text in ready:

@@ -1,0 +1,49 @@
+"""Scenarios composed from a list: rules concatenated, defaults and words merged, later wins."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.scenarios import Distribution, ScenarioError, compose, load, parse
+
+
+def test_rules_concatenate_in_order_and_keep_where_they_came_from() -> None:
+    composed = load(["rate-limited", "outage"])
+    assert composed.name == "rate-limited + outage"
+    assert composed.source == "scenarios/rate-limited.yaml, scenarios/outage.yaml"
+    assert [rule.label for rule in composed.rules][:2] == [
+        "rate-limited: rules[0] (create-limit)",
+        "rate-limited: rules[1] (poll-limit)",
+    ]
+    assert composed.rules[2].label.startswith("outage: rules[0]")
+
+
+def test_defaults_and_status_words_merge_with_later_ones_winning() -> None:
+    first = parse({
+        "name": "a", "seed": 1, "strict": True,
+        "status_words": {"queued": "WAITING", "running": "WORKING"},
+        "defaults": {"latency": 50, "task": {"queued": 5}},
+    })  # fmt: skip
+    second = parse({
+        "name": "b", "status_words": {"running": "BUSY"}, "defaults": {"task": {"queued": 0}},
+    })  # fmt: skip
+    third = parse({"name": "c", "seed": 3})
+    composed = compose([first, second, third])
+    assert composed.status_words == {"queued": "WAITING", "running": "BUSY"}
+    assert composed.latency == Distribution("fixed", 0.05)  # only the first sets it
+    assert composed.task is not None and composed.task.queued == Distribution("fixed", 0)
+    assert composed.strict is True  # any
+    assert composed.seed == 3  # the last given
+
+
+def test_one_scenario_is_itself_and_none_is_an_error() -> None:
+    instant = load("instant")
+    assert compose([instant]) is instant
+    assert load(["instant"]) == instant
+    with pytest.raises(ScenarioError, match="a list of scenarios must name at least one"):
+        load([])
+
+
+def test_a_problem_in_one_of_them_names_it() -> None:
+    with pytest.raises(ScenarioError, match="nope: not a ready scenario nor a file"):
+        load(["instant", "nope"])
