@@ -41,8 +41,9 @@ class Config:
     max_tasks: int = DEFAULT_MAX_TASKS
     journal_size: int = DEFAULT_JOURNAL_SIZE
     image_cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
-    #: the scenario the server starts with: a ready scenario's name or a YAML file's path
-    scenario: str = "default"
+    #: the scenario the server starts with: a ready scenario's name or a YAML file's path, or
+    #: several applied in order (``AIO_EMULATOR_SCENARIO=rate-limited,instant``)
+    scenario: str | tuple[str, ...] = "default"
     #: API key -> scenario, so one server can serve a healthy key and a failing key side by side
     key_scenarios: Mapping[str, str] = field(default_factory=dict)
     #: where tasks, balances, clock and journal are saved and restored from (None: nowhere)
@@ -84,6 +85,10 @@ class Config:
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None and f.name not in ("keys", "key_scenarios"):
                 values[f.name] = _parse(f.name, raw, f.type)
+        if "," in values.get("scenario", ""):
+            values["scenario"] = tuple(
+                s.strip() for s in values["scenario"].split(",") if s.strip()
+            )
         if ENV_PREFIX + "KEYS" in environ:
             values["keys"] = parse_keys(environ[ENV_PREFIX + "KEYS"].split(","))
         if ENV_PREFIX + "KEY_SCENARIOS" in environ:

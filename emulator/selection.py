@@ -51,7 +51,9 @@ class ScenarioSelection:
         self.current = self.use(start)
 
     def use(self, spec: ScenarioSpec) -> ScenarioRuntime:
-        """Make ``spec`` the server's scenario (a file is then watched for changes)."""
+        """Make ``spec`` the server's scenario (a file, alone, is then watched for changes)."""
+        if isinstance(spec, list | tuple) and len(spec) == 1:
+            spec = spec[0]  # one file in a list (``--scenario FILE``) is watched too
         runtime = self._runtime(spec)
         self.current = runtime
         self.reload_error = None
