@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-tasks", type=int, help="most tasks kept at once (default 10000)")
     serve.add_argument(
         "--scenario",
+        action="append",
         metavar="NAME_OR_PATH",
-        help="ready scenario name or YAML file (default: default); the file is hot-reloaded",
+        help="ready scenario name or YAML file (default: default); the file is hot-reloaded; "
+        "repeatable: several apply in order (rules concatenated, later defaults win)",
     )
     serve.add_argument(
         "--key-scenario",
@@ -179,7 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
         only_known_keys=args.only_known_keys,
         task_ttl_s=args.task_ttl_s,
         max_tasks=args.max_tasks,
-        scenario=args.scenario,
+        scenario=tuple(args.scenario) if args.scenario else None,
         key_scenarios=key_scenarios,
         state_file=args.state_file,
         state_interval_s=args.state_interval_s,
