@@ -117,12 +117,15 @@ async def scenario(request: Request) -> Response:
             else:
                 body = await read_json_object(request, CONTROL_BODY_LIMIT)
                 spec = body.get("scenario")
-                if not isinstance(spec, str | dict):
+                items: list[Any] = spec if isinstance(spec, list) and spec else [spec]
+                if not all(isinstance(item, str | dict) for item in items):
                     raise InvalidRequest(
-                        "scenario: expected a ready scenario name, a file path or an object, e.g. "
-                        '{"scenario": "outage"}. Ready: ' + ", ".join(sorted(library()))
+                        "scenario: expected a ready scenario name, a file path, an object or a "
+                        'list of those, e.g. {"scenario": "outage"} or '
+                        '{"scenario": ["rate-limited", "instant"]}. Ready: '
+                        + ", ".join(sorted(library()))
                     )
-                emulator.use_scenario(spec)
+                emulator.use_scenario(items)
         except ScenarioError as exc:
             raise InvalidRequest(f"Invalid scenario: {exc}") from exc
     return json_response(_scenario(emulator))
