@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from .api import route
 from .marker import MARKER
-from .tasks import EndlessTasks
+from .clock import VirtualClock
+from .tasks import EndlessTasks, observe
 from .wire import task_path
 
 if TYPE_CHECKING:
@@ -147,6 +148,27 @@ class EmulatorHandle:
         return [entry for entry in self.requests() if is_unserved(entry)]
 
     # -- after the test -------------------------------------------------------------------
+
+    def _hints(self) -> list[str]:
+        """Why a failed test may have waited in vain: tasks still running on a virtual clock
+        that nobody advanced during the test (code that sleeps for real and polls)."""
+        clock = self.emulator.clock
+        if not isinstance(clock, VirtualClock) or clock.now() != clock.start:
+            return []
+        now = clock.now()
+        words: dict[str, int] = {}
+        for task in self.emulator.tasks.all():
+            state = observe(task, now).state
+            if not state.terminal:
+                word = self.emulator.scenarios.for_key(task.key).words[state]
+                words[word] = words.get(word, 0) + 1
+        if not words:
+            return []
+        counts = ", ".join(f"{n} task(s) still {word}" for word, n in words.items())
+        return [
+            f"{MARKER}: {counts} on a virtual clock nobody advanced: call handle.advance(...) "
+            "or handle.settle(), or use the 'instant' scenario"
+        ]
 
     def _problems(self) -> list[str]:
         """New problems since the last call: server tracebacks, then unserved requests."""

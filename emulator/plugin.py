@@ -78,7 +78,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         result = yield
     except BaseException:
         for handle in handles:
-            for problem in handle._problems():
+            for problem in [*handle._problems(), *handle._hints()]:
                 item.add_report_section("call", MARKER, problem)
         raise
     problems = [problem for handle in handles for problem in handle._problems()]

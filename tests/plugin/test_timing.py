@@ -76,3 +76,54 @@ def test_it(aio_emulator_respx):
 """
     )
     suite.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_failing_test_whose_tasks_wait_on_an_unmoved_clock_is_told_why(
+    suite: pytest.Pytester,
+) -> None:
+    suite.makepyfile(
+        CLIENT
+        + """
+import time
+
+
+def generate_all(client, n):  # code under test: sleeps for real, polls, gives up
+    ids = [create(client).json()["data"]["task_id"] for _ in range(n)]
+    for _ in range(3):
+        if all(client.get(f"/api/v1/tasks/{i}").json()["data"]["status"] == "completed"
+               for i in ids):
+            return ids
+        time.sleep(0.01)
+    raise TimeoutError("gave up waiting for the images")
+
+
+@pytest.mark.aio_emulator(scenario="default")
+def test_gives_up(aio_emulator_respx):
+    with httpx.Client(base_url=aio_emulator_respx.url, headers=aio_emulator_respx.headers) as c:
+        generate_all(c, 3)
+
+
+@pytest.mark.aio_emulator(scenario="default")
+def test_moves_the_clock_then_fails(aio_emulator_respx):
+    with httpx.Client(base_url=aio_emulator_respx.url, headers=aio_emulator_respx.headers) as c:
+        create(c)
+    aio_emulator_respx.advance(1)
+    assert False, "no hint: the clock was moved"
+
+
+@pytest.mark.aio_emulator(scenario="default")
+def test_passes_with_tasks_in_progress(aio_emulator_respx):
+    with httpx.Client(base_url=aio_emulator_respx.url, headers=aio_emulator_respx.headers) as c:
+        assert create(c).json()["data"]["status"] == "IN_PROGRESS"
+"""
+    )
+    result = suite.runpytest()
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*- Captured aio_emulator call -*",
+            "aio_emulator: 3 task(s) still IN_PROGRESS on a virtual clock nobody advanced: call "
+            "handle.advance(...) or handle.settle(), or use the 'instant' scenario",
+        ]
+    )
+    assert result.stdout.str().count("on a virtual clock nobody advanced") == 1
