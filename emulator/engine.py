@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import APIError
@@ -170,17 +170,36 @@ class ScenarioRuntime:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else seed
         self.clock = clock
-        self.rules = [CompiledRule(rule, resolve_model) for rule in scenario.rules]
+        self.resolve_model = resolve_model
+        self._loaded = scenario
+        self._compiled = [CompiledRule(rule, resolve_model) for rule in scenario.rules]
+        self.rules = list(self._compiled)
         #: ``data.status`` per state under this scenario
         self.words: StatusWords = status_words(scenario.status_words)
-        #: the decision for every request when the scenario has no rules and no latency, so
-        #: callers can skip building a rule request (None: call :meth:`decide`)
-        plain = not scenario.rules and scenario.latency is None
-        self.plain: Decision | None = Decision(task=scenario.task) if plain else None
+        self.plain: Decision | None = self._plain()
         self.rng = random.Random(self.seed)
 
+    def _plain(self) -> Decision | None:
+        """The decision for every request when the scenario has no rules and no latency, so
+        callers can skip building a rule request (None: call :meth:`decide`)."""
+        scenario = self.scenario
+        plain = not scenario.rules and scenario.latency is None
+        return Decision(task=scenario.task) if plain else None
+
+    def add_rule(self, rule: Rule) -> CompiledRule:
+        """Put ``rule`` in front of the others until :meth:`reset` (a test's own rule)."""
+        compiled = CompiledRule(rule, self.resolve_model)
+        self.rules.insert(0, compiled)
+        self.scenario = replace(self.scenario, rules=(rule, *self.scenario.rules))
+        self.plain = None
+        return compiled
+
     def reset(self) -> None:
+        """Forget the counters, the buckets and the rules added since it was loaded."""
         self.rng = random.Random(self.seed)
+        self.scenario = self._loaded
+        self.rules = list(self._compiled)
+        self.plain = self._plain()
         for rule in self.rules:
             rule.reset()
 

@@ -4,17 +4,18 @@ of :class:`~emulator.service.Emulator`."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 from .api import route
-from .marker import MARKER
 from .clock import VirtualClock
+from .marker import MARKER
+from .queries import RequestFilter, backing_off_problem, intervals, polling_too_often
+from .scenarios import Rule, parse_rule
 from .tasks import EndlessTasks, observe
-from .wire import task_path
+from .wire import DEFAULT_FAILURE
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -67,6 +68,49 @@ class EmulatorHandle:
         """Switch to a ready scenario by name, a scenario YAML file or a dict, from now on."""
         self.emulator.use_scenario(spec)
 
+    # -- rules ----------------------------------------------------------------------------
+
+    def add_rule(self, rule: Mapping[str, Any]) -> str:
+        """Put a scenario rule (the dict a YAML rule is, validated the same way) in front of
+        the rules of the scenario in use, for this test only; its label (the journal's
+        ``rule``) is returned. ``use_scenario()`` starts again without it."""
+        return self._add(parse_rule(rule, source="add_rule()", label="add_rule()"))
+
+    def fail_next_create(self, status: int = 500, message: str | None = None) -> str:
+        """The next create is answered with error ``status`` (and ``message``)."""
+        error: dict[str, Any] = {"status": status}
+        if message is not None:
+            error["message"] = message
+        return self._helper("fail_next_create", {"endpoint": "create"}, {"error": error})
+
+    def fail_next_task(self, reason: str = DEFAULT_FAILURE) -> str:
+        """The next task created fails with ``reason`` as its ``error``, when the scenario's
+        timing ends it (at once under ``instant``)."""
+        task = {"outcome": "fail", "error": reason}
+        rule = self._parse_helper("fail_next_task", {"endpoint": "create"}, {"task": task})
+        timing = self.emulator.scenarios.for_key(self.api_key).scenario.task
+        if timing is not None and rule.task is not None:  # the scenario's timing, not the model's
+            rule = replace(
+                rule, task=replace(rule.task, queued=timing.queued, running=timing.running)
+            )
+        return self._add(rule)
+
+    def rate_limit_next_poll(self, retry_after: float = 1) -> str:
+        """The next poll is answered 429 ``rate_limit_exceeded`` with ``Retry-After``."""
+        error = {"status": 429, "headers": {"Retry-After": retry_after}}
+        return self._helper("rate_limit_next_poll", {"endpoint": "task"}, {"error": error})
+
+    def _helper(self, name: str, match: dict[str, Any], effect: dict[str, Any]) -> str:
+        return self._add(self._parse_helper(name, match, effect))
+
+    def _parse_helper(self, name: str, match: dict[str, Any], effect: dict[str, Any]) -> Rule:
+        data = {"match": {**match, "nth": 1}, **effect}
+        return parse_rule(data, source=f"{name}()", label=f"{name}()")
+
+    def _add(self, rule: Rule) -> str:
+        self.emulator.scenarios.for_key(self.api_key).add_rule(rule)
+        return rule.label
+
     # -- time -----------------------------------------------------------------------------
 
     def advance(self, seconds: float) -> float:
@@ -112,10 +156,67 @@ class EmulatorHandle:
 
     # -- what happened --------------------------------------------------------------------
 
-    def requests(self, key: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
+    def requests(
+        self,
+        *,
+        endpoint: str | None = None,
+        status: int | Collection[int] | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        task_id: str | None = None,
+    ) -> list[dict[str, Any]]:
         """The request journal of this test, oldest first (``method``, ``path``, ``status``,
-        ``body``, ``error``, ``task_id``, ``at`` (emulator time), ``wall``, ...)."""
-        return self.emulator.journal.entries(key=key, path=path)
+        ``body``, ``error``, ``task_id``, ``rule``, ``at`` (emulator time), ``wall``, ...),
+        the entries that match every filter given: ``endpoint`` (``create``, ``task``,
+        ``image``, ``webhook``, ``unknown``), ``status`` (an int or a collection, e.g.
+        ``range(400, 500)``), ``model`` (a name or alias: a poll or download counts as its
+        task's model), ``key``, ``path`` (a prefix), ``method``, ``task_id``."""
+        query = RequestFilter(
+            endpoint=endpoint, status=status, model=self._model_id(model), key=key, path=path,
+            method=method, task_id=task_id,
+        )  # fmt: skip
+        entries = self.emulator.journal.entries()
+        return query.select(entries, self._model_of(entries))
+
+    def last_request(self, **filters: Any) -> dict[str, Any]:
+        """The newest entry of :meth:`requests` with the same filters; ``AssertionError``
+        naming the filters when there is none."""
+        __tracebackhide__ = True
+        found = self.requests(**filters)
+        if not found:
+            given = ", ".join(f"{k}={v!r}" for k, v in filters.items()) or "no filter"
+            raise AssertionError(
+                f"no request in the journal matches {given} "
+                f"({len(self.emulator.journal)} request(s) journaled in this test)"
+            )
+        return found[-1]
+
+    def _model_id(self, model: str | None) -> str | None:
+        found = self.emulator.catalogue.resolve(model) if model is not None else None
+        return found.id if found is not None else model
+
+    def _model_of(self, entries: list[dict[str, Any]]) -> Callable[[Mapping[str, Any]], str | None]:
+        """An entry's model: a create's body names it; others belong to their task's."""
+        created: dict[str, str] = {}
+        for entry in entries:
+            body = entry.get("body")
+            if entry.get("task_id") and isinstance(body, dict) and "model" in body:
+                created.setdefault(entry["task_id"], str(body["model"]))
+
+        def model_of(entry: Mapping[str, Any]) -> str | None:
+            body = entry.get("body")
+            named = (
+                body.get("model") if isinstance(body, dict) and entry.get("kind") is None else None
+            )
+            task_id = entry.get("task_id")
+            if not isinstance(named, str) and task_id is not None:
+                task = self.emulator.tasks.peek(task_id)
+                named = task.model if task is not None else created.get(task_id)
+            return self._model_id(named) if isinstance(named, str) else None
+
+        return model_of
 
     def polls(self, task_id: str) -> int:
         """How many times the task was polled (``GET /api/v1/tasks/{task_id}``)."""
@@ -125,12 +226,36 @@ class EmulatorHandle:
         """Seconds between consecutive polls of the task, on the emulator's clock (virtual
         time moved by :meth:`advance`, or real time), or on the wall clock if ``wall``."""
         field = "wall" if wall else "at"
-        times = [entry[field] for entry in self._polls(task_id)]
-        return [round(later - earlier, 6) for earlier, later in itertools.pairwise(times)]
+        return intervals(entry[field] for entry in self._polls(task_id))
+
+    def assert_polled_at_most_every(
+        self, task_id: str, seconds: float, *, wall: bool = False
+    ) -> None:
+        """Fail, listing the offending polls, if the task was polled twice less than
+        ``seconds`` apart (on the emulator's clock; ``wall=True``: the wall clock)."""
+        __tracebackhide__ = True
+        gaps = self._checked_intervals(task_id, wall)
+        problem = polling_too_often(task_id, gaps, seconds, _clock_name(wall))
+        if problem is not None:
+            raise AssertionError(problem)
+
+    def assert_backed_off(self, task_id: str, *, wall: bool = False) -> None:
+        """Fail unless the waits between the task's polls never shrink (at least 3 polls)."""
+        __tracebackhide__ = True
+        gaps = self._checked_intervals(task_id, wall)
+        problem = backing_off_problem(task_id, gaps, _clock_name(wall))
+        if problem is not None:
+            raise AssertionError(problem)
+
+    def _checked_intervals(self, task_id: str, wall: bool) -> list[float]:
+        __tracebackhide__ = True
+        if not self._polls(task_id):
+            polled = sorted({e["task_id"] for e in self.requests(endpoint="task", method="GET")})
+            raise AssertionError(f"task {task_id} was never polled; polled tasks: {polled}")
+        return self.poll_intervals(task_id, wall=wall)
 
     def _polls(self, task_id: str) -> list[dict[str, Any]]:
-        path = task_path(task_id)
-        return [e for e in self.emulator.journal.entries(path=path) if e["method"] == "GET"]
+        return self.requests(endpoint="task", method="GET", task_id=task_id)
 
     def tasks(self, key: str | None = None) -> list[dict[str, Any]]:
         """Every task as its wire body plus ``key``, ``polls`` and ``state``, oldest first."""
@@ -194,6 +319,10 @@ class EmulatorHandle:
                 f"@pytest.mark.{MARKER}(allow_unserved=True)."
             )
         return problems
+
+
+def _clock_name(wall: bool) -> str:
+    return "on the wall clock" if wall else "on the emulator's clock"
 
 
 def is_unserved(entry: Mapping[str, Any]) -> bool:

@@ -8,11 +8,21 @@ package (:mod:`.library`).
 
 from __future__ import annotations
 
-from .checks import parse
+from .checks import parse, parse_rule
 from .compose import compose
 from .library import Spec, library, load
 from .model import *  # noqa: F403  (the model's public names are the package's)
 from .model import __all__ as _MODEL
 from .source import load_file, loads
 
-__all__ = [*_MODEL, "Spec", "compose", "library", "load", "load_file", "loads", "parse"]
+__all__ = [
+    *_MODEL,
+    "Spec",
+    "compose",
+    "library",
+    "load",
+    "load_file",
+    "loads",
+    "parse",
+    "parse_rule",
+]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import re2
@@ -30,7 +31,7 @@ from .model import (
     WebhookEffect,
 )
 
-__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "parse"]
+__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "parse", "parse_rule"]
 
 #: longest regular expression a rule may hold
 MAX_REGEX = 500
@@ -39,7 +40,7 @@ MAX_REGEX = 500
 class _Checker:
     """Collects every problem with its line instead of stopping at the first."""
 
-    def __init__(self, source: str, lines: Mapping[str, int]) -> None:
+    def __init__(self, source: str, lines: Mapping[str, int] | None) -> None:
         self.source = source
         self.lines = lines
         self.problems: list[str] = []
@@ -53,6 +54,8 @@ class _Checker:
         self.warnings.append(self._where(path, message))
 
     def _where(self, path: str, message: str) -> str:
+        if self.lines is None:  # data given in code, not read from a file: no lines to name
+            return f"{self.source}: {path or '(top)'}: {message}"
         line = self.lines.get(path)
         probe = path
         while line is None and probe:  # the closest enclosing key that has a line
@@ -154,6 +157,18 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
         status_words=words, latency=latency, task=task, rules=tuple(rules),
         warnings=tuple(c.warnings),
     )  # fmt: skip
+
+
+def parse_rule(data: Any, *, source: str, label: str) -> Rule:
+    """Validate one rule given in code (``handle.add_rule({...})``), as a scenario's rules are;
+    problems read ``{source}: rule.match.endpoint: ...``; the rule is labelled ``label``, with
+    its ``name`` when it has one."""
+    c = _Checker(source, None)
+    rule = _rule(c, data, "rule")
+    if c.problems or rule is None:
+        raise ScenarioError(c.problems)
+    name = data.get("name")
+    return replace(rule, label=f"{label} ({name})" if isinstance(name, str) else label)
 
 
 RULE_KEYS = ("name", "match", "latency", "error", "fault", "task", "rate_limit")
