@@ -4,7 +4,7 @@ of :class:`~emulator.service.Emulator`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from os import PathLike
 from typing import TYPE_CHECKING, Any
@@ -156,27 +156,16 @@ class EmulatorHandle:
 
     # -- what happened --------------------------------------------------------------------
 
-    def requests(
-        self,
-        *,
-        endpoint: str | None = None,
-        status: int | Collection[int] | None = None,
-        model: str | None = None,
-        key: str | None = None,
-        path: str | None = None,
-        method: str | None = None,
-        task_id: str | None = None,
-    ) -> list[dict[str, Any]]:
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """The request journal of this test, oldest first (``method``, ``path``, ``status``,
         ``body``, ``error``, ``task_id``, ``rule``, ``at`` (emulator time), ``wall``, ...),
-        the entries that match every filter given: ``endpoint`` (``create``, ``task``,
+        the entries that match every filter given (keyword-only, see
+        :class:`~emulator.queries.RequestFilter`): ``endpoint`` (``create``, ``task``,
         ``image``, ``webhook``, ``unknown``), ``status`` (an int or a collection, e.g.
         ``range(400, 500)``), ``model`` (a name or alias: a poll or download counts as its
         task's model), ``key``, ``path`` (a prefix), ``method``, ``task_id``."""
-        query = RequestFilter(
-            endpoint=endpoint, status=status, model=self._model_id(model), key=key, path=path,
-            method=method, task_id=task_id,
-        )  # fmt: skip
+        query = RequestFilter(**filters)
+        query.model = self._model_id(query.model)
         entries = self.emulator.journal.entries()
         return query.select(entries, self._model_of(entries))
 
