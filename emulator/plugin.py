@@ -138,7 +138,7 @@ def aio_emulator_respx(
         import respx  # noqa: F401
     except ImportError as exc:  # pragma: no cover - respx is a test extra
         raise AioEmulatorError(
-            "aio_emulator_respx needs respx: pip install 'apiinone-emulator[test]' or respx"
+            "aio_emulator_respx needs respx: pip install 'apiinone-emulator[pytest]'"
         ) from exc
     options, config = _options(request.node, aio_emulator_server)
     app = aio_emulator_server.app(config)
