@@ -4,16 +4,16 @@ of :class:`~emulator.service.Emulator`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .api import route
 from .clock import VirtualClock
-from .marker import MARKER
+from .marker import MARKER, find_scenario
 from .queries import RequestFilter, backing_off_problem, intervals, polling_too_often
-from .scenarios import Rule, parse_rule
+from .scenarios import Rule, Spec, parse_rule
 from .tasks import EndlessTasks, observe
 from .wire import DEFAULT_FAILURE
 
@@ -40,13 +40,23 @@ class Checks:
 class EmulatorHandle:
     """One test's view of the emulator: where it is, a key to use, and control over it."""
 
-    def __init__(self, emulator: Emulator, url: str, api_key: str, checks: Checks) -> None:
+    def __init__(
+        self,
+        emulator: Emulator,
+        url: str,
+        api_key: str,
+        checks: Checks,
+        *,
+        places: Sequence[tuple[Path, str]] = (),
+    ) -> None:
         self.emulator = emulator
         #: base URL to hand to the code under test
         self.url = url
         #: a valid API key (its balance is the marker's ``credits`` when set)
         self.api_key = api_key
         self._checks = checks
+        #: where a relative scenario path is looked for (folder, what it is), in order
+        self._places = places
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} key={self.api_key!r}>"
@@ -64,9 +74,10 @@ class EmulatorHandle:
         """The emulator's time (seconds since the Unix epoch)."""
         return self.emulator.clock.now()
 
-    def use_scenario(self, spec: str | PathLike[str] | Mapping[str, Any]) -> None:
-        """Switch to a ready scenario by name, a scenario YAML file or a dict, from now on."""
-        self.emulator.use_scenario(spec)
+    def use_scenario(self, spec: Spec) -> None:
+        """Switch to a ready scenario by name, a scenario YAML file, a dict, or a list of those
+        (applied in order), from now on. A relative path is looked for as the marker's is."""
+        self.emulator.use_scenario(find_scenario(spec, self._places))
 
     # -- rules ----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .handle import Checks, EmulatorHandle
@@ -159,8 +160,16 @@ def _sync_router() -> type[respx.MockRouter]:
 class RespxEmulatorHandle(EmulatorHandle):
     """The handle of in-process mode: httpx requests for https://apiin.one reach the app."""
 
-    def __init__(self, emulator: Emulator, app: Starlette, api_key: str, checks: Checks):
-        super().__init__(emulator, REAL_BASE_URL, api_key, checks)
+    def __init__(
+        self,
+        emulator: Emulator,
+        app: Starlette,
+        api_key: str,
+        checks: Checks,
+        *,
+        places: Sequence[tuple[Path, str]] = (),
+    ) -> None:
+        super().__init__(emulator, REAL_BASE_URL, api_key, checks, places=places)
         #: answers an httpx request with the emulator (a respx side effect for other hosts)
         self.serve: Callable[[httpx.Request], Any] = _ASGIBridge(app)
         #: the respx router; add routes to it for other hosts the code under test calls

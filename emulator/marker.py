@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .scenarios import library
 from .wire import KEY_PREFIX, is_api_key
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "MARKER_HELP",
     "OPTIONS",
     "REAL_BASE_URL",
+    "find_scenario",
     "marker_options",
 ]
 
@@ -108,3 +111,23 @@ def marker_options(item: pytest.Item) -> dict[str, Any]:
         except ValueError as exc:
             raise ValueError(f"@pytest.mark.{MARKER}: {exc}") from None
     return options
+
+
+def find_scenario(spec: Any, places: Sequence[tuple[Path, str]]) -> Any:
+    """``spec`` with every relative file path in it made absolute: found in the first of
+    ``places`` (folder, what it is) that has it; ``ValueError`` naming every place tried."""
+    if isinstance(spec, list | tuple):
+        return [find_scenario(item, places) for item in spec]
+    if isinstance(spec, Mapping) or (isinstance(spec, str) and spec in library()):
+        return spec
+    path = Path(spec)
+    if path.is_absolute():
+        return spec
+    tried = [(folder / path, what) for folder, what in places]
+    for candidate, _ in tried:
+        if candidate.is_file():
+            return str(candidate)
+    looked = "\n".join(f"- {candidate} ({what})" for candidate, what in tried)
+    if path.suffix not in (".yaml", ".yml"):
+        return spec  # a misspelt ready name more likely than a file: loading it says so
+    raise ValueError(f"scenario file {str(spec)!r} not found; looked in:\n{looked}")

@@ -19,6 +19,7 @@ path, bad key, wrong method) fail the test.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,8 +35,10 @@ from .marker import (
     MARKER,
     MARKER_HELP,
     REAL_BASE_URL,
+    find_scenario,
     marker_options,
 )
+from .scenarios import ScenarioError
 
 if TYPE_CHECKING:
     from .service import Emulator
@@ -66,7 +69,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Check the markers of every test, even one that uses no fixture of the plugin."""
     __tracebackhide__ = True
     if item.get_closest_marker(MARKER) is not None:
-        item.stash[_OPTIONS_KEY] = marker_options(item)
+        item.stash[_OPTIONS_KEY] = _read_options(item)
+
+
+def _read_options(item: pytest.Item) -> dict[str, Any]:
+    """The merged marker options, with relative scenario paths found from the test file."""
+    __tracebackhide__ = True
+    options = marker_options(item)
+    if "scenario" in options:
+        try:
+            options["scenario"] = find_scenario(options["scenario"], _places(item))
+            problem = None
+        except ValueError as exc:
+            problem = str(exc)
+        if problem is not None:  # (outside the except: the report shows no chained traceback)
+            pytest.fail(f"{MARKER}: {problem}", pytrace=False)
+    return options
+
+
+def _places(item: pytest.Item) -> list[tuple[Path, str]]:
+    """Where a relative scenario path is looked for: next to the test file, then the rootdir."""
+    places = [(item.path.parent, "next to the test file")]
+    if item.config.rootpath != item.path.parent:
+        places.append((item.config.rootpath, "the rootdir"))
+    return places
 
 
 @pytest.hookimpl(wrapper=True)
@@ -123,7 +149,9 @@ def aio_emulator(
     app = aio_emulator_server.app(config)
     url = aio_emulator_server.server(config).url
     checks = _prepare(request.node, app.state.emulator, options)
-    handle = EmulatorHandle(app.state.emulator, url, _api_key(options), checks)
+    handle = EmulatorHandle(
+        app.state.emulator, url, _api_key(options), checks, places=_places(request.node)
+    )
     yield from _run(request.node, handle)
 
 
@@ -143,7 +171,9 @@ def aio_emulator_respx(
     options, config = _options(request.node, aio_emulator_server)
     app = aio_emulator_server.app(config)
     checks = _prepare(request.node, app.state.emulator, options)
-    handle = RespxEmulatorHandle(app.state.emulator, app, _api_key(options), checks)
+    handle = RespxEmulatorHandle(
+        app.state.emulator, app, _api_key(options), checks, places=_places(request.node)
+    )
     with handle._mocking():
         yield from _run(request.node, handle)
 
@@ -151,7 +181,7 @@ def aio_emulator_respx(
 def _options(item: pytest.Item, factory: ServerFactory) -> tuple[dict[str, Any], Config]:
     options = item.stash.get(_OPTIONS_KEY, None)
     if options is None:
-        options = item.stash[_OPTIONS_KEY] = marker_options(item)
+        options = item.stash[_OPTIONS_KEY] = _read_options(item)
     return options, factory.config_for(clock=options.get("clock"), seed=options.get("seed"))
 
 
@@ -166,7 +196,15 @@ def _prepare(item: pytest.Item, emulator: Emulator, options: Mapping[str, Any]) 
             return handle._checks
     emulator.reset()  # back to the config's scenario, balances, clock and seed
     if "scenario" in options:
-        emulator.use_scenario(options["scenario"])
+        try:
+            emulator.use_scenario(options["scenario"])
+            problem = None
+        except ScenarioError as exc:
+            problem = str(exc)
+        if problem is not None:  # (outside the except: the report shows no chained traceback)
+            pytest.fail(
+                f"{MARKER}: the marker's scenario cannot be used:\n{problem}", pytrace=False
+            )
     for key, balance in dict(options.get("keys", {})).items():
         emulator.set_balance(key, balance)
     emulator.open_account(_api_key(options))  # the handle's key is valid, even if only known
