@@ -9,6 +9,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .handle import Checks, EmulatorHandle
 from .marker import REAL_BASE_URL
@@ -158,7 +159,8 @@ def _sync_router() -> type[respx.MockRouter]:
 
 
 class RespxEmulatorHandle(EmulatorHandle):
-    """The handle of in-process mode: httpx requests for https://apiin.one reach the app."""
+    """The handle of in-process mode: httpx requests for https://apiin.one (or ``base_url``)
+    reach the app."""
 
     def __init__(
         self,
@@ -168,13 +170,23 @@ class RespxEmulatorHandle(EmulatorHandle):
         checks: Checks,
         *,
         places: Sequence[tuple[Path, str]] = (),
+        base_url: str = REAL_BASE_URL,
     ) -> None:
-        super().__init__(emulator, REAL_BASE_URL, api_key, checks, places=places)
+        super().__init__(emulator, base_url.rstrip("/"), api_key, checks, places=places)
         #: answers an httpx request with the emulator (a respx side effect for other hosts)
         self.serve: Callable[[httpx.Request], Any] = _ASGIBridge(app)
         #: the respx router; add routes to it for other hosts the code under test calls
         self.router = _sync_router()(assert_all_called=False, assert_all_mocked=True)
-        self.router.route(host="apiin.one").mock(side_effect=self.serve)
+        url = urlsplit(self.url)
+        where: dict[str, Any] = {"host": url.hostname}
+        if url.port is not None:
+            where["port"] = url.port
+        self.router.route(**where).mock(side_effect=self.serve)
+
+    def _pass_through(self, url: str) -> None:
+        """Let httpx requests for ``url`` (the live server's, in the same test) reach it."""
+        parts = urlsplit(url)
+        self.router.route(host=parts.hostname, port=parts.port).pass_through()
 
     @contextlib.contextmanager
     def _mocking(self) -> Iterator[None]:

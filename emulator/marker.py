@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -35,14 +36,20 @@ DEFAULT_SEED = 0
 DEFAULT_SCENARIO = "instant"
 
 _UNSET: Any = object()
-OPTIONS = ("scenario", "clock", "seed", "credits", "keys", "api_key", "allow_unserved")
+OPTIONS = (
+    "scenario", "clock", "seed", "credits", "keys", "api_key", "allow_unserved", "port", "ports",
+    "base_url",
+)  # fmt: skip
 MARKER_HELP = (
     f"{MARKER}(*, scenario=None, clock=None, seed=None, credits=None, keys=None, "
-    "api_key=None, allow_unserved=False): configure the API in One emulator for this test. "
+    "api_key=None, allow_unserved=False, port=None, ports=None, base_url=None): configure the "
+    "API in One emulator for this test. "
     "scenario: a ready scenario name, a YAML path, a dict, or a list of those applied in "
     "order; clock: 'virtual' or 'real'; "
     "seed: int; credits: balance of the handle's api_key; keys: {key: credits}; "
-    "allow_unserved: do not fail on requests the emulator could not serve (404, 401, 405)."
+    "allow_unserved: do not fail on requests the emulator could not serve (404, 401, 405); "
+    "port: the live server's port; ports: (low, high), the first free one; "
+    "base_url: the host aio_emulator_respx answers for (default https://apiin.one)."
 )
 
 
@@ -55,6 +62,9 @@ def _aio_emulator_marker(
     keys: Mapping[str, int] | None = _UNSET,
     api_key: str | None = _UNSET,
     allow_unserved: bool = _UNSET,
+    port: int | None = _UNSET,
+    ports: tuple[int, int] | None = _UNSET,
+    base_url: str | None = _UNSET,
 ) -> dict[str, Any]:
     """The options one marker sets (and only those), checked. ``None`` means the default."""
     given = {k: v for k, v in locals().items() if v is not _UNSET and v is not None}
@@ -79,7 +89,34 @@ def _aio_emulator_marker(
         raise ValueError(f"api_key: {given['api_key']!r} does not start with '{KEY_PREFIX}'")
     if not isinstance(given.get("allow_unserved", False), bool):
         raise ValueError(f"allow_unserved: expected True or False, got {given['allow_unserved']!r}")
+    _check_ports(given)
+    url = urlsplit(str(given.get("base_url", "https://apiin.one")))
+    if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+        raise ValueError(
+            f"base_url: expected a scheme and a host such as 'https://staging.apiin.one', got "
+            f"{given['base_url']!r}"
+        )
     return given
+
+
+def _check_ports(given: Mapping[str, Any]) -> None:
+    if "port" in given and "ports" in given:
+        raise ValueError("port and ports: give one of them, not both")
+    port = given.get("port", 0)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(
+            f"port: expected a port number from 0 (any free one) to 65535, got {port!r}"
+        )
+    ports = given.get("ports", (1, 1))
+    if (
+        not isinstance(ports, list | tuple)
+        or len(ports) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) for p in ports)
+        or not 1 <= ports[0] <= ports[1] <= 65535
+    ):
+        raise ValueError(
+            f"ports: expected (low, high) with 1 <= low <= high <= 65535, got {ports!r}"
+        )
 
 
 def _scenario(spec: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import Config
-from .factory import ServerFactory
+from .factory import PortsTaken, ServerFactory
 from .handle import AioEmulatorError, Checks, EmulatorHandle
 from .inprocess import RespxEmulatorHandle
 from .marker import (
@@ -58,6 +58,17 @@ __all__ = [
 
 _HANDLES = pytest.StashKey[list[EmulatorHandle]]()
 _OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
+#: the ini option naming the live server's port or port range for the session
+PORTS_INI = "aio_emulator_ports"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        PORTS_INI,
+        "the live emulator's port, or a range to take the first free port from "
+        "(8765, or 8700-8799); a marker's port or ports wins",
+        default="",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,6 +124,15 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     return result
 
 
+def _let_live_through(handles: list[EmulatorHandle]) -> None:
+    """With both fixtures in one test, respx lets requests for the live server through."""
+    for mock in handles:
+        if isinstance(mock, RespxEmulatorHandle):
+            for live in handles:
+                if not isinstance(live, RespxEmulatorHandle):
+                    mock._pass_through(live.url)
+
+
 def _unique(handles: list[EmulatorHandle]) -> list[EmulatorHandle]:
     seen: dict[int, EmulatorHandle] = {}
     for handle in handles:
@@ -124,8 +144,8 @@ def _unique(handles: list[EmulatorHandle]) -> list[EmulatorHandle]:
 def aio_emulator_config() -> Config:
     """The configuration every test starts from (override this fixture to change it): the
     virtual clock, seed 0, the ``instant`` scenario (tasks finish on their first poll), every
-    ``aio_`` key valid with 1,000,000 credits."""
-    return Config(seed=DEFAULT_SEED, clock="virtual", scenario=DEFAULT_SCENARIO)
+    ``aio_`` key valid with 1,000,000 credits, the live server on any free port (``port=0``)."""
+    return Config(seed=DEFAULT_SEED, clock="virtual", scenario=DEFAULT_SCENARIO, port=0)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +167,13 @@ def aio_emulator(
     this test and configured by its ``@pytest.mark.aio_emulator(...)`` markers."""
     options, config = _options(request.node, aio_emulator_server)
     app = aio_emulator_server.app(config)
-    url = aio_emulator_server.server(config).url
+    try:
+        url = aio_emulator_server.server(config, _ports(request.config, options)).url
+        problem = None
+    except PortsTaken as exc:
+        problem = str(exc)
+    if problem is not None:
+        pytest.fail(f"{MARKER}: {problem}", pytrace=False)
     checks = _prepare(request.node, app.state.emulator, options)
     handle = EmulatorHandle(
         app.state.emulator, url, _api_key(options), checks, places=_places(request.node)
@@ -172,7 +198,12 @@ def aio_emulator_respx(
     app = aio_emulator_server.app(config)
     checks = _prepare(request.node, app.state.emulator, options)
     handle = RespxEmulatorHandle(
-        app.state.emulator, app, _api_key(options), checks, places=_places(request.node)
+        app.state.emulator,
+        app,
+        _api_key(options),
+        checks,
+        places=_places(request.node),
+        base_url=options.get("base_url", REAL_BASE_URL),
     )
     with handle._mocking():
         yield from _run(request.node, handle)
@@ -183,6 +214,29 @@ def _options(item: pytest.Item, factory: ServerFactory) -> tuple[dict[str, Any],
     if options is None:
         options = item.stash[_OPTIONS_KEY] = _read_options(item)
     return options, factory.config_for(clock=options.get("clock"), seed=options.get("seed"))
+
+
+def _ports(config: pytest.Config, options: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The marker's port or range, else the ini option's, else None (the config's port)."""
+    __tracebackhide__ = True
+    if "ports" in options:
+        low, high = options["ports"]
+        return int(low), int(high)
+    if "port" in options:
+        return options["port"], options["port"]
+    text = str(config.getini(PORTS_INI)).strip()
+    if not text:
+        return None
+    low_text, _, high_text = text.partition("-")
+    try:
+        low, high = int(low_text), int(high_text or low_text)
+    except ValueError:
+        low = high = -1
+    if not 0 <= low <= high <= 65535:
+        raise pytest.UsageError(
+            f"{PORTS_INI}: {text!r} is not a port or a range such as 8700-8799"
+        ) from None
+    return low, high
 
 
 def _api_key(options: Mapping[str, Any]) -> str:
@@ -214,7 +268,9 @@ def _prepare(item: pytest.Item, emulator: Emulator, options: Mapping[str, Any]) 
 
 
 def _run(item: pytest.Item, handle: EmulatorHandle) -> Iterator[Any]:
-    item.stash.setdefault(_HANDLES, []).append(handle)
+    handles = item.stash.setdefault(_HANDLES, [])
+    handles.append(handle)
+    _let_live_through(handles)
     yield handle
     problems = handle._problems()  # what happened after the test body, during teardown
     if problems:

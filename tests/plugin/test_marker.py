@@ -6,7 +6,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-OPTIONS = "scenario, clock, seed, credits, keys, api_key, allow_unserved"
+OPTIONS = "scenario, clock, seed, credits, keys, api_key, allow_unserved, port, ports, base_url"
 
 
 def test_the_marker_is_registered_with_its_signature(suite: pytest.Pytester) -> None:
@@ -14,8 +14,8 @@ def test_the_marker_is_registered_with_its_signature(suite: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.aio_emulator(*, scenario=None, clock=None, seed=None, credits=None, "
-            "keys=None, api_key=None, allow_unserved=False): configure the API in One emulator "
-            "for this test.*"
+            "keys=None, api_key=None, allow_unserved=False, port=None, ports=None, "
+            "base_url=None): configure the API in One emulator for this test.*"
         ]
     )
 
@@ -66,6 +66,29 @@ def test_the_marker_is_registered_with_its_signature(suite: pytest.Pytester) -> 
             "ValueError: @pytest.mark.aio_emulator: allow_unserved: expected True or False, "
             "got 'yes'",
             id="allow-unserved",
+        ),
+        pytest.param(
+            "port=70000",
+            "ValueError: @pytest.mark.aio_emulator: port: expected a port number from 0 (any "
+            "free one) to 65535, got 70000",
+            id="port",
+        ),
+        pytest.param(
+            "ports=(8799, 8700)",
+            "ValueError: @pytest.mark.aio_emulator: ports: expected (low, high) with 1 <= low "
+            "<= high <= 65535, got (8799, 8700)",
+            id="ports",
+        ),
+        pytest.param(
+            "port=8765, ports=(8700, 8799)",
+            "ValueError: @pytest.mark.aio_emulator: port and ports: give one of them, not both",
+            id="port-and-ports",
+        ),
+        pytest.param(
+            "base_url='staging.apiin.one'",
+            "ValueError: @pytest.mark.aio_emulator: base_url: expected a scheme and a host such "
+            "as 'https://staging.apiin.one', got 'staging.apiin.one'",
+            id="base-url",
         ),
     ],
 )
