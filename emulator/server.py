@@ -292,6 +292,13 @@ class LiveServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop serving requests (None unless started): work that touches the
+        emulator's state runs there safely (``loop.call_soon_threadsafe``)."""
+        servers = self._server.servers if self._server is not None else []
+        return servers[0].get_loop() if servers else None
+
     def start(self, timeout: float = 10.0) -> LiveServer:
         self._socket = bind(self.host, self.port)
         self.port = self._socket.getsockname()[1]
