@@ -4,10 +4,13 @@ of :class:`~emulator.service.Emulator`."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .api import route
 from .clock import VirtualClock
@@ -21,7 +24,9 @@ if TYPE_CHECKING:
     from .clock import Clock
     from .service import Emulator
 
-__all__ = ["AioEmulatorError", "Checks", "EmulatorHandle", "describe", "is_unserved"]
+__all__ = [
+    "AioEmulatorError", "Checks", "Direct", "EmulatorHandle", "OnLoop", "describe", "is_unserved",
+]  # fmt: skip
 
 
 class AioEmulatorError(RuntimeError):
@@ -37,6 +42,64 @@ class Checks:
     server_errors: int = 0
 
 
+#: the longest a live handle waits for the server's event loop to run one of its methods
+LOOP_TIMEOUT_S = 30.0
+
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class Direct:
+    """Runs a handle's work right here (in-process mode: the test's thread is the server's)."""
+
+    def __call__(self, work: Callable[[], _T]) -> _T:
+        return work()
+
+
+class OnLoop:
+    """Runs a handle's work on the live server's event loop and waits for its result, so it
+    never races a request the server is answering (already on that loop: runs it at once)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __call__(self, work: Callable[[], _T]) -> _T:
+        __tracebackhide__ = True
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is self.loop or self.loop.is_closed():
+            return work()
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(work())
+            except BaseException as exc:  # (pytest's outcomes too: they travel to the test)
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        try:
+            return done.result(LOOP_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:
+            raise AioEmulatorError(
+                f"the live emulator's event loop did not run a handle call within "
+                f"{LOOP_TIMEOUT_S:g} s: something blocks the server thread"
+            ) from None
+
+
+def _on_loop(method: _F) -> _F:
+    """Run the method through the handle's runner (the live server's loop, or right here)."""
+
+    @functools.wraps(method)
+    def wrapper(self: EmulatorHandle, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        return self._run(lambda: method(self, *args, **kwargs))
+
+    return cast(_F, wrapper)
+
+
 class EmulatorHandle:
     """One test's view of the emulator: where it is, a key to use, and control over it."""
 
@@ -48,8 +111,11 @@ class EmulatorHandle:
         checks: Checks,
         *,
         places: Sequence[tuple[Path, str]] = (),
+        run: Direct | OnLoop | None = None,
     ) -> None:
         self.emulator = emulator
+        #: where the handle's methods run: the live server's loop, or right here
+        self._run = run or Direct()
         #: base URL to hand to the code under test
         self.url = url
         #: a valid API key (its balance is the marker's ``credits`` when set)
@@ -70,10 +136,12 @@ class EmulatorHandle:
     def clock(self) -> Clock:
         return self.emulator.clock
 
+    @_on_loop
     def now(self) -> float:
         """The emulator's time (seconds since the Unix epoch)."""
         return self.emulator.clock.now()
 
+    @_on_loop
     def use_scenario(self, spec: Spec) -> None:
         """Switch to a ready scenario by name, a scenario YAML file, a dict, or a list of those
         (applied in order), from now on. A relative path is looked for as the marker's is."""
@@ -94,6 +162,7 @@ class EmulatorHandle:
             error["message"] = message
         return self._helper("fail_next_create", {"endpoint": "create"}, {"error": error})
 
+    @_on_loop
     def fail_next_task(self, reason: str = DEFAULT_FAILURE) -> str:
         """The next task created fails with ``reason`` as its ``error``, when the scenario's
         timing ends it (at once under ``instant``)."""
@@ -118,18 +187,21 @@ class EmulatorHandle:
         data = {"match": {**match, "nth": 1}, **effect}
         return parse_rule(data, source=f"{name}()", label=f"{name}()")
 
+    @_on_loop
     def _add(self, rule: Rule) -> str:
         self.emulator.scenarios.for_key(self.api_key).add_rule(rule)
         return rule.label
 
     # -- time -----------------------------------------------------------------------------
 
+    @_on_loop
     def advance(self, seconds: float) -> float:
         """Move the virtual clock ``seconds`` forward; returns the new time. Pass it to the
         code under test as its ``sleep`` and back-off costs no real time."""
         self._virtual_clock("advance()")
         return self.emulator.advance(seconds)
 
+    @_on_loop
     def settle(self) -> float:
         """Advance the virtual clock until every task has finished; returns the seconds moved.
 
@@ -153,20 +225,24 @@ class EmulatorHandle:
 
     # -- credits --------------------------------------------------------------------------
 
+    @_on_loop
     def set_credits(self, key: str, credits: int) -> None:
         """Set ``key``'s balance."""
         self.emulator.set_balance(key, credits)
 
+    @_on_loop
     def credits(self, key: str | None = None) -> int:
         """The balance of ``key`` (default: :attr:`api_key`), after settling ended tasks."""
         return self.emulator.account(key or self.api_key).balance
 
+    @_on_loop
     def account(self, key: str | None = None) -> dict[str, object]:
         """``{"key", "credits", "reserved", "spent"}`` of ``key`` (default: :attr:`api_key`)."""
         return self.emulator.account(key or self.api_key).as_dict()
 
     # -- what happened --------------------------------------------------------------------
 
+    @_on_loop
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """The request journal of this test, oldest first (``method``, ``path``, ``status``,
         ``body``, ``error``, ``task_id``, ``rule``, ``at`` (emulator time), ``wall``, ...),
@@ -257,6 +333,7 @@ class EmulatorHandle:
     def _polls(self, task_id: str) -> list[dict[str, Any]]:
         return self.requests(endpoint="task", method="GET", task_id=task_id)
 
+    @_on_loop
     def tasks(self, key: str | None = None) -> list[dict[str, Any]]:
         """Every task as its wire body plus ``key``, ``polls`` and ``state``, oldest first."""
         return self.emulator.task_listing(self.url, key)
@@ -274,6 +351,7 @@ class EmulatorHandle:
 
     # -- after the test -------------------------------------------------------------------
 
+    @_on_loop
     def _hints(self) -> list[str]:
         """Why a failed test may have waited in vain: tasks still running on a virtual clock
         that nobody advanced during the test (code that sleeps for real and polls)."""
@@ -295,6 +373,7 @@ class EmulatorHandle:
             "or handle.settle(), or use the 'instant' scenario"
         ]
 
+    @_on_loop
     def _problems(self) -> list[str]:
         """New problems since the last call: server tracebacks, then unserved requests."""
         checks = self._checks

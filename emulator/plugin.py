@@ -26,7 +26,7 @@ import pytest
 
 from .config import Config
 from .factory import PortsTaken, ServerFactory
-from .handle import AioEmulatorError, Checks, EmulatorHandle
+from .handle import AioEmulatorError, Checks, Direct, EmulatorHandle, OnLoop
 from .inprocess import RespxEmulatorHandle
 from .marker import (
     DEFAULT_API_KEY,
@@ -90,11 +90,8 @@ def _read_options(item: pytest.Item) -> dict[str, Any]:
     if "scenario" in options:
         try:
             options["scenario"] = find_scenario(options["scenario"], _places(item))
-            problem = None
         except ValueError as exc:
-            problem = str(exc)
-        if problem is not None:  # (outside the except: the report shows no chained traceback)
-            pytest.fail(f"{MARKER}: {problem}", pytrace=False)
+            raise _failure(str(exc)) from None
     return options
 
 
@@ -168,16 +165,15 @@ def aio_emulator(
     options, config = _options(request.node, aio_emulator_server)
     app = aio_emulator_server.app(config)
     try:
-        url = aio_emulator_server.server(config, _ports(request.config, options)).url
-        problem = None
+        live = aio_emulator_server.server(config, _ports(request.config, options))
     except PortsTaken as exc:
-        problem = str(exc)
-    if problem is not None:
-        pytest.fail(f"{MARKER}: {problem}", pytrace=False)
-    checks = _prepare(request.node, app.state.emulator, options)
+        raise _failure(str(exc)) from None
+    run = OnLoop(live.loop) if live.loop is not None else Direct()
+    checks = _prepare(request.node, app.state.emulator, options, run)
     handle = EmulatorHandle(
-        app.state.emulator, url, _api_key(options), checks, places=_places(request.node)
-    )
+        app.state.emulator, live.url, _api_key(options), checks, places=_places(request.node),
+        run=run,
+    )  # fmt: skip
     yield from _run(request.node, handle)
 
 
@@ -196,7 +192,7 @@ def aio_emulator_respx(
         ) from exc
     options, config = _options(request.node, aio_emulator_server)
     app = aio_emulator_server.app(config)
-    checks = _prepare(request.node, app.state.emulator, options)
+    checks = _prepare(request.node, app.state.emulator, options, Direct())
     handle = RespxEmulatorHandle(
         app.state.emulator,
         app,
@@ -243,28 +239,36 @@ def _api_key(options: Mapping[str, Any]) -> str:
     return str(options.get("api_key", DEFAULT_API_KEY))
 
 
-def _prepare(item: pytest.Item, emulator: Emulator, options: Mapping[str, Any]) -> Checks:
-    """Reset the emulator and apply the test's options, once per emulator per test."""
+def _prepare(
+    item: pytest.Item, emulator: Emulator, options: Mapping[str, Any], run: Direct | OnLoop
+) -> Checks:
+    """Reset the emulator and apply the test's options, once per emulator per test (through
+    ``run``: on the live server's loop, or right here)."""
     for handle in item.stash.get(_HANDLES, []):
         if handle.emulator is emulator:  # both fixtures in one test: one emulator, one reset
             return handle._checks
+    try:
+        run(lambda: _reset(emulator, options))
+    except ScenarioError as exc:
+        raise _failure(f"the marker's scenario cannot be used:\n{exc}") from None
+    return Checks(allow_unserved=options.get("allow_unserved", False))
+
+
+def _reset(emulator: Emulator, options: Mapping[str, Any]) -> None:
     emulator.reset()  # back to the config's scenario, balances, clock and seed
     if "scenario" in options:
-        try:
-            emulator.use_scenario(options["scenario"])
-            problem = None
-        except ScenarioError as exc:
-            problem = str(exc)
-        if problem is not None:  # (outside the except: the report shows no chained traceback)
-            pytest.fail(
-                f"{MARKER}: the marker's scenario cannot be used:\n{problem}", pytrace=False
-            )
+        emulator.use_scenario(options["scenario"])
     for key, balance in dict(options.get("keys", {})).items():
         emulator.set_balance(key, balance)
     emulator.open_account(_api_key(options))  # the handle's key is valid, even if only known
     if "credits" in options:  # keys are (Config.only_known_keys)
         emulator.set_balance(_api_key(options), options["credits"])
-    return Checks(allow_unserved=options.get("allow_unserved", False))
+
+
+def _failure(message: str) -> BaseException:
+    """A setup error that shows ``message`` alone (raise it ``from None``: no traceback of the
+    plugin, no chained exception)."""
+    return pytest.fail.Exception(f"{MARKER}: {message}", pytrace=False)
 
 
 def _run(item: pytest.Item, handle: EmulatorHandle) -> Iterator[Any]:
