@@ -19,17 +19,25 @@ import httpx
 import pytest
 
 BODY = {"model": "cogview-4", "prompt": "a red fox", "size": "1024*1024"}
+
+
+def threads_reading(handle, monkeypatch):
+    # the names of the threads that read the journal, as they do
+    threads = []
+    entries = handle.emulator.journal.entries
+    monkeypatch.setattr(
+        handle.emulator.journal, "entries",
+        lambda *a, **k: threads.append(threading.current_thread().name) or entries(*a, **k),
+    )
+    return threads
+
+
 SLOW = {"name": "slow-create", "defaults": {"latency": 300, "task": {"queued": 0, "running": 1}}}
 
 
 @pytest.mark.aio_emulator(scenario=SLOW)
 def test_in_flight(aio_emulator, monkeypatch):
-    threads = []
-    entries = aio_emulator.emulator.journal.entries
-    monkeypatch.setattr(
-        aio_emulator.emulator.journal, "entries",
-        lambda *a, **k: threads.append(threading.current_thread().name) or entries(*a, **k),
-    )
+    threads = threads_reading(aio_emulator, monkeypatch)
     answers = []
     client = threading.Thread(target=lambda: answers.append(
         httpx.post(f"{aio_emulator.url}/api/v1/images/generations", json=BODY,
@@ -49,12 +57,7 @@ def test_in_flight(aio_emulator, monkeypatch):
 
 
 def test_in_process_runs_here(aio_emulator_respx, monkeypatch):
-    threads = []
-    entries = aio_emulator_respx.emulator.journal.entries
-    monkeypatch.setattr(
-        aio_emulator_respx.emulator.journal, "entries",
-        lambda *a, **k: threads.append(threading.current_thread().name) or entries(*a, **k),
-    )
+    threads = threads_reading(aio_emulator_respx, monkeypatch)
     assert aio_emulator_respx.requests() == []
     assert threads == [threading.current_thread().name]
 
