@@ -27,7 +27,10 @@ def _run(request):
 
 @pytest.fixture
 def docs_suite(suite: pytest.Pytester) -> pytest.Pytester:
-    shutil.copytree(HERE / "suite_from_docs", suite.path, dirs_exist_ok=True)
+    shutil.copytree(HERE / "suite_from_docs" / "scenarios", suite.path / "scenarios")
+    # under another name: the outer session may have imported the module by its own
+    suite_file = HERE / "suite_from_docs" / "test_user_suite.py"
+    (suite.path / "test_user_suite_repeated.py").write_text(suite_file.read_text("utf-8"))
     docs = (HERE.parent.parent / "docs" / "pytest.md").read_text("utf-8")
     first = re.search(r"^```python\n(.*?)^```", docs, re.S | re.M)
     assert first is not None
@@ -37,7 +40,7 @@ def docs_suite(suite: pytest.Pytester) -> pytest.Pytester:
 
 
 def suite_size() -> int:
-    text = (HERE / "suite_from_docs" / "test_suite_from_docs.py").read_text("utf-8")
+    text = (HERE / "suite_from_docs" / "test_user_suite.py").read_text("utf-8")
     return len(re.findall(r"^def test_", text, re.M)) + 1  # and the docs' first example
 
 
