@@ -69,7 +69,7 @@ class OnLoop:
             here = asyncio.get_running_loop()
         except RuntimeError:
             here = None
-        if here is self.loop or self.loop.is_closed():
+        if here is self.loop or not self.loop.is_running():  # (a stopped server: no race)
             return work()
         done: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
