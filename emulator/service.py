@@ -20,12 +20,22 @@ from .catalogue import Catalogue, Model
 from .clock import Clock, RealClock, VirtualClock
 from .config import Config
 from .engine import ScenarioRuntime
-from .errors import APIError, InsufficientCredits, InvalidRequest, task_not_found
+from .errors import APIError, InsufficientCredits, InvalidRequest, store_full, task_not_found
 from .journal import Journal
 from .media import Media
 from .scenarios import Scenario, TaskEffect
 from .selection import ScenarioSelection, ScenarioSpec
-from .tasks import EndlessTasks, State, Task, TaskScript, TaskStore, TaskView, end_time, observe
+from .tasks import (
+    EndlessTasks,
+    State,
+    StoreFull,
+    Task,
+    TaskScript,
+    TaskStore,
+    TaskView,
+    end_time,
+    observe,
+)
 from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
 from .wire import StatusWords, task_data
@@ -139,7 +149,11 @@ class Emulator:
         )  # fmt: skip
         if effect is not None:
             task.image = effect.image
-        self.tasks.add(task, now)
+        try:
+            self.tasks.add(task, now)
+        except StoreFull as full:
+            self.ledger.refund(key, request.credits)
+            raise store_full(full) from None
         callback = request.params.get("callback_url")
         if model.webhook and isinstance(callback, str):
             base = base_url() if callable(base_url) else base_url
