@@ -145,7 +145,7 @@ class Emulator:
             if effect is not None:
                 script = runtime.task_script(effect, script)
         now = self.clock.now()
-        # positional, in field order: keywords cost 1.2 us per create (benchmarks/README.md)
+        # positional, in field order (keywords: benchmarks/README.md)
         task = Task(
             self._new_id(model), key, model.id, request.params, now, script,
             self.rng.getrandbits(32), request.width, request.height, request.images,
