@@ -30,7 +30,7 @@ from .model import (
     WebhookEffect,
 )
 
-__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "parse"]
+__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "TOP_KEYS", "parse"]
 
 #: longest regular expression a rule may hold
 MAX_REGEX = 500
@@ -107,12 +107,13 @@ class _Checker:
         return frozenset(items)
 
 
+TOP_KEYS = ("name", "description", "seed", "strict", "status_words", "defaults", "rules", "chat")
+
+
 def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None = None) -> Scenario:
     """Validate plain data into a Scenario, or raise ScenarioError listing every problem."""
     c = _Checker(source, lines or {})
-    top = c.mapping(
-        data, "", ("name", "description", "seed", "strict", "status_words", "defaults", "rules")
-    )
+    top = c.mapping(data, "", TOP_KEYS)
     name = c.text(top.get("name"), "name") if "name" in top else None
     if "name" not in top and isinstance(data, dict):
         c.fail("name", "is required")
@@ -147,12 +148,17 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
             rule = _rule(c, raw_rule, f"rules[{i}]")
             if rule is not None:
                 rules.append(rule)
+    chat = None
+    if "chat" in top:  # chat's own section, checked by its own package with the same checker
+        from ..chat.rules import compile_chat
+
+        chat = compile_chat(c, top["chat"], "chat")
     if c.problems:
         raise ScenarioError(c.problems)
     return Scenario(
         name=str(name), description=description, source=source, seed=seed, strict=strict,
         status_words=words, latency=latency, task=task, rules=tuple(rules),
-        warnings=tuple(c.warnings),
+        warnings=tuple(c.warnings), chat=chat,
     )  # fmt: skip
 
 
