@@ -4,7 +4,8 @@ everything else, one journal and one error envelope for both; CORS for the emula
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,14 +21,17 @@ from .errors import APIError, method_not_allowed, server_error
 from .faults import NetworkFault
 from .guards import ControlGuard
 from .service import Emulator
-from .wire import CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX
+from .wire import CHAT_PATH, CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX
+
+if TYPE_CHECKING:
+    from .chat.handler import ChatEndpoint
 
 __all__ = ["create_app"]
 
 
 class EmulatorApp(Starlette):
     """Starlette, with the emulated endpoints served ahead of its router by :class:`api.API`
-    (their hot path skips Starlette's routing and middleware)."""
+    and chat's handler (their hot path skips Starlette's routing and middleware)."""
 
     def __init__(self, emulator: Emulator, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -42,7 +46,7 @@ class EmulatorApp(Starlette):
             if found is not None:
                 await self.api.serve(found[0], found[1], scope, receive, send)
                 return
-            if is_cross_origin_path(path):  # an unknown path of the API: its 404 is readable
+            if is_cross_origin_path(path):  # chat, or an unknown path of the API: readable
                 headers = dict(reversed(scope["headers"]))
                 origin = headers.get(b"origin")
                 if origin is not None:
@@ -50,7 +54,19 @@ class EmulatorApp(Starlette):
                         await self.cors.preflight(scope, send, origin)
                         return
                     send = self.cors.wrap(send, origin)
+                if path == CHAT_PATH:
+                    await self.chat(scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
+
+    @functools.cached_property
+    def chat(self) -> ChatEndpoint:
+        """POST /api/v1/chat/completions (emulator/chat/), imported on first use. It streams
+        and journals its answer, so it is an ASGI app of its own rather than an
+        :class:`api.Endpoint`, whose handlers return one whole answer."""
+        from .chat.handler import ChatEndpoint
+
+        return ChatEndpoint(self.state.emulator)
 
 
 def create_app(config: Config | None = None, *, emulator: Emulator | None = None) -> EmulatorApp:
@@ -134,7 +150,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error = APIError(
             f"Unknown path {request.method} {request.url.path[:200]!r}. The emulator serves "
-            f"POST {CREATE_PATH}, GET {TASKS_PREFIX}{{task_id}} and {CONTROL_PREFIX}.",
+            f"POST {CREATE_PATH}, GET {TASKS_PREFIX}{{task_id}}, POST {CHAT_PATH} and "
+            f"{CONTROL_PREFIX}.",
             status=404,
         )
         return _render(request, error, exc.headers)

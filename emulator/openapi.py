@@ -513,6 +513,8 @@ def _paths() -> dict[str, Any]:
 
 def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``catalogue`` (the packaged one by default)."""
+    from .chat.openapi import chat_paths, chat_schemas  # (imported here, not at start-up)
+
     catalogue = catalogue or Catalogue.load()
     aliases: dict[str, list[str]] = {}
     for family, default in catalogue.family_defaults.items():
@@ -541,11 +543,12 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "images", "description": "The emulated API in One endpoints"},
+            {"name": "chat", "description": "OpenAI-compatible chat completions"},
             {"name": "cors", "description": "Preflights of browsers on another origin"},
             {"name": "control", "description": "The emulator's own control API"},
             {"name": "meta", "description": "This description"},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **chat_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
@@ -556,6 +559,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
                 **tasks,
                 **_error_schemas(),
                 **_control_schemas(tasks["Task"]),
+                **chat_schemas(),
             },
         },
     }
