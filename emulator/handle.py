@@ -113,7 +113,8 @@ class EmulatorHandle:
 
     def requests(self, key: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
         """The request journal of this test, oldest first (``method``, ``path``, ``status``,
-        ``body``, ``error``, ``task_id``, ``at`` (emulator time), ``wall``, ...)."""
+        ``body``, ``error``, ``task_id``, ``at`` (emulator time), ``wall``, ..., and for a chat
+        call ``response``: the reply, its usage and credits)."""
         return self.emulator.journal.entries(key=key, path=path)
 
     def polls(self, task_id: str) -> int:

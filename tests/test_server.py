@@ -155,7 +155,7 @@ def test_validate_reports_every_problem_and_exits_non_zero(tmp_path) -> None:
     assert done.returncode == 1
     assert f"{good}: ok (good, 1 rules)" in done.stdout
     assert done.stderr.splitlines() == [
-        f"{bad}:3: rules[0].match.endpoint: 'creat' is not one of: create, task, image, any",
+        f"{bad}:3: rules[0].match.endpoint: 'creat' is not one of: create, task, image, chat, any",
         f"{bad}:4: rules[0].fault: 'melt' is not one of: reset, hang, close_mid_body, "
         "malformed_json, truncated_json, dribble",
     ]
