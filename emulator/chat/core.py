@@ -17,6 +17,7 @@ from ..faults import FaultResponse, NetworkFault
 from ..scenarios.checks import _Checker as Checker
 from ..scenarios.checks import _distribution as distribution
 from ..scenarios.checks import _error as error_effect
+from ..scenarios.checks import _header as header_match
 from ..scenarios.checks import _kind as kind
 from ..scenarios.checks import _regex as regex
 from ..scenarios.model import Distribution, ErrorEffect
@@ -48,6 +49,7 @@ __all__ = [
     "distribution",
     "dumps",
     "error_effect",
+    "header_match",
     "json_reply",
     "kind",
     "method_not_allowed",

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from .core import Checker, Distribution, ErrorEffect
 from .core import distribution as _distribution
 from .core import error_effect as _error
+from .core import header_match as _header
 from .core import kind as _kind
 from .core import regex as _regex
 from .usage import content_text
@@ -214,14 +215,7 @@ def _match(c: Checker, raw: Any, path: str) -> dict[str, Any]:
     regex = _regex(c, m["regex"], f"{path}.regex") if "regex" in m else None
     models = c.strings(m["model"], f"{path}.model") if "model" in m else None
     keys = c.strings(m["key"], f"{path}.key") if "key" in m else None
-    header = None
-    if "header" in m:
-        h = c.mapping(m["header"], f"{path}.header", ("name", "value"))
-        name = c.text(h.get("name"), f"{path}.header.name")
-        value = h.get("value")
-        if value is not None:
-            c.text(value, f"{path}.header.value")
-        header = (name.lower(), value) if name else None
+    header = _header(c, m["header"], f"{path}.header") if "header" in m else None
     return {"contains": contains, "regex": regex, "models": models, "keys": keys, "header": header}
 
 

@@ -204,12 +204,7 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
     if "prompt_regex" in m:
         kw["prompt_regex"] = _regex(c, m["prompt_regex"], f"{path}.prompt_regex")
     if "header" in m:
-        h = c.mapping(m["header"], f"{path}.header", ("name", "value"))
-        name = c.text(h.get("name"), f"{path}.header.name")
-        value = h.get("value")
-        if value is not None:
-            c.text(value, f"{path}.header.value")
-        kw["header"] = (name.lower(), value) if name else None
+        kw["header"] = _header(c, m["header"], f"{path}.header")
     if "nth" in m:
         items = m["nth"] if isinstance(m["nth"], list) else [m["nth"]]
         nums = [c.number(n, f"{path}.nth", low=1, integer=True) for n in items]
@@ -220,6 +215,17 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
     if "probability" in m:
         kw["probability"] = c.number(m["probability"], f"{path}.probability", low=0, high=1)
     return Match(**kw)
+
+
+def _header(c: _Checker, raw: Any, path: str) -> tuple[str, str | None] | None:
+    """A ``header`` condition, ``{name, value}``: the name lower-cased, the value optional
+    (presence is enough)."""
+    h = c.mapping(raw, path, ("name", "value"))
+    name = c.text(h.get("name"), f"{path}.name")
+    value = h.get("value")
+    if value is not None:
+        c.text(value, f"{path}.value")
+    return (name.lower(), value) if name else None
 
 
 def _known(c: _Checker, name: str, values: frozenset[str], path: str) -> None:
