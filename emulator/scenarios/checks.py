@@ -197,7 +197,7 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
         if key in m:
             values = kw[attr] = c.strings(m[key], f"{path}.{key}")
             if values is not None and key != "key":
-                _known(c, key, values, f"{path}.{key}")
+                _known(c, key, values, f"{path}.{key}", kw.get("endpoint", "any"))
     if "prompt_contains" in m:
         found = c.strings(m["prompt_contains"], f"{path}.prompt_contains")
         kw["prompt_contains"] = tuple(s.lower() for s in sorted(found or ()))
@@ -228,11 +228,16 @@ def _header(c: _Checker, raw: Any, path: str) -> tuple[str, str | None] | None:
     return (name.lower(), value) if name else None
 
 
-def _known(c: _Checker, name: str, values: frozenset[str], path: str) -> None:
-    """Match values a request can have: model names, and the values of the catalogue's enum
-    fields (a rule on ``size: "1024x1024"`` would silently never match ``1024*1024``)."""
+def _known(c: _Checker, name: str, values: frozenset[str], path: str, endpoint: str) -> None:
+    """Match values a request can have: model names (the chat model's too, for rules that
+    chat calls meet), and the values of the catalogue's enum fields (a rule on ``size:
+    "1024x1024"`` would silently never match ``1024*1024``)."""
     catalogue = Catalogue.default()
     allowed = frozenset(catalogue.names()) if name == "model" else catalogue.field_values(name)
+    if name == "model" and endpoint in ("chat", "any"):
+        from ..chat.usage import chat_model  # (chat's data, read on first use)
+
+        allowed |= {chat_model().id}
     for value in sorted(values - allowed) if allowed else ():
         c.warn(
             path,

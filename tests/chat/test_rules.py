@@ -151,3 +151,18 @@ def test_general_rules_can_target_chat_calls() -> None:
         "name: t\nrules:\n  - match: {endpoint: chat}\n    rate_limit: {capacity: 1, per_second: 1}\n"
     )
     assert scenario.rules[0].match.endpoint == "chat"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "warnings"),
+    [
+        pytest.param("chat", 0, id="chat"),
+        pytest.param("any", 0, id="any"),
+        pytest.param("create", 1, id="create: no create sends gemini"),
+    ],
+)
+def test_a_general_rule_on_the_chat_model_is_not_warned_where_chat_calls_meet_it(
+    endpoint: str, warnings: int
+) -> None:
+    text = f"name: t\nrules:\n  - match: {{endpoint: {endpoint}, model: gemini}}\n    latency: 5\n"
+    assert len(loads(text, source="t.yaml").warnings) == warnings
