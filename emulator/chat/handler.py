@@ -1,12 +1,13 @@
 """``POST /api/v1/chat/completions``: the ASGI handler.
 
-A straight line: authenticate, read the body, the scenario's general rules decide (latency,
-error, network fault, rate limit: ``match: {endpoint: chat}``), then its ``chat:`` rules
-(scripted reply, tool call, error, broken stream), validate, reserve 5 credits, compose the
-answer, send it whole or as server-sent events, settle the credits to the usage (refunded
-when the call fails), and journal the call with the full reply.
+A straight line, in the order of every emulated endpoint (``emulator/api.py``): the method
+(405), the key (401), the body's media type and size (415, 413), the scenario's general rules
+(latency, error, network fault, rate limit: ``match: {endpoint: chat}``), then its ``chat:``
+rules (scripted reply, tool call, error, broken stream), then the body itself (400); reserve 5
+credits (402), compose the answer, send it whole or as server-sent events, settle the credits
+to the usage (refunded when the call fails), and journal the call with its answer.
 
-Everything it needs from the rest of the emulator goes through :class:`.core.Core`.
+Everything it takes from the rest of the emulator comes through :mod:`.core`.
 """
 
 from __future__ import annotations
