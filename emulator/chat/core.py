@@ -14,6 +14,7 @@ from ..api import CLIENT_GONE, Call, EarlyFault, read_json_call
 from ..engine import Decision, as_api_error
 from ..errors import APIError, InsufficientCredits, InvalidRequest, method_not_allowed, server_error
 from ..faults import FaultResponse, NetworkFault
+from ..openapi import _preflight as preflight
 from ..scenarios.checks import _Checker as Checker
 from ..scenarios.checks import _distribution as distribution
 from ..scenarios.checks import _error as error_effect
@@ -53,6 +54,7 @@ __all__ = [
     "json_reply",
     "kind",
     "method_not_allowed",
+    "preflight",
     "regex",
     "runtime",
     "send_reply",

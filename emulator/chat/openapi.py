@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import CHAT_PATH, ERROR_TYPES
+from .core import CHAT_PATH, ERROR_TYPES, preflight
 from .request import REASONING_EFFORTS, RESPONSE_FORMATS, ROLES, TOOL_CHOICES
 from .usage import chat_model
 
@@ -44,6 +44,7 @@ def chat_paths() -> dict[str, Any]:
     }
     return {
         CHAT_PATH: {
+            "options": preflight("preflightChat"),
             "post": {
                 "summary": "Create a chat completion (OpenAI-compatible; SSE unless stream: false)",
                 "operationId": "createChatCompletion",
@@ -74,7 +75,7 @@ def chat_paths() -> dict[str, Any]:
                     },
                     **errors,
                 },
-            }
+            },
         }
     }
 

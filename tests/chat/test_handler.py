@@ -429,3 +429,16 @@ def test_the_scenario_header_applies_to_chat_calls(client: Client) -> None:
     entry = client.app.state.emulator.journal.entries()[-1]  # type: ignore[attr-defined]
     assert entry["rule"] == "rules[0] (outage)" and "response" not in entry  # no answer
     assert credits(client)["spent"] == 0
+
+
+def test_browsers_on_another_origin_may_call_chat(client: Client) -> None:
+    page = {"Origin": "http://127.0.0.1:5173"}
+    asked = {**page, "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os"}  # fmt: skip
+    preflight = client.options(PATH, headers=asked)
+    assert preflight.status_code == 204 and preflight.headers["access-control-allow-origin"] == "*"
+    assert "x-stainless-os" in preflight.headers["access-control-allow-headers"]
+    assert client.app.state.emulator.journal.entries() == []  # type: ignore[attr-defined]
+    for answer in (chat(client, headers=page), chat(client, headers=page, messages=[])):
+        assert answer.headers["access-control-allow-origin"] == "*"  # a stream, an error
+    assert "retry-after" in answer.headers["access-control-expose-headers"].lower()
