@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .clock import iso
@@ -119,6 +119,12 @@ class Journal:
         """Every entry as a dict with ``body`` as text, oldest first (for the state file:
         :meth:`restore` takes them back)."""
         return [_as_dict(e) for e in self._entries]
+
+    def snapshot(self) -> Callable[[], list[dict[str, Any]]]:
+        """:meth:`stored`, deferred: the entries are copied now (cheap: a recorded entry never
+        changes) and turned into dicts when the result is called, from any thread."""
+        entries = list(self._entries)
+        return lambda: [_as_dict(e) for e in entries]
 
     def restore(self, entries: Iterable[dict[str, Any]], seq: int) -> None:
         """Replace the contents with ``entries`` (as :meth:`stored` gave them) and ``seq``.
