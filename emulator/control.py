@@ -35,6 +35,7 @@ async def health(request: Request) -> Response:
             "scenario": emulator.scenario.scenario.name,
             "tasks": len(emulator.tasks),
             "journal": len(emulator.journal),
+            "state": getattr(request.app.state, "saves", None),  # the state file's last saves
         }
     )
 
