@@ -195,10 +195,12 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     state_errors: tuple[type[Exception], ...] = ()
     if config.state_file:  # the state module loads only when a state file is used
-        from .state import StateError
+        from .state import StateError, check_writable
 
         state_errors = (StateError,)
     try:
+        if config.state_file:
+            check_writable(config.state_file)
         app = create_app(config)
     except ScenarioError as exc:
         print(f"aio-emulator: cannot start with this scenario:\n{exc}", file=sys.stderr)
@@ -229,6 +231,9 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn_config(app), on_started=lambda: print(line, flush=True), housekeeping=True
     )
     server.run(sockets=[sock])
+    if server.final_save_failed:
+        print("API in One emulator stopped; its last state was NOT saved.", flush=True)
+        return 1
     print("API in One emulator stopped.", flush=True)
     return 0
 

@@ -231,6 +231,8 @@ class Server(uvicorn.Server):
         self.on_started = on_started
         self.housekeeping = housekeeping
         self.autosaver: Any = None
+        #: the last save, at shutdown, failed (the CLI then exits 1)
+        self.final_save_failed = False
         self._autosave: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
@@ -244,6 +246,7 @@ class Server(uvicorn.Server):
 
             settings = emulator.config
             self.autosaver = Autosaver(emulator, settings.state_file, settings.state_interval_s)
+            self.config.app.state.saves = self.autosaver.status  # shown by /_emulator/health
             self._autosave = asyncio.create_task(self.autosaver.run())
         if self.on_started is not None and self.started:
             self.on_started()
@@ -258,7 +261,8 @@ class Server(uvicorn.Server):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self.autosaver is not None:
-            self.autosaver.save_now()
+            self.autosaver.save_now()  # (never raises: a failure is logged and counted)
+            self.final_save_failed = self.autosaver.status["failures"] > 0
 
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
