@@ -239,6 +239,10 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
         emulator = getattr(getattr(self.config.app, "state", None), "emulator", None)
+        if self.started and emulator is not None:
+            emulator.webhooks.own_addresses = [  # never a webhook to ourselves
+                sock.getsockname()[:2] for server in self.servers for sock in server.sockets
+            ]
         if self.started and emulator is not None and self.housekeeping:
             self._housekeeping = asyncio.create_task(housekeeping(emulator, collect_garbage=True))
         if self.started and emulator is not None and emulator.config.state_file:

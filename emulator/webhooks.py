@@ -50,6 +50,10 @@ MAX_REPLY_BYTES = 64 * 1024
 SWEEP_SLACK_S = 0.002
 
 DROPPED = "not sent: dropped by the scenario (webhook.drop)"
+SELF_CALL = (
+    "not sent: the callback URL leads to the emulator's own address (a webhook must never "
+    "drive the emulator itself, e.g. its control API); not retried"
+)
 SCRIPTED_FAILURE = "not sent: failed by the scenario (webhook.fail_attempts)"
 
 
@@ -75,6 +79,9 @@ class WebhookDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: bumped by cancel_all(), so a delivery started before a reset records nothing more
         self._generation = 0
+        #: (host, port) of each socket the emulator listens on (set by the server at start-up):
+        #: a delivery that connects to one of them is not sent
+        self.own_addresses: list[tuple[str, int]] = []
 
     # -- task lifecycle -------------------------------------------------------------------
 
@@ -191,6 +198,8 @@ class WebhookDispatcher:
             if generation != self._generation:
                 return
             self._record(task, target, body, attempt, status, error, latency_ms)
+            if error is SELF_CALL:
+                return
             if error is None:
                 if effect.duplicate:
                     status, error, latency_ms = await self._attempt(target.url, payload)
@@ -207,13 +216,23 @@ class WebhookDispatcher:
         started = time.perf_counter()
         status: int | None = None
         try:
-            status = await post_json(url, payload, timeout_s=self.timeout_s)
+            status = await post_json(url, payload, timeout_s=self.timeout_s, refuse=self._is_self)
             error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
+        except SelfCall:
+            error = SELF_CALL
         except TimeoutError:
             error = f"timed out after {self.timeout_s:g} s"
         except Exception as exc:  # any failure is the receiver's problem, never the server's
             error = f"{type(exc).__name__}: {exc}"[:500]
         return status, error, round((time.perf_counter() - started) * 1000, 3)
+
+    def _is_self(self, peer: tuple[Any, ...], local: tuple[Any, ...]) -> bool:
+        """Whether a connection from ``local`` to ``peer`` reached one of our own sockets (one
+        bound to all interfaces is reached through any address of this machine)."""
+        for host, port in self.own_addresses:
+            if peer[1] == port and (peer[0] == host or (host in _ANY and peer[0] == local[0])):
+                return True
+        return False
 
     def _record(
         self,
@@ -263,15 +282,30 @@ def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
         loop.call_soon_threadsafe(fn)
 
 
+_ANY = ("0.0.0.0", "::", "")
+
+
 # -- the HTTP client ----------------------------------------------------------------------------
 
 
-async def post_json(url: str, payload: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+class SelfCall(ConnectionError):
+    """The URL led to an address the caller refused (the emulator's own)."""
+
+
+async def post_json(
+    url: str,
+    payload: bytes,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    refuse: Callable[[tuple[Any, ...], tuple[Any, ...]], bool] | None = None,
+) -> int:
     """POST ``payload`` as JSON to ``url`` (http or https); the answer's HTTP status.
 
     Raises ``TimeoutError`` when there is no status line within ``timeout_s``, ``OSError`` on
-    connection errors (and a connection closed without an answer) and ``ValueError`` for a bad
-    URL or a reply that is not HTTP.
+    connection errors (and a connection closed without an answer), ``ValueError`` for a bad
+    URL or a reply that is not HTTP, and :class:`SelfCall`, before anything is sent, when
+    ``refuse(peer address, local address)`` is true of the connection (checked once connected,
+    so a host name that resolves to a refused address is caught too).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -298,6 +332,9 @@ async def post_json(url: str, payload: bytes, *, timeout_s: float = DEFAULT_TIME
     try:
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
+            peer, local = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+            if refuse is not None and peer and local and refuse(peer, local):
+                raise SelfCall(f"{url[:200]!r} leads to a refused address {peer[0]}:{peer[1]}")
             writer.write(head + payload)
             await writer.drain()
             line = await reader.readline()

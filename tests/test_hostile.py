@@ -413,3 +413,61 @@ def test_binding_beyond_loopback_with_a_token_starts() -> None:
         proc.terminate()
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+# -- hostile values in bodies (issue 15) --------------------------------------------------------
+
+
+def _post_raw(c: httpx.Client, raw: bytes) -> httpx.Response:
+    return c.post(
+        "/api/v1/images/generations",
+        content=raw,
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+
+
+def test_a_5000_digit_integer_is_a_400_and_the_connection_stays_open(live: Live) -> None:
+    with httpx.Client(base_url=live.url, timeout=5) as c:
+        r = _post_raw(c, b'{"model": "cogview-4", "prompt": "a fox", "n": ' + b"9" * 5000 + b"}")
+        assert "4300 digits" in envelope(r.status_code, r.json(), 400)
+        assert r.headers.get("connection") != "close"
+        assert _post_raw(c, b'{"model": "cogview-4", "prompt": "a fox"}').status_code == 200
+    live.healthy()
+
+
+def test_a_body_nested_1000_deep_is_refused_and_the_journal_stays_readable(live: Live) -> None:
+    raw = b'{"model": "cogview-4", "prompt": "a fox", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    with httpx.Client(base_url=live.url, timeout=5) as c:
+        r = _post_raw(c, raw)
+        assert "nested more than 32 levels" in envelope(r.status_code, r.json(), 400)
+        journal = c.get("/_emulator/requests")
+        assert journal.status_code == 200
+        assert journal.json()["requests"][-1]["status"] == 400
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        pytest.param(
+            "callback_url", "http://exa\r\nmple.com/hook", "control character", id="crlf-host"
+        ),
+        pytest.param("callback_url", "http://example.com:99999/hook", "port", id="port-99999"),
+        pytest.param("callback_url", "http://example.com:0/hook", "port", id="port-0"),
+        pytest.param(
+            "callback_url", "http://user:pass@example.com/", "credentials", id="credentials"
+        ),
+        pytest.param("callback_url", None, "expected a URL string, got null", id="null"),
+        pytest.param("callback_url", "http:///hook", "no host", id="no-host"),
+        pytest.param("image_urls", ["http://"], "no host", id="image-url-without-host"),
+    ],
+)
+def test_bad_urls_are_refused_at_input_naming_the_field(
+    live: Live, field: str, value: Any, needle: str
+) -> None:
+    body = {"model": "grok-imagine/text-to-image", "prompt": "a fox", field: value}
+    if field == "image_urls":
+        body["model"] = "seedream/4.5-edit"
+    r = httpx.post(live.url + "/api/v1/images/generations", json=body, headers=AUTH)
+    message = envelope(r.status_code, r.json(), 400)
+    assert message.startswith(field) and needle in message, message
+    assert "pass@" not in message

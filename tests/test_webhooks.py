@@ -409,3 +409,17 @@ def test_the_json_schema_knows_webhook() -> None:
     loads(json.dumps({"name": "w", "defaults": {"task": good}}))  # the loader agrees
     bad = {"name": "w", "defaults": {"task": {"webhook": {"retry": 3}}}}
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_callback_to_the_emulator_itself_is_never_sent(client: httpx.Client, host: str) -> None:
+    """A key holder must not make the emulator call its own control API (here: a reset)."""
+    port = httpx.URL(str(client.base_url)).port
+    task_id = create(client, f"http://{host}:{port}/_emulator/reset")
+    advance(client, 60)
+    (entry,) = wait_until(lambda: hooks_of(client))
+    assert entry["attempt"] == 1 and entry["status"] is None
+    assert "the emulator's own address" in entry["error"]
+    time.sleep(0.1)
+    assert len(hooks_of(client)) == 1  # not retried
+    assert poll(client, task_id)["data"]["status"] == "completed"  # no reset happened
