@@ -60,7 +60,9 @@ class Config:
         for name in ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        if self.task_ttl_s < 0 or self.default_credits < 0:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port: {self.port} is not a port (allowed: 0 to 65535)")
+        if not self.task_ttl_s >= 0 or self.default_credits < 0:  # (not >=: refuses NaN)
             raise ConfigError("task_ttl_s and default_credits must not be negative")
         if not 0 < self.state_interval_s < 1e9:
             raise ConfigError(f"state_interval_s: must be positive, got {self.state_interval_s}")
