@@ -234,8 +234,9 @@ def _serve(args: argparse.Namespace) -> int:
     import socket
 
     from .app import create_app
+    from .garbage import freeze_startup_objects
     from .scenarios import ScenarioError
-    from .server import Server, bind, freeze_startup_objects, uvicorn_config
+    from .server import Server, bind, uvicorn_config
 
     keys = parse_keys(args.key) if args.key else None
     key_scenarios = parse_key_scenarios(args.key_scenario) if args.key_scenario else None

@@ -19,7 +19,8 @@ import pytest
 
 from emulator.app import create_app
 from emulator.config import Config
-from emulator.server import MAX_HEADER_BYTES, Server, bind, uvicorn_config
+from emulator.protocol import MAX_HEADER_BYTES
+from emulator.server import Server, bind, uvicorn_config
 
 AUTH = {"Authorization": "Bearer aio_hostile"}
 HEADER_TIMEOUT_S = 1.0

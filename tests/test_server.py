@@ -194,7 +194,7 @@ def test_serve_names_the_scenario_in_the_startup_line() -> None:
 def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
     import asyncio
 
-    from emulator.server import HOUSEKEEPING_BATCH, housekeeping
+    from emulator.housekeeping import HOUSEKEEPING_BATCH, housekeeping
     from emulator.service import Emulator
 
     emulator = Emulator(Config(seed=1, clock="virtual"))
@@ -224,7 +224,7 @@ def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
 
 
 def test_the_serving_process_collects_garbage_on_a_schedule(monkeypatch) -> None:
-    import emulator.server as server
+    import emulator.garbage as server
 
     collected: list[int] = []
     monkeypatch.setattr(server.gc, "collect", collected.append)
