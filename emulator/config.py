@@ -53,11 +53,14 @@ class Config:
     control_token: str | None = None
     #: webhook retries wait this long, then twice as long each time (1, 2, 4 s by default)
     webhook_backoff_s: float = 1.0
+    #: most connections served at once; the ones beyond get 503 (emulator.protocol)
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         if self.clock not in ("real", "virtual"):
             raise ConfigError(f"clock: {self.clock!r} is not one of: real, virtual")
-        for name in ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes"):
+        counts = ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes")
+        for name in (*counts, "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:
