@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import resource
 import socket
 
-__all__ = ["bind"]
+__all__ = ["bind", "raise_fd_limit"]
+
+#: the soft descriptor limit is raised at most this far when the hard limit is "unlimited"
+FD_LIMIT_CAP = 1 << 20
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -21,3 +25,17 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (a process that only
+    serves: every connection and webhook delivery holds one); the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FD_LIMIT_CAP if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # e.g. a container's limit lower than it says
+            return soft
+        return target
+    return soft

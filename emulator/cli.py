@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between saves of the state file, when something changed (default 5)",
     )
     serve.add_argument(
+        "--max-connections",
+        type=_COUNT,
+        metavar="N",
+        help="most connections served at once; beyond them requests get 503 (default 512)",
+    )
+    serve.add_argument(
         "--control-token",
         metavar="TOKEN",
         help="require this token on /_emulator/ calls; needed to listen beyond loopback",
@@ -234,6 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
     import socket
 
     from .app import create_app
+    from .binding import raise_fd_limit
     from .garbage import freeze_startup_objects
     from .scenarios import ScenarioError
     from .server import Server, bind, uvicorn_config
@@ -256,6 +263,7 @@ def _serve(args: argparse.Namespace) -> int:
         state_file=args.state_file,
         state_interval_s=args.state_interval_s,
         control_token=args.control_token,
+        max_connections=args.max_connections,
     )
     if config.control_token is None and not _loopback(config.host):
         print(
@@ -281,6 +289,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"aio-emulator: cannot start from the state file: {exc}", file=sys.stderr)
         return 2
     emulator = app.state.emulator
+    raise_fd_limit()
     freeze_startup_objects()
     try:
         sock = bind(config.host, config.port)

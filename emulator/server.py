@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -16,7 +17,13 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .binding import bind
 from .housekeeping import housekeeping
-from .protocol import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, limited
+from .protocol import (
+    BODY_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    HEADER_TIMEOUT_S,
+    WRITE_TIMEOUT_S,
+    limited,
+)
 
 __all__ = ["LiveServer", "Server", "bind", "uvicorn_config"]
 
@@ -36,11 +43,23 @@ def uvicorn_config(
     *,
     header_timeout_s: float = HEADER_TIMEOUT_S,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    write_timeout_s: float = WRITE_TIMEOUT_S,
+    max_connections: int | None = None,
     **overrides: Any,
 ) -> uvicorn.Config:
     """The server settings the emulator runs with: uvloop/httptools when available, no access
     log (the request journal replaces it), bounded keep-alive and header sizes, deadlines for
-    slow headers and bodies."""
+    slow headers, bodies and readers, and a connection limit (by default the app's
+    ``config.max_connections``, see :func:`emulator.protocol.limited`)."""
+    if max_connections is None:
+        emulator = getattr(getattr(app, "state", None), "emulator", None)
+        max_connections = DEFAULT_MAX_CONNECTIONS if emulator is None else (
+            emulator.config.max_connections
+        )  # fmt: skip
+    protocol = limited(
+        AutoHTTPProtocol, header_timeout_s, body_timeout_s, write_timeout_s=write_timeout_s,
+        max_connections=max_connections,
+    )  # fmt: skip
     options: dict[str, Any] = {
         "log_level": "warning",
         "access_log": False,
@@ -49,7 +68,7 @@ def uvicorn_config(
         "timeout_graceful_shutdown": 5,
         "h11_max_incomplete_event_size": 64 * 1024,
         "ws": "none",  # no WebSocket endpoints: do not import a WebSocket stack at start-up
-        "http": limited(AutoHTTPProtocol, header_timeout_s, body_timeout_s),
+        "http": protocol,
     }
     options.update(overrides)
     config = uvicorn.Config(app, **options)
@@ -82,7 +101,8 @@ class Server(uvicorn.Server):
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
-        emulator = getattr(getattr(self.config.app, "state", None), "emulator", None)
+        app_state: Any = getattr(self.config.app, "state", None)
+        emulator = getattr(app_state, "emulator", None)
         if self.started and emulator is not None:
             emulator.webhooks.own_addresses = [  # never a webhook to ourselves
                 sock.getsockname()[:2] for server in self.servers for sock in server.sockets
@@ -94,7 +114,7 @@ class Server(uvicorn.Server):
 
             settings = emulator.config
             self.autosaver = Autosaver(emulator, settings.state_file, settings.state_interval_s)
-            self.config.app.state.saves = self.autosaver.status  # shown by /_emulator/health
+            app_state.saves = self.autosaver.status  # shown by /_emulator/health
             self._autosave = asyncio.create_task(self.autosaver.run())
         if self.on_started is not None and self.started:
             self.on_started()
@@ -113,7 +133,7 @@ class Server(uvicorn.Server):
             self.final_save_failed = self.autosaver.status["failures"] > 0
 
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return

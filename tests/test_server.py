@@ -312,3 +312,25 @@ def test_a_closed_pipe_ends_a_command_quietly() -> None:
     proc.wait(timeout=30)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert err == ""
+
+
+def test_serve_raises_the_soft_descriptor_limit_to_the_hard_one() -> None:
+    import resource
+    import shlex
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if expected <= 256:
+        pytest.skip(f"the hard limit ({hard}) leaves nothing to raise")
+    command = shlex.join([sys.executable, "-m", "emulator", "serve", "--port", "0"])
+    proc = subprocess.Popen(
+        ["sh", "-c", f"ulimit -Sn 256 && exec {command}"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and "listening on" in proc.stdout.readline()
+        with open(f"/proc/{proc.pid}/limits") as fh:
+            line = next(x for x in fh if x.startswith("Max open files"))
+        assert int(line.split()[3]) == expected
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
