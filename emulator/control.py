@@ -36,6 +36,7 @@ async def health(request: Request) -> Response:
             "tasks": len(emulator.tasks),
             "journal": len(emulator.journal),
             "state": getattr(request.app.state, "saves", None),  # the state file's last saves
+            "webhooks": emulator.webhooks.stats(),
         }
     )
 
