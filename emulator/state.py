@@ -211,6 +211,9 @@ class Saved(NamedTuple):
     tasks: list[Task]
 
 
+_STATES = frozenset(s.value for s in State)
+
+
 class _Bad(Exception):
     """A value that is not what the emulator writes (message: ``where: what``)."""
 
@@ -342,9 +345,6 @@ def _webhook(raw: Any, where: str) -> WebhookTarget | None:
         words,
         effect,
     )
-
-
-_STATES = frozenset(s.value for s in State)
 
 
 def _params(raw: Any, where: str) -> dict[str, Any]:

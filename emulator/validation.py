@@ -26,6 +26,7 @@ _REST = r"([/?#][^\x00-\x20\x7f-\x9f]*)?"
 URL_PATTERN = f"^https?://{_HOST}(:({_PORT}))?{_REST}$"
 _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _MISSING = object()
+_URL_KINDS = frozenset({"url", "url_list"})
 _JSON_TYPES = {
     str: "string",
     int: "integer",
@@ -177,7 +178,6 @@ def _check_url_list(spec: Field, value: Any) -> list[str]:
     return [_check_url(spec, item, f"{spec.name}[{i}]") for i, item in enumerate(value)]
 
 
-_URL_KINDS = frozenset({"url", "url_list"})
 _CHECKS = {
     "string": _check_string,
     "enum": _check_enum,

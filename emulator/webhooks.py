@@ -66,6 +66,8 @@ SELF_CALL = (
 )
 SCRIPTED_FAILURE = "not sent: failed by the scenario (webhook.fail_attempts)"
 
+#: a listening socket bound to one of these is reached through any address of this machine
+_ANY = ("0.0.0.0", "::", "")
 #: a delivery not yet started: called, it gives the coroutine that delivers
 Delivery = Callable[[], Coroutine[Any, Any, None]]
 
@@ -334,9 +336,6 @@ def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
         return
     with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs there anymore
         loop.call_soon_threadsafe(fn)
-
-
-_ANY = ("0.0.0.0", "::", "")
 
 
 # -- the HTTP client ----------------------------------------------------------------------------
