@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from emulator import state
 from emulator.config import Config
+from emulator.journal import Entry
 from emulator.service import Emulator
 
 
@@ -31,9 +32,12 @@ def big_emulator(tasks: int) -> Emulator:
     body = json.dumps({"model": "cogview-4", "prompt": "p" * 3000})
     for i in range(tasks):
         emulator.create_task(f"aio_k{i % 50}", request)
-        emulator.journal.record_request(
-            "POST", "/api/v1/images/generations", b"", "aio_k", None, body, 200, None,
-            f"id{i}", None, 0.0, 0.0, 0.001,
+        journal = emulator.journal
+        journal.append(
+            Entry(
+                journal.next_seq(), "POST", "/api/v1/images/generations", "", "aio_k", body,
+                True, 200, None, f"id{i}", None, 0.0, 0.0, 0.001,
+            )
         )  # fmt: skip
     return emulator
 

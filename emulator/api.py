@@ -1,10 +1,12 @@
 """The emulated endpoints of https://apiin.one: create a task, poll it, download its images.
 
-These three paths are the hot path of every client's test suite, so :class:`API` serves them
+These paths are the hot path of every client's test suite, so :class:`API` serves them
 straight from the ASGI scope, ahead of Starlette's router and middleware (which cost more than
 a poll's own work); everything else (control API, docs, unknown paths) goes on to Starlette.
-Each handler reads as a straight line: authenticate, parse, let the scenario decide (latency,
-error, fault), then do the work and return the answer.
+
+Every request goes through the same checks in the same order: the route (404, 405), the API
+key (401), the scenario (its latency, error or fault), then the request itself (400, 404). So a
+scenario's outage answers a bad body or an unknown task too, and a bad key is told so first.
 """
 
 from __future__ import annotations
@@ -17,23 +19,33 @@ from typing import Any, NamedTuple
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
-from .engine import Decision, ScenarioRuntime, as_api_error
-from .engine import Request as RuleRequest
-from .errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, error_body
+from .engine import Decision, Request, ScenarioRuntime, as_api_error
+from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
 from .faults import FaultResponse, NetworkFault
-from .http import dumps, load_object, read_json_body
+from .http import load_object, read_json_body
+from .journal import Entry
+from .media import file_index
 from .service import Emulator
-from .tasks import State
 from .validation import validate_create
+from .wire import (
+    CREATE_PATH,
+    FILES_PREFIX,
+    SCENARIO_HEADER,
+    TASKS_PREFIX,
+    Reply,
+    created,
+    dumps,
+    json_reply,
+    send_reply,
+    success,
+)
 
-__all__ = ["API", "CREATE_PATH", "SCENARIO_HEADER", "Call", "Reply", "reply", "route"]
+__all__ = ["API", "CLIENT_GONE", "Call", "Endpoint", "route"]
 
-SCENARIO_HEADER = b"x-emulator-scenario"
-CREATE_PATH = "/api/v1/images/generations"
-TASKS_PREFIX = "/api/v1/tasks/"
-FILES_PREFIX = "/files/"
 #: status the journal records for a request whose client went away before it was answered
 CLIENT_GONE = 499
+#: scripted faults that answer nothing at all: the request is not processed
+EARLY_FAULTS = frozenset({"reset", "hang"})
 
 
 class Call:
@@ -41,20 +53,23 @@ class Call:
     and what the journal records about it."""
 
     __slots__ = (
-        "_headers", "body", "json_body", "key", "raw_headers", "receive", "rule", "scope",
-        "task_id",
+        "_headers", "body", "json", "key", "raw_headers", "receive", "rule", "runtime",
+        "scope", "started", "task_id",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.started = time.perf_counter()
         self.scope = scope
         self.receive = receive
         self.raw_headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         self._headers: dict[str, str] | None = None
         self.key: str | None = None
-        self.body: str | None = None  # a body that is not a JSON object, as text
-        self.json_body: str | None = None  # a JSON object body, as the text that was sent
+        #: the body as the text that was sent, and whether it is a JSON object
+        self.body: str | None = None
+        self.json = False
         self.task_id: str | None = None
         self.rule: str | None = None
+        self.runtime: ScenarioRuntime | None = None
 
     def header(self, name: bytes) -> str | None:
         """One header (lower-case ``name``) as text, or None."""
@@ -77,34 +92,26 @@ class Call:
             host = f"{server[0]}:{server[1]}" if server[1] else server[0]
         return f"{self.scope['scheme']}://{host}"
 
-
-class Reply(NamedTuple):
-    """A complete response. On the hot path, built with :func:`reply` (same result)."""
-
-    status: int
-    body: bytes
-    headers: list[tuple[bytes, bytes]]
-
-
-def reply(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> Reply:
-    """``Reply(status, body, headers)`` without NamedTuple's Python-level ``__new__``
-    (0.4 us less, on every request)."""
-    return _new_tuple(Reply, (status, body, headers))  # type: ignore[no-any-return]
+    def entry(self, seq: int, status: int, error: str | None, at: float) -> Entry:
+        """The journal's record of this request, answered with ``status``."""
+        scope = self.scope
+        return Entry._make((
+            seq, scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
+            self.key, self.body, self.json, status, error, self.task_id, self.rule, at,
+            time.time(), time.perf_counter() - self.started, "request", None, False,
+        ))  # fmt: skip
 
 
-_new_tuple = tuple.__new__
+class EarlyFault(Exception):
+    """A scripted fault that answers nothing (reset, hang), raised before any work."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.fault)
+        self.response = FaultResponse(str(decision.fault), b"", options=decision.fault_options)
 
 
 Answer = Reply | FaultResponse
 Handler = Callable[..., Awaitable[Answer]]
-
-
-def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    body = dumps(data)
-    raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    if headers:
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    return _new_tuple(Reply, (status, body, raw))  # type: ignore[no-any-return]
 
 
 # -- the endpoints ------------------------------------------------------------------------
@@ -118,86 +125,81 @@ async def create_generation(emulator: Emulator, call: Call) -> Answer:
         emulator.config.max_body_bytes,
     )  # fmt: skip
     try:
-        body, text = load_object(raw)
-    except InvalidRequest:
+        body, call.body = load_object(raw)
+    except InvalidRequest:  # answered after the scenario has had its say
         call.body = raw[:4096].decode("utf-8", "replace")
+        await _decide(emulator, call, "create", key)
         raise
-    call.json_body = text
-    runtime = _runtime(emulator, call, key)
-    decision = runtime.plain or runtime.decide(RuleRequest("create", key, call.headers, body))
-    if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
-        return early  # (a plain decision has nothing to apply: no coroutine for it)
-    validated = validate_create(body, emulator.catalogue, strict=runtime.scenario.strict)
+    call.json = True
+    decision = await _decide(emulator, call, "create", key, body=body)
+    runtime = _runtime(call)
+    request = validate_create(body, emulator.catalogue, strict=runtime.scenario.strict)
     task = emulator.create_task(
-        key, validated, effect=decision.task, runtime=runtime, base_url=call.base_url
+        key, request, effect=decision.task, runtime=runtime, base_url=call.base_url
     )
     call.task_id = task.id
-    status = runtime.status_words(emulator.status_words)[State.QUEUED]
-    return _answer(
-        decision,
-        {"code": 200, "message": "success", "data": {"task_id": task.id, "status": status}},
-    )
+    return _answer(decision, created(task.id, runtime.words))
 
 
 async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     key = call.key = emulator.authenticate(call.raw_headers.get(b"authorization"))
     call.task_id = task_id[:200]
-    task = emulator.find(key, task_id)
-    runtime = _runtime(emulator, call, key)
-    decision = runtime.plain or runtime.decide(
-        RuleRequest("task", key, call.headers, model=task.model)
-    )
-    if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
-        return early  # (a plain decision has nothing to apply: no coroutine for it)
-    view = emulator.tasks.poll(task, emulator.clock.now())
-    words = runtime.status_words(emulator.status_words)
-    data = emulator.task_body(task, view, call.base_url(), words)
-    return _answer(decision, {"code": 200, "message": "success", "data": data})
+    task = emulator.lookup(key, task_id)
+    decision = await _decide(emulator, call, "task", key, model=task and task.model)
+    if task is None:
+        raise task_not_found(task_id)
+    view = emulator.poll(task)
+    data = emulator.task_body(task, view, call.base_url(), _runtime(call).words)
+    return _answer(decision, success(data))
 
 
 async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
     call.task_id = task_id[:200]
-    index_text, _, ext = name.partition(".")
-    if ext != "png" or not index_text.isdigit() or len(index_text) > 3:
-        raise NotFound(
-            f"No image at this URL: expected /files/{{task_id}}/{{n}}.png, got {name[:80]!r}"
-        )
     task = emulator.tasks.get(task_id)
-    key = task.key if task is not None else None
-    runtime = _runtime(emulator, call, key)
-    model = task.model if task is not None else None
-    decision = runtime.plain or runtime.decide(RuleRequest("image", key, call.headers, model=model))
-    if decision is not runtime.plain and (early := await _apply(call, decision)) is not None:
-        return early  # (a plain decision has nothing to apply: no coroutine for it)
-    image = emulator.image(task_id, int(index_text))
+    owner, model = (task.key, task.model) if task is not None else (None, None)
+    decision = await _decide(emulator, call, "image", owner, model=model)
+    image = emulator.image(task_id, file_index(name))
     headers = [(b"etag", image.etag.encode()), (b"cache-control", b"public, max-age=3600")]
     if call.header(b"if-none-match") == image.etag:
-        return reply(304, b"", headers)
+        return Reply(304, b"", headers)
     if decision.fault is not None:
         return FaultResponse(decision.fault, image.body, options=decision.fault_options,
                              media_type="image/png")  # fmt: skip
     headers += [(b"content-type", b"image/png"), (b"content-length", b"%d" % len(image.body))]
     body = b"" if call.scope["method"] == "HEAD" else image.body
-    return reply(200, body, headers)
+    return Reply(200, body, headers)
 
 
-def _runtime(emulator: Emulator, call: Call, key: str | None) -> ScenarioRuntime:
-    name = call.raw_headers.get(SCENARIO_HEADER)
-    return emulator.runtime_for(key, name.decode("latin-1") if name else None)
-
-
-async def _apply(call: Call, decision: Decision) -> FaultResponse | None:
-    """Latency, then an injected HTTP error, before any work is done; a reset or a hang
-    happens before the request is processed (nothing is created)."""
-    if decision.rule is not None:
-        call.rule = decision.rule
+async def _decide(
+    emulator: Emulator,
+    call: Call,
+    endpoint: str,
+    key: str | None,
+    body: dict[str, Any] | None = None,
+    model: str | None = None,
+) -> Decision:
+    """What the scenario does to this request, applied: its latency is waited out, its error
+    raised, a fault that answers nothing raised as :class:`EarlyFault`. The decision is
+    returned for what is left (a task effect, a fault on the answer)."""
+    runtime = call.runtime = emulator.scenarios.for_request(
+        key, call.raw_headers.get(SCENARIO_HEADER)
+    )
+    if runtime.plain is not None:  # no rules, no latency: nothing to decide
+        return runtime.plain
+    decision = runtime.decide(Request(endpoint, key, call.headers, body, model))
+    call.rule = decision.rule
     if decision.latency_s > 0:
         await asyncio.sleep(decision.latency_s)
     if decision.error is not None:
         raise as_api_error(decision.error)
-    if decision.fault in ("reset", "hang"):
-        return FaultResponse(decision.fault, b"", options=decision.fault_options)
-    return None
+    if decision.fault in EARLY_FAULTS:
+        raise EarlyFault(decision)
+    return decision
+
+
+def _runtime(call: Call) -> ScenarioRuntime:
+    assert call.runtime is not None, "the scenario decides before the work is done"
+    return call.runtime
 
 
 def _answer(decision: Decision, data: Any) -> Answer:
@@ -251,7 +253,6 @@ class API:
         self, endpoint: Endpoint, params: tuple[str, ...], scope: Scope, receive: Receive,
         send: Send,
     ) -> None:  # fmt: skip
-        started = time.perf_counter()
         call = Call(scope, receive)
         status = 500  # what the journal records when no response starts (a reset, a hang)
         responded = False
@@ -259,52 +260,46 @@ class API:
         try:
             method = scope["method"]
             if method not in endpoint.methods:
-                raise MethodNotAllowed(
-                    f"Method {method} is not allowed on {scope['path'][:200]!r}. "
-                    f"Allowed: {endpoint.allow}",
-                    headers={"Allow": endpoint.allow},
-                )
+                raise method_not_allowed(method, scope["path"], endpoint.allow)
             answer = await endpoint.handler(self.emulator, call, *params)
             if type(answer) is Reply:
                 status, responded = answer.status, True
-                await _send(send, answer)
-            else:  # a scripted network fault: an ASGI app that misbehaves on the wire
-
-                async def send_fault(message: Message) -> None:
-                    nonlocal status, responded
-                    if message["type"] == "http.response.start":
-                        status, responded = message["status"], True
-                    await send(message)
-
-                await answer(scope, receive, send_fault)
+                await send_reply(send, answer)
+            else:
+                status = await _send_fault(answer, scope, receive, send, status)
         except APIError as exc:
             status, error = exc.status, exc.message
-            await _send(send, json_reply(exc.body(), exc.status, exc.headers))
+            await send_reply(send, exc.reply())
+        except EarlyFault as fault:
+            status = await _send_fault(fault.response, scope, receive, send, status)
         except ClientDisconnect:
             status = CLIENT_GONE
         except NetworkFault:  # in-process, a scripted reset raises into the caller
             raise
         except Exception as exc:
             self.emulator.record_server_error(exc)
-            error = server_error_message(exc)
+            bug = server_error(exc)
+            error = bug.message
             if not responded:
-                status = 500
-                await _send(send, json_reply(error_body(500, error, "server_error"), 500))
+                await send_reply(send, bug.reply())
             raise
         finally:
-            self.emulator.journal_request(  # positional: keywords cost more, every request
-                scope, status, started, call.key, call.body, call.json_body, error, call.task_id,
-                call.rule,
-            )  # fmt: skip
+            journal = self.emulator.journal
+            journal.append(call.entry(journal.next_seq(), status, error, self.emulator.clock.now()))
 
 
-async def _send(send: Send, reply: Reply) -> None:
-    await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
-    await send({"type": "http.response.body", "body": reply.body})
+async def _send_fault(
+    fault: FaultResponse, scope: Scope, receive: Receive, send: Send, status: int
+) -> int:
+    """Run a scripted network fault (an ASGI app that misbehaves on the wire); the status it
+    started a response with, else ``status``."""
+    started = status
 
+    async def watch(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = message["status"]
+        await send(message)
 
-def server_error_message(exc: BaseException) -> str:
-    return (
-        f"Internal emulator error ({type(exc).__name__}). This is a bug in the emulator; "
-        "the traceback is in the server log and in /_emulator/health."
-    )
+    await fault(scope, receive, watch)
+    return started

@@ -3,8 +3,6 @@ everything else, one journal and one error envelope for both."""
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,14 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, control, dashboard, openapi
 from .config import Config
-from .errors import APIError, error_body
+from .errors import APIError, AuthenticationError, method_not_allowed, server_error
 from .faults import NetworkFault
-from .http import json_response
 from .service import Emulator
+from .wire import CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX, send_reply
 
 __all__ = ["create_app"]
-
-CONTROL_PREFIX = "/_emulator/"
 
 
 class EmulatorApp(Starlette):
@@ -95,23 +91,12 @@ class ControlTokenMiddleware:
         if self.compare(given, self.token):
             await self.app(scope, receive, send)
             return
-        message = (
+        refusal = AuthenticationError(
             "Missing or wrong control token: /_emulator/ calls need the header "
-            "'Authorization: Bearer <token>' or 'X-Emulator-Token: <token>'"
+            "'Authorization: Bearer <token>' or 'X-Emulator-Token: <token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="aio-emulator control"'},
         )
-        body = json.dumps(error_body(401, message, "authentication_error")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="aio-emulator control"'),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_reply(send, refusal.reply())
 
 
 class JournalMiddleware:
@@ -121,12 +106,13 @@ class JournalMiddleware:
     def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
         self.app = app
         self.emulator = emulator
+        self.now = emulator.clock.now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        call = api.Call(scope, receive)
         status = 500
 
         async def send_wrapper(message: Message) -> None:
@@ -138,23 +124,26 @@ class JournalMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._record(scope, status, started)
-
-    def _record(self, scope: Scope, status: int, started: float) -> None:
-        state: dict[str, Any] = scope.get("state") or {}
-        self.emulator.journal_request(
-            scope, status, started, key=state.get("key"), error=state.get("error")
-        )
+            state: dict[str, Any] = scope.get("state") or {}
+            call.key = state.get("key")
+            journal = self.emulator.journal
+            entry = call.entry(journal.next_seq(), status, state.get("error"), self.now())
+            journal.append(entry)
 
 
-def _render(request: Request, status: int, message: str, type_: str, headers=None) -> Response:
-    request.state.error = message
-    return json_response(error_body(status, message, type_), status, headers=headers)
+def _render(request: Request, error: APIError, headers: Any = None) -> Response:
+    """``error`` as Starlette's answer (for what Starlette serves), noted for the journal."""
+    request.state.error = error.message
+    reply = error.reply()
+    response = Response(reply.body, reply.status, media_type="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return _render(request, exc.status, exc.message, exc.type, exc.headers)
+    return _render(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -162,23 +151,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error = APIError(
             f"Unknown path {request.method} {request.url.path[:200]!r}. The emulator serves "
-            "POST /api/v1/images/generations, GET /api/v1/tasks/{task_id} and /_emulator/.",
+            f"POST {CREATE_PATH}, GET {TASKS_PREFIX}{{task_id}} and {CONTROL_PREFIX}.",
             status=404,
         )
-    elif exc.status_code == 405:
+        return _render(request, error, exc.headers)
+    if exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
-        error = APIError(
-            f"Method {request.method} is not allowed on {request.url.path[:200]!r}. "
-            f"Allowed: {allowed}",
-            status=405,
-        )
-    else:
-        error = APIError(str(exc.detail), status=exc.status_code)
-    return _render(request, error.status, error.message, error.type, exc.headers)
+        return _render(request, method_not_allowed(request.method, request.url.path, allowed))
+    return _render(request, APIError(str(exc.detail), status=exc.status_code), exc.headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     emulator: Emulator = request.app.state.emulator
     if not isinstance(exc, NetworkFault):  # a scripted fault, not a bug
         emulator.record_server_error(exc)
-    return _render(request, 500, api.server_error_message(exc), "server_error")
+    return _render(request, server_error(exc))

@@ -49,6 +49,14 @@ class Ledger:
             self.accounts[key] = acct
         return acct
 
+    def peek(self, key: str) -> Account:
+        """The account of ``key`` as it stands, without opening one: a read never registers
+        a key (``--only-known-keys`` keeps refusing it)."""
+        acct = self.accounts.get(key)
+        if acct is None:
+            acct = Account(key, self.initial.get(key, self.default_credits))
+        return acct
+
     def knows(self, key: str) -> bool:
         return key in self.accounts or key in self.initial
 

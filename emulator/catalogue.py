@@ -160,10 +160,25 @@ class Catalogue:
             model = self.models[self.family_defaults[name]]
         return model
 
+    def field_values(self, name: str) -> frozenset[str]:
+        """Every value any model allows for the enum field ``name`` (empty: no such field)."""
+        return frozenset(
+            value
+            for model in self.models.values()
+            if (spec := model.fields.get(name)) is not None and spec.kind == "enum"
+            for value in spec.values
+        )
+
     def names(self) -> list[str]:
         """Every accepted ``model`` value: model ids, then family ids that are not also models."""
         extra = [f for f in self.family_defaults if f not in self.models]
         return [*self.models, *extra]
+
+    @staticmethod
+    @functools.cache
+    def default() -> Catalogue:
+        """The catalogue shipped with the package, loaded once."""
+        return Catalogue.load()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Catalogue:

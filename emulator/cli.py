@@ -346,6 +346,8 @@ def _validate(files: Sequence[str]) -> int:
             failed += 1
             print(exc, file=sys.stderr)
         else:
+            for warning in scenario.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
             print(f"{name}: ok ({scenario.name}, {len(scenario.rules)} rules)")
     return 1 if failed else 0
 

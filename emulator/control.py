@@ -9,15 +9,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import __version__
-from .clock import VirtualClock, iso
-from .errors import APIError, InvalidRequest
+from .clock import iso
+from .errors import InvalidRequest
 from .http import json_response, read_json_object
 from .scenarios import ScenarioError, library, loads
 from .service import Emulator
+from .wire import KEY_PREFIX, is_api_key
 
 __all__ = ["routes"]
 
 CONTROL_BODY_LIMIT = 64 * 1024
+#: tracebacks of emulator bugs shown by health, newest last
+SERVER_ERRORS_SHOWN = 10
 
 
 def _emulator(request: Request) -> Emulator:
@@ -35,6 +38,7 @@ async def health(request: Request) -> Response:
             "scenario": emulator.scenario.scenario.name,
             "tasks": len(emulator.tasks),
             "journal": len(emulator.journal),
+            "server_errors": emulator.server_errors[-SERVER_ERRORS_SHOWN:],
             "state": getattr(request.app.state, "saves", None),  # the state file's last saves
             "webhooks": emulator.webhooks.stats(),
         }
@@ -49,8 +53,10 @@ async def reset(request: Request) -> Response:
 async def key_account(request: Request) -> Response:
     emulator = _emulator(request)
     key = request.path_params["key"]
-    if not key.startswith("aio_"):
-        raise InvalidRequest(f"key: {key[:80]!r} is not an API key (keys start with 'aio_')")
+    if not is_api_key(key):
+        raise InvalidRequest(
+            f"key: {key[:80]!r} is not an API key (keys start with '{KEY_PREFIX}')"
+        )
     if request.method == "PUT":
         body = await read_json_object(request, CONTROL_BODY_LIMIT)
         credits = body.get("credits")
@@ -59,9 +65,8 @@ async def key_account(request: Request) -> Response:
                 f"credits: expected a non-negative integer, got {credits!r}. "
                 'Send {"credits": 100}.'
             )
-        emulator.ledger.set_balance(key, credits)
-    emulator.tasks.sweep(emulator.clock.now())
-    return json_response(emulator.ledger.account(key).as_dict())
+        return json_response(emulator.set_balance(key, credits).as_dict())
+    return json_response(emulator.account(key).as_dict())
 
 
 async def requests(request: Request) -> Response:
@@ -86,20 +91,15 @@ async def clock(request: Request) -> Response:
 
 async def advance_clock(request: Request) -> Response:
     emulator = _emulator(request)
-    if not isinstance(emulator.clock, VirtualClock):
-        raise APIError(
-            "The clock is real and cannot be advanced. Start the emulator with --clock virtual.",
-            status=409,
-            type="invalid_request_error",
-        )
+    if emulator.clock.mode != "virtual":
+        emulator.advance(0)  # (409, saying how to start it with a virtual clock)
     body = await read_json_object(request, CONTROL_BODY_LIMIT)
     seconds = body.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e9:
         raise InvalidRequest(
             f'seconds: expected a number from 0 to 1e9, got {seconds!r}. Send {{"seconds": 30}}.'
         )
-    emulator.clock.advance(float(seconds))
-    emulator.tasks.sweep(emulator.clock.now())
+    emulator.advance(float(seconds))
     return json_response(_clock(emulator))
 
 
@@ -137,8 +137,9 @@ def _scenario(emulator: Emulator) -> dict[str, Any]:
         "source": current.source,
         "seed": emulator.scenario.seed,
         "rules": [rule.label for rule in current.rules],
-        "reload_error": emulator.scenario_error,
-        "key_scenarios": {k: r.scenario.name for k, r in emulator.key_scenarios.items()},
+        "warnings": list(current.warnings),
+        "reload_error": emulator.scenarios.reload_error,
+        "key_scenarios": {k: r.scenario.name for k, r in emulator.scenarios.by_key.items()},
         "library": sorted(library()),
     }
 

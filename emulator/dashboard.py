@@ -9,7 +9,6 @@ the dashboard costs nothing (control paths are not journaled, so polls do not sh
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,8 +20,11 @@ from starlette.routing import Route
 from .clock import iso
 from .errors import NotFound
 from .http import json_response
+from .journal import Entry
+from .media import file_index
 from .service import Emulator
 from .tasks import State, Task, observe
+from .wire import DEFAULT_FAILURE, StatusWords
 
 __all__ = ["routes"]
 
@@ -98,8 +100,8 @@ async def feed(request: Request) -> Response:
     first = params.get("first", "")
     key = params.get("key") or None
     watch = [i for i in params.get("watch", "").split(",") if i][:WATCH_LIMIT]
+    emulator.settle()
     now = emulator.clock.now()
-    emulator.tasks.sweep(now)
 
     journal = emulator.journal
     oldest = journal.oldest_seq
@@ -108,11 +110,11 @@ async def feed(request: Request) -> Response:
     not_full = len(journal) < journal.maxlen
     restarted = not_full and first != "" and first != str(oldest or "")
     missed = oldest is not None and oldest > since + 1
-    fresh: list[dict[str, Any]] = []
+    fresh: list[Entry] = []
     full = since < 0 or restarted or missed
     if not full:
         for entry in journal.newest():
-            if entry["seq"] <= since:
+            if entry.seq <= since:
                 break
             fresh.append(entry)
             if len(fresh) > FEED_LIMIT:
@@ -120,13 +122,13 @@ async def feed(request: Request) -> Response:
                 break
     if full:
         fresh = _newest(journal.newest(), key, FEED_LIMIT)
-        tasks = _newest(reversed(list(emulator.tasks)), key, FEED_LIMIT)
+        tasks = _newest(reversed(emulator.tasks.all()), key, FEED_LIMIT)
         gone: list[str] = []
         fresh.reverse()  # oldest first
     else:
-        fresh = [e for e in reversed(fresh) if key is None or e.get("key") == key]  # oldest first
-        ids = dict.fromkeys([*(e["task_id"] for e in fresh if e.get("task_id")), *watch])
-        found = [(i, emulator.tasks.get(i)) for i in ids]
+        fresh = [e for e in reversed(fresh) if key is None or e.key == key]  # oldest first
+        ids = dict.fromkeys([*(e.task_id for e in fresh if e.task_id), *watch])
+        found = [(i, emulator.tasks.peek(i)) for i in ids]
         tasks = [t for _, t in found if t is not None and (key is None or t.key == key)]
         gone = [i for i, t in found if t is None and i in watch]
     return json_response(
@@ -139,7 +141,7 @@ async def feed(request: Request) -> Response:
             "gone": gone,
             "clock": {"mode": emulator.clock.mode, "now": iso(now), "epoch": now},
             "scenario": emulator.scenario.scenario.name,
-            "scenario_error": emulator.scenario_error,
+            "scenario_error": emulator.scenarios.reload_error,
             "counts": {"tasks": len(emulator.tasks), "requests": len(journal)},
         }
     )
@@ -149,11 +151,8 @@ async def image(request: Request) -> Response:
     """A finished task's image for the page: the same PNG as ``/files/{id}/{n}.png``, but not
     journaled and past the scenario's rules, so looking at it changes nothing (no rule counter
     moves, no latency, no entry in what the app under test sent)."""
-    name = request.path_params["name"]
-    index, _, ext = name.partition(".")
-    if ext != "png" or not index.isdigit() or len(index) > 3:
-        raise NotFound(f"No image at this URL: expected {{n}}.png, got {name[:80]!r}")
-    rendered = _emulator(request).image(request.path_params["task_id"], int(index))
+    index = file_index(request.path_params["name"])
+    rendered = _emulator(request).image(request.path_params["task_id"], index)
     headers = {"etag": rendered.etag, "cache-control": "private, max-age=3600"}
     if request.headers.get("if-none-match") == rendered.etag:
         return Response(status_code=304, headers=headers)
@@ -172,7 +171,7 @@ async def request_detail(request: Request) -> Response:
 def _newest(items: Any, key: str | None, limit: int) -> list[Any]:
     out: list[Any] = []
     for item in items:
-        owner = item.key if isinstance(item, Task) else item.get("key")
+        owner = item.key
         if key is None or owner == key:
             out.append(item)
             if len(out) >= limit:
@@ -180,24 +179,22 @@ def _newest(items: Any, key: str | None, limit: int) -> list[Any]:
     return out
 
 
-def _request_row(entry: dict[str, Any], body: bool = False) -> dict[str, Any]:
-    row = {
-        "seq": entry["seq"],
-        "method": entry["method"],
-        "path": entry["path"],
-        "query": entry.get("query", ""),
-        "key": entry.get("key"),
-        "status": entry["status"],
-        "latency_ms": entry.get("latency_ms"),
-        "rule": entry.get("rule"),
-        "error": entry.get("error"),
-        "task_id": entry.get("task_id"),
-        "time": entry.get("time"),
+def _request_row(entry: Entry, body: bool = False) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "seq": entry.seq,
+        "method": entry.method,
+        "path": entry.path,
+        "query": entry.query,
+        "key": entry.key,
+        "status": entry.status,
+        "latency_ms": round(entry.latency_s * 1000, 3),
+        "rule": entry.rule,
+        "error": entry.error,
+        "task_id": entry.task_id,
+        "time": iso(entry.at),
     }
     if body:
-        value = entry.get("body")
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
+        value = entry.as_dict()["body"]
         if isinstance(value, str) and len(value) > BODY_CHARS:
             value = value[:BODY_CHARS] + "…"
         row["body"] = value
@@ -205,15 +202,11 @@ def _request_row(entry: dict[str, Any], body: bool = False) -> dict[str, Any]:
 
 
 def _task_rows(emulator: Emulator, tasks: list[Task], now: float) -> list[dict[str, Any]]:
-    words: dict[str, Mapping[State, str]] = {}  # status words per key (scenarios may differ)
-    for task in tasks:
-        if task.key not in words:
-            runtime = emulator.key_scenarios.get(task.key, emulator.scenario)
-            words[task.key] = runtime.status_words(emulator.status_words)
-    return [_task_row(task, now, words[task.key]) for task in tasks]
+    scenarios = emulator.scenarios  # status words per key: scenarios may differ
+    return [_task_row(task, now, scenarios.for_key(task.key).words) for task in tasks]
 
 
-def _task_row(task: Task, now: float, words: Mapping[State, str]) -> dict[str, Any]:
+def _task_row(task: Task, now: float, words: StatusWords) -> dict[str, Any]:
     view = observe(task, now)
     done = view.state is State.SUCCEEDED
     return {
@@ -231,7 +224,7 @@ def _task_row(task: Task, now: float, words: Mapping[State, str]) -> dict[str, A
         "elapsed_s": round(max(0.0, view.updated_at - task.created_at), 3),
         "credits": task.credits,
         "credits_consumed": task.credits if done else 0,
-        "error": (view.error or "Image generation failed") if view.state is State.FAILED else None,
+        "error": (view.error or DEFAULT_FAILURE) if view.state is State.FAILED else None,
         "polls": task.polls,
         "images": [f"{IMAGES}/{task.id}/{i}.png" for i in range(task.images)] if done else [],
     }

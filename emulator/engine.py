@@ -1,7 +1,12 @@
 """The scenario engine: decides, for one request, which rule applies and what it does.
 
-Keeps the per-scenario run-time state: the seeded generator, how many calls each rule has
-matched, and the token buckets of rate limits (which refill in real time, like latency).
+Each rule of a scenario is compiled, when the scenario is put in use, into a
+:class:`CompiledRule` that owns its predicates, its call count and its token buckets (as
+respx's routes own their patterns and call statistics). A :class:`ScenarioRuntime` is one
+scenario in use: its compiled rules, its seeded generator and its status words.
+
+Rate-limit buckets refill by the emulator's clock: under a virtual clock, advancing it by a
+``Retry-After`` refills exactly what that much time refills, however fast the machine runs.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import APIError
-from .scenarios import Distribution, ErrorEffect, Rule, Scenario, TaskEffect
+from .scenarios import Distribution, ErrorEffect, Match, RateLimit, Rule, Scenario, TaskEffect
 from .tasks import State, TaskScript
+from .wire import DEFAULT_FAILURE, StatusWords, status_words
 
-__all__ = ["Decision", "Request", "ScenarioRuntime"]
+__all__ = ["CompiledRule", "Decision", "Request", "ScenarioRuntime", "as_api_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,8 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What the scenario does to one request."""
+
     rule: str | None = None
     latency_s: float = 0.0
     error: ErrorEffect | None = None
@@ -41,51 +49,160 @@ class Decision:
     task: TaskEffect | None = None
 
 
+Predicate = Callable[[Request], bool]
+ModelResolver = Callable[[str], "str | None"]
+
+
+class CompiledRule:
+    """One rule, ready to match: its predicates (the conditions of its ``match``), how many
+    requests have met them, and, for a rate limit, a token bucket per API key."""
+
+    def __init__(self, rule: Rule, resolve_model: ModelResolver) -> None:
+        self.rule = rule
+        self.label = rule.label
+        match = rule.match
+        self.endpoint = None if match.endpoint == "any" else match.endpoint
+        self.predicates: tuple[Predicate, ...] = tuple(_predicates(match, resolve_model))
+        self.nth = match.nth
+        self.every = match.every
+        self.probability = match.probability
+        self.limit: RateLimit | None = rule.rate_limit
+        self.calls = 0
+        #: key -> (tokens, when last refilled)
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.buckets.clear()
+
+    def matches(self, request: Request, rng: random.Random) -> bool:
+        """Whether the rule applies. A request that meets every condition counts as a call of
+        the rule (for ``nth`` and ``every``) whether or not those then let it through."""
+        if self.endpoint is not None and self.endpoint != request.endpoint:
+            return False
+        if not all(predicate(request) for predicate in self.predicates):
+            return False
+        self.calls += 1
+        if self.nth is not None and self.calls not in self.nth:
+            return False
+        if self.every is not None and self.calls % self.every != 0:
+            return False
+        return self.probability is None or rng.random() < self.probability
+
+    def take_token(self, key: str, now: float) -> ErrorEffect | None:
+        """Spend one token of ``key``'s bucket; the rule's error (429) when it is empty."""
+        limit = self.limit
+        assert limit is not None
+        tokens, last = self.buckets.get(key, (float(limit.capacity), now))
+        tokens = min(float(limit.capacity), tokens + max(0.0, now - last) * limit.per_second)
+        if tokens >= 1.0:
+            self.buckets[key] = (tokens - 1.0, now)
+            return None
+        self.buckets[key] = (tokens, now)
+        wait = math.ceil((1.0 - tokens) / limit.per_second)
+        return self.rule.error or ErrorEffect(
+            429,
+            "rate_limit_exceeded",
+            f"Rate limit exceeded: {limit.capacity} requests, refilled at {limit.per_second}/s. "
+            f"Retry after {wait} s.",
+            {"Retry-After": str(wait)},
+        )
+
+
+def _predicates(m: Match, resolve_model: ModelResolver) -> list[Predicate]:
+    """One check per condition of ``m`` (beyond the endpoint and the counters)."""
+    checks: list[Predicate] = []
+    if m.keys is not None:
+        keys = m.keys
+        checks.append(lambda r: r.key in keys)
+    if m.header is not None:
+        name, wanted = m.header
+        checks.append(lambda r: (v := r.headers.get(name)) is not None and wanted in (None, v))
+    if m.models is not None:
+        models = m.models
+
+        def model_matches(r: Request) -> bool:
+            named = r.body.get("model") if r.body is not None else None
+            model = r.model
+            if model is None and isinstance(named, str):
+                model = resolve_model(named) or named
+            return model in models or named in models
+
+        checks.append(model_matches)
+    if m.prompt_contains:
+        needles = m.prompt_contains
+        checks.append(lambda r: any(n in _prompt(r).lower() for n in needles))
+    if m.prompt_regex is not None:
+        search = m.prompt_regex.search
+        checks.append(lambda r: search(_prompt(r)[:5000]) is not None)
+    for field, allowed in (("size", m.sizes), ("aspect_ratio", m.aspect_ratios),
+                           ("quality", m.qualities)):  # fmt: skip
+        if allowed is not None:
+            checks.append(_body_field_in(field, allowed))
+    if m.prompt_contains or m.prompt_regex is not None:  # a request with no prompt never matches
+        checks.insert(0, lambda r: isinstance(_body(r).get("prompt"), str))
+    return checks
+
+
+def _body(r: Request) -> Mapping[str, Any]:
+    return r.body if r.body is not None else {}
+
+
+def _prompt(r: Request) -> str:
+    return str(_body(r).get("prompt", ""))
+
+
+def _body_field_in(name: str, allowed: frozenset[str]) -> Predicate:
+    return lambda r: _body(r).get(name) in allowed
+
+
 class ScenarioRuntime:
-    """One scenario in use, with its counters; ``reset()`` forgets them."""
+    """One scenario in use: its compiled rules with their counters and buckets, its seeded
+    generator and its status words; ``reset()`` forgets the counters."""
 
     def __init__(
         self,
         scenario: Scenario,
         seed: int,
-        resolve_model: Callable[[str], str | None] = lambda name: name,
-        monotonic: Callable[[], float] = time.monotonic,
+        resolve_model: ModelResolver = lambda name: name,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else seed
-        self.resolve_model = resolve_model
-        self.monotonic = monotonic
-        self.reset()
+        self.clock = clock
+        self.rules = [CompiledRule(rule, resolve_model) for rule in scenario.rules]
+        #: ``data.status`` per state under this scenario
+        self.words: StatusWords = status_words(scenario.status_words)
+        #: the decision for every request when the scenario has no rules and no latency, so
+        #: callers can skip building a rule request (None: call :meth:`decide`)
+        plain = not scenario.rules and scenario.latency is None
+        self.plain: Decision | None = Decision(task=scenario.task) if plain else None
+        self.rng = random.Random(self.seed)
 
     def reset(self) -> None:
         self.rng = random.Random(self.seed)
-        scenario = self.scenario
-        #: the decision for every request when the scenario has no rules and no latency, so
-        #: the hot path can skip building a rule request (None: call :meth:`decide`)
-        plain = not scenario.rules and scenario.latency is None
-        self.plain: Decision | None = Decision(task=scenario.task) if plain else None
-        self.counts = [0] * len(self.scenario.rules)
-        self.buckets: dict[tuple[int, str], tuple[float, float]] = {}
+        for rule in self.rules:
+            rule.reset()
 
     def decide(self, request: Request) -> Decision:
         """First matching rule wins; a rate limit with tokens left lets later rules decide."""
         scenario = self.scenario
-        for index, rule in enumerate(scenario.rules):
-            if not self._matches(index, rule, request):
+        for rule in self.rules:
+            if not rule.matches(request, self.rng):
                 continue
-            if rule.rate_limit is not None:
-                limited = self._take_token(index, rule, request.key or "")
+            if rule.limit is not None:
+                limited = rule.take_token(request.key or "", self.clock())
                 if limited is None:
                     continue
                 return Decision(rule=rule.label, error=limited)
-            latency = rule.latency or scenario.latency
+            spec = rule.rule
             return Decision(
                 rule=rule.label,
-                latency_s=self._sample(latency),
-                error=rule.error,
-                fault=rule.fault,
-                fault_options=rule.fault_options,
-                task=rule.task or scenario.task,
+                latency_s=self._sample(spec.latency or scenario.latency),
+                error=spec.error,
+                fault=spec.fault,
+                fault_options=spec.fault_options,
+                task=spec.task or scenario.task,
             )
         return Decision(latency_s=self._sample(scenario.latency), task=scenario.task)
 
@@ -98,75 +215,10 @@ class ScenarioRuntime:
             queued_s=self._duration(effect.queued, default.queued_s),
             running_s=self._duration(effect.running, default.running_s),
             outcome=State.FAILED if effect.outcome == "fail" else State.SUCCEEDED,
-            error=(effect.error or "Image generation failed") if failed else None,
+            error=(effect.error or DEFAULT_FAILURE) if failed else None,
             forever=effect.forever,
             fail_at_poll=effect.fail_at_poll,
             progress_steps=effect.progress_steps,
-        )
-
-    def status_words(self, base: Mapping[State, str]) -> Mapping[State, str]:
-        words = self.scenario.status_words
-        if not words:
-            return base
-        return {state: words.get(state.value, base[state]) for state in State}
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _matches(self, index: int, rule: Rule, r: Request) -> bool:
-        m = rule.match
-        if m.endpoint != "any" and m.endpoint != r.endpoint:
-            return False
-        if m.keys is not None and r.key not in m.keys:
-            return False
-        if m.header is not None:
-            value = r.headers.get(m.header[0])
-            if value is None or (m.header[1] is not None and value != m.header[1]):
-                return False
-        if m.models is not None:
-            model = r.model
-            if model is None and r.body is not None and isinstance(r.body.get("model"), str):
-                model = self.resolve_model(r.body["model"]) or r.body["model"]
-            if model not in m.models and (r.body or {}).get("model") not in m.models:
-                return False
-        body = r.body or {}
-        if m.prompt_contains or m.prompt_regex is not None:
-            prompt = body.get("prompt")
-            if not isinstance(prompt, str):
-                return False
-            if m.prompt_contains and not any(p in prompt.lower() for p in m.prompt_contains):
-                return False
-            if m.prompt_regex is not None and not m.prompt_regex.search(prompt[:5000]):
-                return False
-        for attr, field in (("sizes", "size"), ("aspect_ratios", "aspect_ratio"),
-                            ("qualities", "quality")):  # fmt: skip
-            allowed = getattr(m, attr)
-            if allowed is not None and body.get(field) not in allowed:
-                return False
-        self.counts[index] += 1
-        n = self.counts[index]
-        if m.nth is not None and n not in m.nth:
-            return False
-        if m.every is not None and n % m.every != 0:
-            return False
-        return m.probability is None or self.rng.random() < m.probability
-
-    def _take_token(self, index: int, rule: Rule, key: str) -> ErrorEffect | None:
-        limit = rule.rate_limit
-        assert limit is not None
-        now = self.monotonic()
-        tokens, last = self.buckets.get((index, key), (float(limit.capacity), now))
-        tokens = min(float(limit.capacity), tokens + (now - last) * limit.per_second)
-        if tokens >= 1.0:
-            self.buckets[(index, key)] = (tokens - 1.0, now)
-            return None
-        self.buckets[(index, key)] = (tokens, now)
-        wait = math.ceil((1.0 - tokens) / limit.per_second)
-        return rule.error or ErrorEffect(
-            429,
-            "rate_limit_exceeded",
-            f"Rate limit exceeded: {limit.capacity} requests, refilled at {limit.per_second}/s. "
-            f"Retry after {wait} s.",
-            {"Retry-After": str(wait)},
         )
 
     def _sample(self, dist: Distribution | None) -> float:

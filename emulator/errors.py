@@ -1,10 +1,15 @@
 """The one error family of the emulator, rendered in the real API's envelope.
 
 Every failure the emulator answers, whatever raised it, becomes
-``{"error": {"code": <http status>, "message": ..., "type": ...}}``.
+``{"error": {"code": <http status>, "message": ..., "type": ...}}``: an :class:`APIError`
+renders itself (:meth:`APIError.reply`), and every path that answers an error uses that.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .wire import ERROR_TYPES, Reply, error_body, error_type, json_reply
 
 __all__ = [
     "ERROR_TYPES",
@@ -20,21 +25,10 @@ __all__ = [
     "ServiceUnavailable",
     "UnsupportedMediaType",
     "error_body",
+    "method_not_allowed",
+    "server_error",
+    "task_not_found",
 ]
-
-#: HTTP status -> error ``type`` on the wire ([choice] in the contract; a scenario may override).
-ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "insufficient_credits",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limit_exceeded",
-    500: "server_error",
-    503: "service_unavailable",
-}
 
 
 class APIError(Exception):
@@ -48,22 +42,22 @@ class APIError(Exception):
         *,
         status: int | None = None,
         type: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
-        self.type = type or ERROR_TYPES.get(self.status, "server_error")
-        self.headers = headers or {}
+        self.type = type or error_type(self.status)
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, dict[str, object]]:
+        """The error envelope."""
         return error_body(self.status, self.message, self.type)
 
-
-def error_body(status: int, message: str, type: str) -> dict[str, dict[str, object]]:
-    """The wire envelope of an error."""
-    return {"error": {"code": status, "message": message, "type": type}}
+    def reply(self) -> Reply:
+        """The whole answer: status, the envelope as JSON, and the error's headers."""
+        return json_reply(self.body(), self.status, self.headers)
 
 
 class InvalidRequest(APIError):
@@ -104,3 +98,25 @@ class ServerError(APIError):
 
 class ServiceUnavailable(APIError):
     status = 503
+
+
+def method_not_allowed(method: str, path: str, allow: str) -> MethodNotAllowed:
+    """405 for ``method`` on ``path``, naming the methods it allows (also in ``Allow``)."""
+    return MethodNotAllowed(
+        f"Method {method} is not allowed on {path[:200]!r}. Allowed: {allow}",
+        headers={"Allow": allow},
+    )
+
+
+def task_not_found(task_id: str) -> NotFound:
+    """404 for a task that is unknown, forgotten, or another key's (indistinguishable)."""
+    shown = task_id if len(task_id) <= 80 and task_id.isprintable() else repr(task_id[:80])
+    return NotFound(f"Task not found: {shown}")
+
+
+def server_error(exc: BaseException) -> ServerError:
+    """500 for a bug in the emulator (``exc``), pointing to where its traceback went."""
+    return ServerError(
+        f"Internal emulator error ({type(exc).__name__}). This is a bug in the emulator; "
+        "the traceback is in the server log and in GET /_emulator/health (server_errors)."
+    )

@@ -23,7 +23,7 @@ async def housekeeping(emulator: Any, *, collect_garbage: bool = False) -> None:
     step = 0
     while True:
         await asyncio.sleep(HOUSEKEEPING_S)
-        while emulator.tasks.sweep(emulator.clock.now(), HOUSEKEEPING_BATCH):
+        while emulator.tasks.settle(limit=HOUSEKEEPING_BATCH):
             await asyncio.sleep(0)
         if collect_garbage:
             step += 1

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive
 
 from .errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from .wire import dumps
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -31,23 +32,8 @@ MAX_JSON_DEPTH = 32
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A Starlette response of ``data`` as the real API writes JSON."""
     return Response(dumps(data), status, headers=headers, media_type="application/json")
-
-
-def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON, as the real API writes it.
-
-    orjson, falling back to the standard library for what orjson refuses: integers past 64
-    bits and non-string keys (as text), lone surrogates from a client's JSON (as ``\ud800``
-    escapes, since they have no UTF-8 form).
-    """
-    try:
-        return orjson.dumps(data)
-    except TypeError:
-        try:
-            return _ENCODE(data).encode()
-        except UnicodeEncodeError:
-            return _ENCODE_ASCII(data).encode()
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
@@ -205,8 +191,6 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _too_large(limit: int) -> str:

@@ -147,7 +147,8 @@ class ImageCache:
 
     def discard(self, task_id: str) -> None:
         """Drop every cached image of `task_id` (called when the task expires)."""
-        for index in list(self._by_task.get(task_id, ())):
+        indexes = self._by_task.get(task_id)
+        for index in list(indexes) if indexes is not None else ():
             self._remove((task_id, index))
 
     def clear(self) -> None:

@@ -19,9 +19,9 @@ from starlette.routing import Route
 
 from . import __version__
 from .catalogue import Catalogue, Field, Model
-from .errors import ERROR_TYPES
 from .tasks import State
 from .validation import MAX_URL_LENGTH, URL_PATTERN
+from .wire import CREATE_PATH, DEFAULT_STATUS_WORDS, ERROR_TYPES, FILES_PREFIX, TASKS_PREFIX
 
 __all__ = [
     "DEFAULT_STATUS_WORDS_DOC",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The documented default words of ``data.status`` (a scenario may change them).
-DEFAULT_STATUS_WORDS_DOC = ("IN_PROGRESS", "completed", "failed")
+DEFAULT_STATUS_WORDS_DOC = tuple(dict.fromkeys(DEFAULT_STATUS_WORDS.values()))
 
 STATES = tuple(state.value for state in State)
 _REF = "#/components/schemas/"
@@ -323,7 +323,7 @@ def _paths() -> dict[str, Any]:
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
     return {
-        "/api/v1/images/generations": {
+        CREATE_PATH: {
             "post": _op(
                 "Create an image generation task",
                 {
@@ -347,7 +347,7 @@ def _paths() -> dict[str, Any]:
                 },
             )
         },
-        "/api/v1/tasks/{task_id}": {
+        TASKS_PREFIX + "{task_id}": {
             "get": _op(
                 "Poll a generation task",
                 {
@@ -371,7 +371,7 @@ def _paths() -> dict[str, Any]:
                 parameters=[task_param],
             )
         },
-        "/files/{task_id}/{name}": {
+        FILES_PREFIX + "{task_id}/{name}": {
             "get": _op(
                 "Download image n of a completed task ({n}.png); public, no key",
                 {

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from .errors import APIError, ServiceUnavailable
-from .http import dumps
 
 __all__ = [
     "BODY_TIMEOUT_S",
@@ -42,14 +41,13 @@ _REASONS = {431: b"Request Header Fields Too Large", 503: b"Service Unavailable"
 
 
 def _closing_response(error: APIError) -> bytes:
-    """``error`` as a complete HTTP/1.1 response that closes the connection."""
-    body = dumps(error.body())
+    """``error`` (its status, envelope and headers, as the error renders them) as a complete
+    HTTP/1.1 response that closes the connection."""
+    status, body, headers = error.reply()
     head = [
-        b"HTTP/1.1 %d %s" % (error.status, _REASONS[error.status]),
-        b"content-type: application/json",
-        b"content-length: %d" % len(body),
+        b"HTTP/1.1 %d %s" % (status, _REASONS[status]),
+        *(b"%s: %s" % pair for pair in headers),
         b"connection: close",
-        *(f"{k.lower()}: {v}".encode("latin-1") for k, v in error.headers.items()),
     ]
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 

@@ -27,8 +27,9 @@ from typing import Any
 
 import yaml
 
+from .errors import APIError
 from .scenarios import loads
-from .service import DEFAULT_STATUS_WORDS
+from .wire import CREATE_PATH, DEFAULT_FAILURE, DEFAULT_STATUS_WORDS, TASKS_PREFIX, dumps
 
 __all__ = ["RecordingProxy", "build_scenario", "load_exchanges", "main"]
 
@@ -39,8 +40,7 @@ HOP_HEADERS = {
     "proxy-connection", "host", "content-length", "accept-encoding",
 }  # fmt: skip
 MAX_STORED_BINARY = 64 * 1024
-CREATE_PATH = "/api/v1/images/generations"
-TASK_PATH = re.compile(r"^/api/v1/tasks/([^/]+)$")
+TASK_PATH = re.compile("^" + re.escape(TASKS_PREFIX) + "([^/]+)$")
 
 
 def _now_iso(epoch: float) -> str:
@@ -133,8 +133,8 @@ class RecordingProxy:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             message = f"aio-emulator record: upstream {self.upstream} unreachable: {reason}"
-            error = {"error": {"code": 502, "message": message, "type": "server_error"}}
-            return 502, {"content-type": "application/json"}, json.dumps(error).encode()
+            error = APIError(message, status=502)
+            return 502, {"content-type": "application/json"}, dumps(error.body())
 
     @staticmethod
     def _keep(headers: Any) -> dict[str, str]:
@@ -328,7 +328,7 @@ def _scenario(
                         "queued": 0,
                         "running": running,
                         "outcome": "fail",
-                        "error": reason[0][0] or "Image generation failed",
+                        "error": reason[0][0] or DEFAULT_FAILURE,
                     },
                 }
             )

@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from .billing import Account
 from .clock import VirtualClock
-from .http import dumps
-from .scenarios import IMAGE_MODES, ImageEffect, WebhookEffect
+from .scenarios import ImageEffect, WebhookEffect
+from .scenarios.model import IMAGE_MODES
 from .tasks import State, Task, TaskScript, WebhookTarget
+from .wire import dumps
 
 if TYPE_CHECKING:
     from .catalogue import Catalogue
@@ -293,23 +294,23 @@ def _task(raw: Any, where: str, catalogue: Catalogue) -> Task:
             progress if progress <= 100 else _bad(f"{where}.forced.progress", "0 to 100", progress),
         )
     return Task(
-        _str(_need(d, "id", where), f"{where}.id"),
-        _key(_need(d, "key", where), f"{where}.key"),
-        model,
-        _params(_need(d, "params", where), f"{where}.params"),
-        _number(_need(d, "created_at", where), f"{where}.created_at"),
-        script,
-        _int(_need(d, "seed", where), f"{where}.seed"),
-        _int(_need(d, "width", where), f"{where}.width", low=1),
-        _int(_need(d, "height", where), f"{where}.height", low=1),
-        _int(_need(d, "images", where), f"{where}.images", low=1),
-        _int(_need(d, "credits", where), f"{where}.credits"),
-        _str(d.get("prompt", ""), f"{where}.prompt"),
-        _int(d.get("polls", 0), f"{where}.polls"),
-        _number(d.get("finished_at"), f"{where}.finished_at", none=True),
-        forced,
-        _image(d.get("image"), f"{where}.image"),
-        _webhook(d.get("webhook"), f"{where}.webhook"),
+        id=_str(_need(d, "id", where), f"{where}.id"),
+        key=_key(_need(d, "key", where), f"{where}.key"),
+        model=model,
+        params=_params(_need(d, "params", where), f"{where}.params"),
+        created_at=_number(_need(d, "created_at", where), f"{where}.created_at"),
+        script=script,
+        seed=_int(_need(d, "seed", where), f"{where}.seed"),
+        width=_int(_need(d, "width", where), f"{where}.width", low=1),
+        height=_int(_need(d, "height", where), f"{where}.height", low=1),
+        images=_int(_need(d, "images", where), f"{where}.images", low=1),
+        credits=_int(_need(d, "credits", where), f"{where}.credits"),
+        prompt=_str(d.get("prompt", ""), f"{where}.prompt"),
+        polls=_int(d.get("polls", 0), f"{where}.polls"),
+        finished_at=_number(d.get("finished_at"), f"{where}.finished_at", none=True),
+        forced=forced,
+        image=_image(d.get("image"), f"{where}.image"),
+        webhook=_webhook(d.get("webhook"), f"{where}.webhook"),
     )
 
 
@@ -406,7 +407,7 @@ _ENTRY_FIELDS: dict[str, tuple[type, ...]] = {
     "method": (str,), "path": (str,), "query": (str,), "key": (str, type(None)),
     "status": (int, type(None)), "error": (str, type(None)), "task_id": (str, type(None)),
     "rule": (str, type(None)), "time": (str,), "at": (int, float), "wall": (int, float),
-    "latency_ms": (int, float, type(None)), "kind": (str,), "attempt": (int,),
+    "latency_ms": (int, float, type(None)), "kind": (str,), "attempt": (int, type(None)),
     "duplicate": (bool,), "_json": (bool,),
 }  # fmt: skip
 

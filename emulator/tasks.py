@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import heapq
 import operator
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .scenarios import ImageEffect, WebhookEffect
+if TYPE_CHECKING:  # (annotations only: scenarios imports the wire format, which imports this)
+    from .scenarios import ImageEffect, WebhookEffect
 
 __all__ = [
     "DEFAULT_MAX_TASKS",
     "DEFAULT_TASK_TTL_S",
+    "EndlessTasks",
     "State",
     "Task",
     "TaskScript",
@@ -31,8 +34,19 @@ __all__ = [
 
 DEFAULT_TASK_TTL_S = 3600.0
 DEFAULT_MAX_TASKS = 10_000
-#: most tasks settled or forgotten per request on the hot path (see TaskStore.sweep)
+#: most tasks settled or forgotten per request on the hot path (see TaskStore.settle)
 HOT_SWEEP = 64
+
+
+class EndlessTasks(ValueError):
+    """Tasks that never finish on their own (a scenario made them run for ever)."""
+
+    def __init__(self, task_ids: list[str]) -> None:
+        super().__init__(
+            f"{len(task_ids)} task(s) never finish on their own in this scenario: "
+            f"{', '.join(task_ids)}"
+        )
+        self.task_ids = task_ids
 
 
 class State(StrEnum):
@@ -161,18 +175,20 @@ class TaskStore:
     """Tasks by id, with the bookkeeping to settle them when they end and to forget them later.
 
     ``on_finish(task, state)`` is called exactly once per task, when the store first learns it
-    has ended (on a sweep or a poll); ``on_drop(task)`` when a task is forgotten. Ended tasks
-    are settled in the order they ended (creation order for equal end times).
+    has ended (when it settles, or on a poll); ``on_drop(task)`` when a task is forgotten.
+    Ended tasks are settled in the order they ended (creation order for equal end times).
     """
 
     def __init__(
         self,
         *,
+        clock: Callable[[], float] = time.time,
         ttl_s: float = DEFAULT_TASK_TTL_S,
         max_tasks: int = DEFAULT_MAX_TASKS,
         on_finish: Callable[[Task, State], None] = lambda t, s: None,
         on_drop: Callable[[Task], None] = lambda t: None,
     ) -> None:
+        self.clock = clock
         self.ttl_s = ttl_s
         self.max_tasks = max_tasks
         self.on_finish = on_finish
@@ -190,9 +206,22 @@ class TaskStore:
         return task_id in self._tasks
 
     def __iter__(self) -> Iterator[Task]:
+        """Every task as stored, oldest first (settling nothing: see :meth:`all`)."""
         return iter(self._tasks.values())
 
+    def all(self) -> list[Task]:
+        """Every task, oldest first, once everything that has ended is settled."""
+        self.settle()
+        return list(self._tasks.values())
+
     def get(self, task_id: str) -> Task | None:
+        """The task ``task_id`` (None: unknown or forgotten), after a bounded settle."""
+        if self._due(self.clock()):
+            self.settle(limit=HOT_SWEEP)
+        return self._tasks.get(task_id)
+
+    def peek(self, task_id: str) -> Task | None:
+        """The task ``task_id`` as stored, settling nothing."""
         return self._tasks.get(task_id)
 
     @property
@@ -200,14 +229,21 @@ class TaskStore:
         """How many end times wait to be settled."""
         return sum(len(entries) for entries in self._slots.values())
 
-    def add(self, task: Task, now: float) -> None:
-        """Keep ``task`` after a bounded sweep, forgetting the oldest finished task (else the
-        oldest of all) when the store is full."""
+    def _due(self, now: float) -> bool:
+        """Whether :meth:`settle` has anything to do at ``now`` (checked without calling it:
+        on most requests it has not)."""
         slots, finished = self._slot_heap, self._finished
-        if (slots and slots[0] < int(now * SLOTS_PER_S)) or (
+        return bool(slots and slots[0] < int(now * SLOTS_PER_S)) or bool(
             finished and finished[0][0] + self.ttl_s <= now
-        ):  # what sweep() would find first, checked without calling it: most creates
-            self.sweep(now, HOT_SWEEP)
+        )
+
+    def add(self, task: Task, now: float | None = None) -> None:
+        """Keep ``task`` after a bounded settle, forgetting the oldest finished task (else the
+        oldest of all) when the store is full."""
+        if now is None:
+            now = self.clock()
+        if self._due(now):
+            self.settle(now, HOT_SWEEP)
         while len(self._tasks) >= self.max_tasks:
             self._evict_one()
         self._tasks[task.id] = task
@@ -216,7 +252,7 @@ class TaskStore:
             self._created = deque(i for i in self._created if i in self._tasks)
         self._schedule(task)
 
-    def restore(self, tasks: Iterable[Task], now: float) -> None:
+    def restore(self, tasks: Iterable[Task], now: float | None = None) -> None:
         """Replace the contents with ``tasks`` (oldest first, as a state file kept them):
         finished ones expire on time, the others end and settle as if never stopped."""
         self.clear()
@@ -229,10 +265,12 @@ class TaskStore:
             else:
                 finished.append((task.finished_at, task.id))
         self._finished = deque(sorted(finished))
-        self.sweep(now)
+        self.settle(now)
 
-    def poll(self, task: Task, now: float) -> TaskView:
+    def poll(self, task: Task, now: float | None = None) -> TaskView:
         """Count a poll of ``task`` and return its state, applying poll-count rules."""
+        if now is None:
+            now = self.clock()
         task.polls += 1
         view = observe(task, now)
         script = task.script
@@ -247,15 +285,17 @@ class TaskStore:
             self._finish(task, view.state, view.updated_at)
         return view
 
-    def sweep(self, now: float, limit: int | None = None) -> bool:
-        """Settle tasks the clock has ended and forget those past their retention time.
+    def settle(self, now: float | None = None, limit: int | None = None) -> bool:
+        """Settle tasks the clock has ended (at ``now``, by default the clock's) and forget
+        those past their retention time.
 
-        ``limit`` bounds the work (the request hot path passes one, so a batch of tasks that
-        ended while the server idled is settled over a few requests, not in one 70 ms stall;
-        it also leaves the current slot, 50 ms, until it has passed). The control API sweeps
-        without a limit, so what it reports is exact. True when the limit stopped it (there
-        may be more to do).
+        ``limit`` bounds the work (reads on the request path pass one, so a batch of tasks
+        that ended while the server idled is settled over a few requests, not in one 70 ms
+        stall; it also leaves the current slot, 50 ms, until it has passed). Without a limit
+        it is exact. True when the limit stopped it (there may be more to do).
         """
+        if now is None:
+            now = self.clock()
         budget = limit if limit is not None else -1
         slots = self._slots
         heap = self._slot_heap
@@ -336,7 +376,7 @@ class TaskStore:
 
     def _dropped(self, task: Task) -> None:
         """``task`` has left the store: its end time goes too (if still waiting), then on_drop."""
-        end = end_time(task)
+        end = end_time(task) if task.finished_at is None else None  # (a settled task has none)
         if end is not None:
             slot = int(end * SLOTS_PER_S)
             entries = self._slots.get(slot)

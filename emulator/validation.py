@@ -43,7 +43,8 @@ class CreateRequest:
     """A valid create request: the resolved model, every known field with defaults applied."""
 
     model: Model
-    params: Mapping[str, Any]
+    #: built for this request by validation: the task owns it
+    params: dict[str, Any]
     unknown_fields: tuple[str, ...]
     width: int
     height: int
@@ -88,7 +89,6 @@ def validate_create(
     width, height = model.pixel_size(params)
     images = model.image_count(params)
     credits = model.pricing.per_image(params) * images
-    # positional: passing 7 fields by keyword cost ~1 us more per create (make count)
     return CreateRequest(model, params, unknown, width, height, images, credits)
 
 

@@ -22,10 +22,9 @@ from typing import Any, TextIO
 import yaml
 
 from .catalogue import Catalogue, Model
-from .errors import ERROR_TYPES
 from .scenarios import Scenario, load
-from .service import DEFAULT_STATUS_WORDS
 from .tasks import State
+from .wire import CREATE_PATH, DEFAULT_STATUS_WORDS, ERROR_TYPES, task_path
 
 __all__ = ["Check", "Report", "VerifyError", "plan", "run_verify", "scenario_from_report"]
 
@@ -328,7 +327,7 @@ def run_verify(
     words = expected_words(scenario)
     http = Http(base_url, api_key)
     report = Report(base_url, target.id)
-    create = "/api/v1/images/generations"
+    create = CREATE_PATH
 
     good = {"model": target.id, "prompt": PROMPT}
     _error_check(report, "invalid API key", 401, http.call("POST", create, {}, key=BAD_KEY))
@@ -342,7 +341,7 @@ def run_verify(
     _error_check(
         report, "malformed JSON", 400, http.call("POST", create, raw=b'{"model": "cogview-4",')
     )
-    missing = f"/api/v1/tasks/n{target.node}{'0' * 16}_{target.tag}"
+    missing = task_path(f"n{target.node}{'0' * 16}_{target.tag}")
     _error_check(report, "unknown task", 404, http.call("GET", missing))
 
     started = time.monotonic()
@@ -393,7 +392,7 @@ def _poll(
     last: Reply | None = None
     polls = 0
     while time.monotonic() - started < timeout:
-        last = http.call("GET", f"/api/v1/tasks/{task_id}")
+        last = http.call("GET", task_path(task_id))
         polls += 1
         body = last.json()
         data = body.get("data") if isinstance(body, dict) else None

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from . import __version__
-from .clock import iso
-from .http import dumps
+from .journal import Entry
 from .scenarios import WebhookEffect
 from .tasks import State, Task, WebhookTarget, end_time, observe
+from .wire import dumps, success
 
 if TYPE_CHECKING:
     from .service import Emulator
@@ -130,7 +130,7 @@ class WebhookDispatcher:
         view = observe(task, emulator.clock.now())
         words = {State(k): v for k, v in target.words.items()}
         data = emulator.task_body(task, view, target.base_url, words)
-        body = {"code": 200, "message": "success", "data": data}
+        body = success(data)
         generation = self._generation
         self._spawn(
             lambda: self._deliver(task, target, body, generation),
@@ -182,9 +182,8 @@ class WebhookDispatcher:
     def _sweep(self, task_id: str) -> None:
         self._timers.pop(task_id, None)
         emulator = self.emulator
-        now = emulator.clock.now()
-        emulator.tasks.sweep(now)
-        task = emulator.tasks.get(task_id)
+        emulator.settle()
+        task = emulator.tasks.peek(task_id)
         if task is not None and task.finished_at is None:  # the timer beat the wall clock
             self._watch(task)
 
@@ -302,27 +301,14 @@ class WebhookDispatcher:
         *,
         duplicate: bool = False,
     ) -> None:
-        now = self.emulator.clock.now()
-        entry: dict[str, Any] = {
-            "method": "POST",
-            "path": target.url,
-            "query": "",
-            "key": task.key,
-            "body": body,
-            "status": status,
-            "error": error,
-            "task_id": task.id,
-            "rule": None,
-            "time": iso(now),
-            "at": now,
-            "wall": time.time(),
-            "latency_ms": latency_ms,
-            "kind": "webhook",
-            "attempt": attempt,
-        }
-        if duplicate:
-            entry["duplicate"] = True
-        self.emulator.journal.record(entry)
+        journal = self.emulator.journal
+        journal.append(
+            Entry(
+                journal.next_seq(), "POST", target.url, "", task.key, dumps(body).decode(), True,
+                status, error, task.id, None, self.emulator.clock.now(), time.time(),
+                latency_ms / 1000, "webhook", attempt, duplicate,
+            )
+        )  # fmt: skip
 
 
 def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:

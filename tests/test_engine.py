@@ -13,7 +13,7 @@ def runtime(
     top = {k.removeprefix("scenario_"): v for k, v in top.items()}
     scenario = parse({"name": "t", "rules": list(rules), **top})
     now = clock if clock is not None else [0.0]
-    return ScenarioRuntime(scenario, seed, monotonic=lambda: now[0])
+    return ScenarioRuntime(scenario, seed, clock=lambda: now[0])
 
 
 def create(key: str = "aio_a", headers: dict | None = None, **body) -> Request:
@@ -137,9 +137,7 @@ def test_task_script_overrides_default_timing() -> None:
 
 
 def test_status_words_override_only_what_they_name() -> None:
-    from emulator.service import DEFAULT_STATUS_WORDS
-
     rt = runtime(status_words={"succeeded": "COMPLETED", "failed": "FAILED"})
-    words = rt.status_words(DEFAULT_STATUS_WORDS)
+    words = rt.words
     assert words[State.SUCCEEDED] == "COMPLETED" and words[State.FAILED] == "FAILED"
     assert words[State.RUNNING] == "IN_PROGRESS"

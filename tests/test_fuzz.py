@@ -294,7 +294,7 @@ def test_task_progress_is_monotonic_and_it_ends_exactly_once(
     for delta, poll in steps:
         now += delta
         view = store.poll(task, now) if poll else observe(task, now)
-        store.sweep(now)
+        store.settle(now)
         assert 0 <= view.progress <= 100
         assert view.progress >= last_progress, "progress went backwards"
         last_progress = view.progress
@@ -359,14 +359,14 @@ def test_credits_are_conserved_and_refunds_exact(
             created[task.id] = task
         elif step[0] == "advance":
             emulator.clock.advance(step[1])  # type: ignore[attr-defined]
-            emulator.tasks.sweep(emulator.clock.now())
+            emulator.tasks.settle(emulator.clock.now())
         elif created:
             task = list(created.values())[step[1] % len(created)]
             if task.id in emulator.tasks:
                 emulator.tasks.poll(task, emulator.clock.now())
         assert total() == start
     emulator.clock.advance(1000)  # type: ignore[attr-defined]
-    emulator.tasks.sweep(emulator.clock.now())
+    emulator.tasks.settle(emulator.clock.now())
     account = ledger.account(key)
     assert total() == start and account.reserved == 0
     # only tasks that succeeded before being evicted are billed, each exactly once

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emulator.errors import InvalidRequest
-from emulator.http import MAX_JSON_DEPTH, decode, dumps, load_object, parse_object
+from emulator.http import MAX_JSON_DEPTH, decode, load_object, parse_object
+from emulator.wire import dumps
 
 JSON = st.recursive(
     st.none()

@@ -4,36 +4,42 @@ from __future__ import annotations
 
 import json
 
-from emulator.journal import Journal
+from emulator.journal import Entry, Journal
 
 from .conftest import Client
 
 
-def entry(path: str = "/p", key: str | None = "aio_a", **extra: object) -> dict:
-    return {"method": "POST", "path": path, "key": key, "body": None, "status": 200, **extra}
+def record(
+    journal: Journal, path: str = "/p", key: str | None = "aio_a", body: str | None = None,
+    json: bool = False,
+) -> None:  # fmt: skip
+    journal.append(
+        Entry(journal.next_seq(), "POST", path, "", key, body, json, 200, None, None, None,
+              0.0, 0.0, 0.001)
+    )  # fmt: skip
 
 
 def test_json_bodies_are_stored_as_text_and_read_back_parsed() -> None:
     journal = Journal()
-    journal.record(entry(), json_body='{"prompt": "a fox", "n": [1, 2]}')
-    journal.record(entry(body="not json {"))
+    record(journal, body='{"prompt": "a fox", "n": [1, 2]}', json=True)
+    record(journal, body="not json {")
     first, second = journal.entries()
     assert first["body"] == {"prompt": "a fox", "n": [1, 2]} and "_json" not in first
     assert second["body"] == "not json {"
     assert list(journal) == [first, second]
-    assert journal.find(1) == first and journal.find(3) is None
+    assert journal.find(1).as_dict() == first and journal.find(3) is None
 
 
 def test_the_journal_drops_its_oldest_entries_past_its_count_or_body_budget() -> None:
     journal = Journal(maxlen=3, max_body_chars=100)
     for i in range(5):
-        journal.record(entry(path=f"/{i}"))
+        record(journal, path=f"/{i}")
     assert [e["path"] for e in journal.entries()] == ["/2", "/3", "/4"]
     body = json.dumps({"prompt": "x" * 30})  # 44 characters
     for i in range(5, 8):
-        journal.record(entry(path=f"/{i}"), json_body=body)
+        record(journal, path=f"/{i}", body=body, json=True)
     assert [e["path"] for e in journal.entries()] == ["/6", "/7"]  # 2 bodies fit in 100 chars
-    journal.record(entry(path="/huge"), json_body=json.dumps({"prompt": "x" * 500}))
+    record(journal, path="/huge", body=json.dumps({"prompt": "x" * 500}), json=True)
     assert [e["path"] for e in journal.entries()] == ["/huge"]  # the newest entry always stays
     assert journal.seq == 9 and journal.oldest_seq == 9
 
@@ -41,7 +47,7 @@ def test_the_journal_drops_its_oldest_entries_past_its_count_or_body_budget() ->
 def test_entries_filter_by_key_path_and_seq() -> None:
     journal = Journal()
     for i in range(6):
-        journal.record(entry(path=f"/{i % 2}", key=f"aio_{i % 3}"))
+        record(journal, path=f"/{i % 2}", key=f"aio_{i % 3}")
     assert [e["seq"] for e in journal.entries(key="aio_0")] == [1, 4]
     assert [e["seq"] for e in journal.entries(path="/1")] == [2, 4, 6]
     assert [e["seq"] for e in journal.entries(since=4)] == [5, 6]

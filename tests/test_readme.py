@@ -1,5 +1,6 @@
-"""The README's curl session, run verbatim against a live emulator (only the URL and the wait
-differ: a free port, and a virtual clock advanced instead of sleeping)."""
+"""The README's examples: the curl session, run verbatim against a live emulator (only the URL and
+the wait differ: a free port, and a virtual clock advanced instead of sleeping), and the first
+pytest test, run as a user's suite would run it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 from emulator.app import create_app
 from emulator.config import Config
 from emulator.server import LiveServer
+
+pytest_plugins = ["pytester"]
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -46,3 +49,17 @@ def test_readme_curl_session_works_verbatim(tmp_path: Path) -> None:
     assert '"status":"IN_PROGRESS"' in lines[1]
     assert '"status":"completed"' in lines[2] and '"image_url":"http://' in lines[2]
     assert lines[3] == "PNG (1440, 720)"
+
+
+def test_readme_stays_a_front_door() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 300, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+def test_readme_first_pytest_test_passes(pytester: pytest.Pytester) -> None:
+    text = README.read_text()
+    section = text[text.index("## Use it in your project") :]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider -p no:hypothesispytest\n")
+    pytester.makepyfile(test_first=example)
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)

@@ -165,3 +165,24 @@ def test_latency_is_milliseconds_and_task_time_is_seconds() -> None:
         {"name": "l", "defaults": {"latency": {"lognormal": {"median": 100, "sigma": 0.5}}}}
     )
     assert (log.latency.a, log.latency.b) == (0.1, 0.5)
+
+
+def test_match_values_no_valid_request_has_are_warned_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emulator.cli import main
+
+    path = tmp_path / "typo.yaml"
+    path.write_text(
+        "name: typo\nrules:\n  - match:\n      model: cogview4\n      size: 1024x1024\n"
+        "      aspect_ratio: '16:9'\n    error: {status: 500}\n"
+    )
+    scenario = loads(path.read_text(), source="typo.yaml")
+    assert len(scenario.warnings) == 2  # 16:9 is an aspect ratio some model accepts
+    model, size = scenario.warnings
+    assert model.startswith("typo.yaml:4: rules[0].match.model: 'cogview4' is not a model")
+    assert "cogview-4" in model and "answered 400" in model
+    assert size.startswith("typo.yaml:5: rules[0].match.size: '1024x1024' is not a size")
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: ") == 2 and f"{path}:4: rules[0].match.model" in err

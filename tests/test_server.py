@@ -203,13 +203,13 @@ def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
         emulator.create_task("aio_a", request)
     emulator.clock.advance(60)
     limits: list[int | None] = []
-    sweep = emulator.tasks.sweep
+    settle = emulator.tasks.settle
 
-    def spy(now: float, limit: int | None = None) -> bool:
+    def spy(now: float | None = None, limit: int | None = None) -> bool:
         limits.append(limit)
-        return sweep(now, limit)
+        return settle(now, limit)
 
-    emulator.tasks.sweep = spy  # type: ignore[method-assign]
+    emulator.tasks.settle = spy  # type: ignore[method-assign]
 
     async def run() -> None:
         task = asyncio.create_task(housekeeping(emulator))

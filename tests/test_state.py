@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from emulator import state
 from emulator.app import create_app
 from emulator.config import Config
-from emulator.scenarios import IMAGE_MODES, ImageEffect, TaskEffect, WebhookEffect
+from emulator.scenarios import ImageEffect, TaskEffect, WebhookEffect
+from emulator.scenarios.model import IMAGE_MODES
 from emulator.service import Emulator
 from emulator.tasks import State, Task, TaskScript, WebhookTarget
 
@@ -88,14 +89,14 @@ def test_restored_tasks_finish_and_settle_and_finished_ones_still_expire() -> No
     first.clock.advance(60)
     done = first.create_task("aio_a", request)
     first.clock.advance(60)
-    first.tasks.sweep(first.clock.now())
+    first.tasks.settle(first.clock.now())
     assert done.finished_at is not None and running.finished_at is not None
     second = _emulator(task_ttl_s=100)
     state.restore(second, json.loads(state.dump(first)))
     account = second.ledger.account("aio_a")
     assert account.reserved == 0 and account.spent == 2 * request.credits
     second.clock.advance(40)  # the first task ended ~155 s ago (past 100 s), the second ~95 s
-    second.tasks.sweep(second.clock.now())
+    second.tasks.settle(second.clock.now())
     assert running.id not in second.tasks and done.id in second.tasks
 
 
@@ -362,8 +363,8 @@ def test_the_autosave_loop_survives_failures_retries_and_reports_them(tmp_path: 
         loop = asyncio.create_task(saver.run())
         await asyncio.sleep(0.1)  # the folder does not exist: every save fails
         failing = dict(saver.status)
+        emulator.ledger.set_balance("aio_late", 7)  # (before: a save in flight may succeed)
         folder.mkdir()
-        emulator.ledger.set_balance("aio_late", 7)
         for _ in range(200):
             await asyncio.sleep(0.01)
             if saver.status["failures"] == 0:

@@ -88,10 +88,10 @@ def test_store_settles_each_task_once_when_the_clock_ends_it() -> None:
     store = TaskStore(on_finish=lambda t, s: finished.append((t.id, s)))
     store.add(make_task("a"), 100.0)
     store.add(make_task("b", outcome=State.FAILED), 100.0)
-    store.sweep(104.0)
+    store.settle(104.0)
     assert finished == []
-    store.sweep(106.0)
-    store.sweep(107.0)
+    store.settle(106.0)
+    store.settle(107.0)
     assert sorted(finished) == [("a", State.SUCCEEDED), ("b", State.FAILED)]
 
 
@@ -99,9 +99,9 @@ def test_finished_tasks_expire_after_the_ttl() -> None:
     dropped: list[str] = []
     store = TaskStore(ttl_s=60, on_drop=lambda t: dropped.append(t.id))
     store.add(make_task("a"), 100.0)  # ends at 105
-    store.sweep(164.9)
+    store.settle(164.9)
     assert "a" in store
-    store.sweep(165.0)
+    store.settle(165.0)
     assert "a" not in store and dropped == ["a"]
 
 
@@ -136,7 +136,7 @@ def test_memory_stays_bounded_when_tasks_are_evicted_before_they_end() -> None:
         store.add(make_task(f"t{i}", created=0.0), 0.0)
     assert len(store) == 100 and len(refunded) == 19_900
     assert store.scheduled == 100 and len(store._slot_heap) <= 200
-    store.sweep(10.0)  # the kept ones still end and settle
+    store.settle(10.0)  # the kept ones still end and settle
     assert all(task.finished_at == 5.0 for task in store)
 
 
@@ -159,11 +159,11 @@ def test_a_bounded_sweep_spreads_a_backlog_over_several_calls() -> None:
     store = TaskStore(on_finish=lambda t, s: finished.append(t.id))
     for i in range(200):
         store.add(make_task(f"t{i}", created=0.0), 0.0)
-    store.sweep(100.0, limit=64)
+    store.settle(100.0, limit=64)
     assert len(finished) == 64
-    store.sweep(100.0, limit=64)
+    store.settle(100.0, limit=64)
     assert len(finished) == 128
-    store.sweep(100.0)
+    store.settle(100.0)
     assert len(finished) == 200 and len(set(finished)) == 200
 
 
@@ -174,15 +174,15 @@ def test_tasks_settle_in_the_order_they_end_then_in_creation_order() -> None:
             "f": 9.0, "g": 6.01, "h": 6.0, "i": 6.02}  # fmt: skip
     for task_id, end in ends.items():
         store.add(make_task(task_id, created=0.0, queued_s=0.0, running_s=end), 0.0)
-    store.sweep(5.035, limit=64)  # the hot path leaves the slot of "now" until it has passed
+    store.settle(5.035, limit=64)  # the hot path leaves the slot of "now" until it has passed
     assert finished == ["d"]
-    store.sweep(5.035)  # a full sweep is exact
+    store.settle(5.035)  # a full sweep is exact
     assert finished == ["d", "b", "c", "e"]  # "a" ends at 5.04: not yet
-    store.sweep(7.0, limit=2)  # stops after two, in the middle of a slot...
+    store.settle(7.0, limit=2)  # stops after two, in the middle of a slot...
     assert finished == ["d", "b", "c", "e", "a", "h"]
-    store.sweep(7.0, limit=2)  # ...and goes on from there
+    store.settle(7.0, limit=2)  # ...and goes on from there
     assert finished == ["d", "b", "c", "e", "a", "h", "g", "i"]
-    store.sweep(20.0)
+    store.settle(20.0)
     assert finished[-1] == "f" and store.scheduled == 0
     assert {task.id: task.finished_at for task in store} == ends
 
@@ -197,12 +197,12 @@ def test_a_full_sweep_settles_exactly_the_tasks_that_have_ended(ends, step) -> N
         store.add(make_task(f"t{i}", created=0.0, queued_s=0.0, running_s=end), 0.0)
     now = 0.0
     while now < 31:
-        store.sweep(now, limit=3)  # the hot path's bounded sweeps may lag...
-        store.sweep(now)  # ...a full one never does
+        store.settle(now, limit=3)  # the hot path's bounded sweeps may lag...
+        store.settle(now)  # ...a full one never does
         assert all((task.finished_at is not None) == (end <= now) for task, end in
                    zip(store, ends, strict=True))  # fmt: skip
         now += step
-    store.sweep(31.0)
+    store.settle(31.0)
     assert settled == sorted(settled) and len(settled) == len(ends)
 
 
@@ -211,7 +211,7 @@ def test_an_infinite_scripted_duration_never_ends_and_breaks_nothing() -> None:
     store = TaskStore(max_tasks=2)
     store.add(make_task("inf", created=0.0, running_s=float("inf")), 0.0)
     store.add(make_task("huge", created=0.0, running_s=1.7e308), 0.0)  # overflows as a slot
-    store.sweep(1e12)
+    store.settle(1e12)
     assert all(task.finished_at is None for task in store) and store.scheduled == 0
     assert observe(store.get("inf"), 1e12).state is State.RUNNING
     store.add(make_task("next", created=0.0), 0.0)  # evicts "inf"

@@ -447,7 +447,7 @@ def test_deliveries_wait_for_a_slot_in_order_and_past_the_queue_are_journaled(
             body = {"model": MODEL, "prompt": "a kite", "callback_url": f"{url}/hook/{i}"}
             emulator.create_task(KEY, emulator.validate(body))
         emulator.clock.advance(60)
-        emulator.tasks.sweep(emulator.clock.now())  # all seven end now
+        emulator.tasks.settle()  # all seven end now
         queued = dispatcher.stats()
         for _ in range(500):
             if dispatcher.stats()["finished"] == 4:

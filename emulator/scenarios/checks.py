@@ -1,267 +1,39 @@
-"""Scenario files: scripted latency, faults and task outcomes, loaded from YAML and validated.
-
-This is the only module that reads YAML. A scenario is validated into frozen objects up front;
-every problem is reported as ``file:line: path.to.key: what is wrong (allowed: ...)``.
-"""
+"""Validation of scenario data into a :class:`~emulator.scenarios.model.Scenario`: every
+problem collected and reported as ``file:line: path.to.key: what is wrong (allowed: ...)``."""
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import re2
-import yaml
-from yaml.constructor import SafeConstructor
 
-from .errors import ERROR_TYPES
+from ..catalogue import Catalogue
+from ..wire import error_type
+from .model import (
+    ENDPOINTS,
+    FAULTS,
+    IMAGE_MODES,
+    OUTCOMES,
+    STATUS_KEYS,
+    Distribution,
+    ErrorEffect,
+    ImageEffect,
+    Match,
+    RateLimit,
+    Rule,
+    Scenario,
+    ScenarioError,
+    TaskEffect,
+    WebhookEffect,
+)
 
-__all__ = [
-    "ENDPOINTS",
-    "FAULTS",
-    "Distribution",
-    "ErrorEffect",
-    "ImageEffect",
-    "Match",
-    "RateLimit",
-    "Rule",
-    "Scenario",
-    "ScenarioError",
-    "TaskEffect",
-    "WebhookEffect",
-    "library",
-    "load",
-    "load_file",
-    "parse",
-]
+__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "parse"]
 
-ENDPOINTS = ("create", "task", "image", "any")
-FAULTS = ("reset", "hang", "close_mid_body", "malformed_json", "truncated_json", "dribble")
-IMAGE_MODES = ("serve", "404", "corrupt", "expire")
-OUTCOMES = ("succeed", "fail")
-STATUS_KEYS = ("queued", "running", "succeeded", "failed")
-MAX_NODES = 20_000
+#: longest regular expression a rule may hold
 MAX_REGEX = 500
-_STD_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
-}
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``problems`` lists each as 'file:line: path: message'."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True, slots=True)
-class Distribution:
-    """A duration: fixed a, uniform [a, b], normal (mean a, sd b), lognormal (median a, sigma b)."""
-
-    kind: str
-    a: float
-    b: float = 0.0
-
-    def sample(self, rng: Any) -> float:
-        if self.kind == "fixed":
-            value = self.a
-        elif self.kind == "uniform":
-            value = rng.uniform(self.a, self.b)
-        elif self.kind == "normal":
-            value = rng.gauss(self.a, self.b)
-        else:
-            value = self.a * math.exp(rng.gauss(0.0, self.b))
-        return max(0.0, value)
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    endpoint: str = "any"
-    models: frozenset[str] | None = None
-    prompt_contains: tuple[str, ...] = ()
-    prompt_regex: Any = None  # an RE2 pattern
-    sizes: frozenset[str] | None = None
-    aspect_ratios: frozenset[str] | None = None
-    qualities: frozenset[str] | None = None
-    keys: frozenset[str] | None = None
-    header: tuple[str, str | None] | None = None
-    nth: frozenset[int] | None = None
-    every: int | None = None
-    probability: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorEffect:
-    status: int
-    type: str
-    message: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ImageEffect:
-    mode: str = "serve"
-    after_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookEffect:
-    """How the ``callback_url`` delivery of a task behaves (times are real seconds)."""
-
-    delay_s: float = 0.0
-    #: the first N attempts fail without sending anything (then retried with backoff)
-    fail_attempts: int = 0
-    #: every successful delivery is sent a second time
-    duplicate: bool = False
-    #: never deliver
-    drop: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TaskEffect:
-    queued: Distribution | None = None
-    running: Distribution | None = None
-    outcome: str = "succeed"
-    error: str | None = None
-    forever: bool = False
-    fail_at_poll: int | None = None
-    progress_steps: int | None = None
-    image: ImageEffect | None = None
-    webhook: WebhookEffect | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A token bucket per API key: ``capacity`` requests, refilled at ``per_second``."""
-
-    capacity: int
-    per_second: float
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    label: str
-    match: Match
-    latency: Distribution | None = None
-    error: ErrorEffect | None = None
-    fault: str | None = None
-    fault_options: Mapping[str, float] = field(default_factory=dict)
-    task: TaskEffect | None = None
-    rate_limit: RateLimit | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Scenario:
-    name: str
-    description: str = ""
-    source: str = "<built-in>"
-    seed: int | None = None
-    strict: bool = False
-    status_words: Mapping[str, str] = field(default_factory=dict)
-    latency: Distribution | None = None
-    task: TaskEffect | None = None
-    rules: tuple[Rule, ...] = ()
-
-
-# -- loading --------------------------------------------------------------------------------
-
-
-@functools.cache
-def library() -> dict[str, Path]:
-    """The ready scenarios shipped with the package, by name."""
-    folder = resources.files("emulator").joinpath("data/scenarios")
-    return {
-        Path(entry.name).stem: Path(str(entry))
-        for entry in folder.iterdir()
-        if entry.name.endswith((".yaml", ".yml"))
-    }
-
-
-def load(spec: str | Path | Mapping[str, Any]) -> Scenario:
-    """A scenario from a library name, a file path, or a dict of the same structure."""
-    if isinstance(spec, Mapping):
-        return parse(dict(spec), source="<dict>")
-    text = str(spec)
-    ready = library()
-    if text in ready:
-        return load_file(ready[text], shown=f"scenarios/{ready[text].name}")
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return load_file(path)
-    raise ScenarioError(
-        [f"{text}: not a ready scenario nor a file. Ready scenarios: {', '.join(sorted(ready))}"]
-    )
-
-
-def load_file(path: str | Path, *, shown: str | None = None) -> Scenario:
-    path = Path(path)
-    name = shown or str(path)
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"{name}: cannot read the file: {exc}"]) from exc
-    return loads(text, source=name)
-
-
-def loads(text: str, *, source: str = "<string>") -> Scenario:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError([f"{source}:{line}: not valid YAML: {problem}"]) from exc
-    if node is None:
-        raise ScenarioError([f"{source}:1: the file is empty; a scenario needs at least a name"])
-    lines: dict[str, int] = {}
-    data = _to_python(node, "", lines, source, [0])
-    return parse(data, source=source, lines=lines)
-
-
-def _to_python(node: yaml.Node, path: str, lines: dict[str, int], source: str, count: list[int]):
-    """Node tree -> plain data, remembering the line of every path; bounded against alias bombs."""
-    count[0] += 1
-    if count[0] > MAX_NODES:
-        raise ScenarioError(
-            [
-                f"{source}:{node.start_mark.line + 1}: more than {MAX_NODES} values "
-                "(an alias bomb?); scenarios are small"
-            ]
-        )
-    lines.setdefault(path, node.start_mark.line + 1)
-    if node.tag not in _STD_TAGS:
-        raise ScenarioError(
-            [
-                f"{source}:{node.start_mark.line + 1}: {path or '(top)'}: tag {node.tag!r} is not "
-                "allowed (only plain YAML values)"
-            ]
-        )
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _to_python(key_node, path, {}, source, count)
-            child = f"{path}.{key}" if path else str(key)
-            lines[child] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, child, lines, source, count)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(item, f"{path}[{i}]", lines, source, count)
-            for i, item in enumerate(node.value)
-        ]
-    return _CONSTRUCTOR.construct_object(node, deep=True)
-
-
-_CONSTRUCTOR = SafeConstructor()
-
-
-# -- validation -----------------------------------------------------------------------------
 
 
 class _Checker:
@@ -271,16 +43,23 @@ class _Checker:
         self.source = source
         self.lines = lines
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(self, path: str, message: str) -> None:
+        self.problems.append(self._where(path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        """A problem that does not stop the scenario from loading (shown by validate)."""
+        self.warnings.append(self._where(path, message))
+
+    def _where(self, path: str, message: str) -> str:
         line = self.lines.get(path)
         probe = path
         while line is None and probe:  # the closest enclosing key that has a line
             shorter = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", probe)
             probe = "" if shorter == probe else shorter
             line = self.lines.get(probe)
-        where = f"{self.source}:{line or 1}"
-        self.problems.append(f"{where}: {path or '(top)'}: {message}")
+        return f"{self.source}:{line or 1}: {path or '(top)'}: {message}"
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -373,6 +152,7 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
     return Scenario(
         name=str(name), description=description, source=source, seed=seed, strict=strict,
         status_words=words, latency=latency, task=task, rules=tuple(rules),
+        warnings=tuple(c.warnings),
     )  # fmt: skip
 
 
@@ -409,7 +189,9 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
     for key, attr in (("model", "models"), ("size", "sizes"), ("aspect_ratio", "aspect_ratios"),
                       ("quality", "qualities"), ("key", "keys")):  # fmt: skip
         if key in m:
-            kw[attr] = c.strings(m[key], f"{path}.{key}")
+            values = kw[attr] = c.strings(m[key], f"{path}.{key}")
+            if values is not None and key != "key":
+                _known(c, key, values, f"{path}.{key}")
     if "prompt_contains" in m:
         found = c.strings(m["prompt_contains"], f"{path}.prompt_contains")
         kw["prompt_contains"] = tuple(s.lower() for s in sorted(found or ()))
@@ -432,6 +214,19 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
     if "probability" in m:
         kw["probability"] = c.number(m["probability"], f"{path}.probability", low=0, high=1)
     return Match(**kw)
+
+
+def _known(c: _Checker, name: str, values: frozenset[str], path: str) -> None:
+    """Match values a request can have: model names, and the values of the catalogue's enum
+    fields (a rule on ``size: "1024x1024"`` would silently never match ``1024*1024``)."""
+    catalogue = Catalogue.default()
+    allowed = frozenset(catalogue.names()) if name == "model" else catalogue.field_values(name)
+    for value in sorted(values - allowed) if allowed else ():
+        c.warn(
+            path,
+            f"{value!r} is not a {name} any model accepts: the rule matches only creates that "
+            f"send it, which are otherwise answered 400 (known: {', '.join(sorted(allowed))})",
+        )
 
 
 def _regex(c: _Checker, raw: Any, path: str) -> Any:
@@ -504,7 +299,7 @@ def _error(c: _Checker, raw: Any, path: str) -> ErrorEffect | None:
     status = c.number(e.get("status"), f"{path}.status", low=400, high=599, integer=True)
     if status is None:
         return None
-    type_ = e.get("type", ERROR_TYPES.get(int(status), "server_error"))
+    type_ = e.get("type", error_type(int(status)))
     c.text(type_, f"{path}.type")
     message = e.get("message", _DEFAULT_MESSAGES.get(int(status), "Emulated error"))
     c.text(message, f"{path}.message")

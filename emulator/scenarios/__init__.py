@@ -1,0 +1,47 @@
+"""Scenario files: scripted latency, faults and task outcomes, loaded from YAML and validated.
+
+A scenario is validated into frozen objects up front (:mod:`.model`), from YAML read with the
+line of every key (:mod:`.source`) and checked whole (:mod:`.checks`), every problem reported
+as ``file:line: path.to.key: what is wrong (allowed: ...)``. The ready scenarios ship with the
+package (:mod:`.library`).
+"""
+
+from __future__ import annotations
+
+from .checks import parse
+from .library import library, load
+from .model import (
+    ENDPOINTS,
+    FAULTS,
+    Distribution,
+    ErrorEffect,
+    ImageEffect,
+    Match,
+    RateLimit,
+    Rule,
+    Scenario,
+    ScenarioError,
+    TaskEffect,
+    WebhookEffect,
+)
+from .source import load_file, loads
+
+__all__ = [
+    "ENDPOINTS",
+    "FAULTS",
+    "Distribution",
+    "ErrorEffect",
+    "ImageEffect",
+    "Match",
+    "RateLimit",
+    "Rule",
+    "Scenario",
+    "ScenarioError",
+    "TaskEffect",
+    "WebhookEffect",
+    "library",
+    "load",
+    "load_file",
+    "loads",
+    "parse",
+]

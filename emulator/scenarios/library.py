@@ -1,0 +1,43 @@
+"""Where scenarios come from: the ready ones shipped with the package, a file, or a dict."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from importlib import resources
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from .checks import parse
+from .model import Scenario, ScenarioError
+from .source import load_file
+
+__all__ = ["library", "load"]
+
+
+@functools.cache
+def library() -> dict[str, Path]:
+    """The ready scenarios shipped with the package, by name."""
+    folder = resources.files("emulator").joinpath("data/scenarios")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in folder.iterdir()
+        if entry.name.endswith((".yaml", ".yml"))
+    }
+
+
+def load(spec: str | PathLike[str] | Mapping[str, Any]) -> Scenario:
+    """A scenario from a library name, a file path, or a dict of the same structure."""
+    if isinstance(spec, Mapping):
+        return parse(dict(spec), source="<dict>")
+    text = str(spec)
+    ready = library()
+    if text in ready:
+        return load_file(ready[text], shown=f"scenarios/{ready[text].name}")
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_file(path)
+    raise ScenarioError(
+        [f"{text}: not a ready scenario nor a file. Ready scenarios: {', '.join(sorted(ready))}"]
+    )
