@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 __all__ = ["Config", "Emulator", "__version__", "create_app"]
 
 
-def __getattr__(name: str):  # lazy: importing the package stays cheap
+def __getattr__(name: str) -> object:  # lazy: importing the package stays cheap
     if name == "create_app":
         from .app import create_app
 

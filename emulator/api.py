@@ -145,7 +145,7 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     key = call.key = emulator.authenticate(call.raw_headers.get(b"authorization"))
     call.task_id = task_id[:200]
     task = emulator.lookup(key, task_id)
-    decision = await _decide(emulator, call, "task", key, model=task and task.model)
+    decision = await _decide(emulator, call, "task", key, model=task.model if task else None)
     if task is None:
         raise task_not_found(task_id)
     view = emulator.poll(task)
@@ -155,7 +155,7 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
 
 async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
     call.task_id = task_id[:200]
-    task = emulator.tasks.get(task_id)
+    task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (image() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
     decision = await _decide(emulator, call, "image", owner, model=model)
     image = emulator.image(task_id, file_index(name))
@@ -262,7 +262,7 @@ class API:
             if method not in endpoint.methods:
                 raise method_not_allowed(method, scope["path"], endpoint.allow)
             answer = await endpoint.handler(self.emulator, call, *params)
-            if type(answer) is Reply:
+            if isinstance(answer, Reply):
                 status, responded = answer.status, True
                 await send_reply(send, answer)
             else:

@@ -213,12 +213,17 @@ class Catalogue:
         return cls(models, family_defaults)
 
 
+def _pair(value: Any) -> tuple[float, float]:
+    low, high = value
+    return float(low), float(high)
+
+
 def _family_models(fam: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Model]:
     timing_data = {**defaults.get("timing", {}), **fam.get("timing", {})}
     timing = Timing(
         float(timing_data["min_s"]),
         float(timing_data["max_s"]),
-        tuple(timing_data.get("queued_fraction", (0.1, 0.25))),  # type: ignore[arg-type]
+        _pair(timing_data.get("queued_fraction", (0.1, 0.25))),
     )
     if not 0 <= timing.min_s <= timing.max_s:
         raise ValueError(f"timing: need 0 <= min_s <= max_s, got {timing.min_s}..{timing.max_s}")

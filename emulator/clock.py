@@ -18,10 +18,17 @@ VIRTUAL_EPOCH = 1767225600.0
 
 
 class Clock(Protocol):
+    """What the emulator reads time from."""
+
+    #: "real" or "virtual"
     mode: str
 
     def now(self) -> float:
         """Seconds since the Unix epoch."""
+        ...
+
+    def reset(self) -> None:
+        """Back to where it started (a real clock: nothing to do)."""
         ...
 
 

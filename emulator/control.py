@@ -24,7 +24,8 @@ SERVER_ERRORS_SHOWN = 10
 
 
 def _emulator(request: Request) -> Emulator:
-    return request.app.state.emulator
+    emulator: Emulator = request.app.state.emulator
+    return emulator
 
 
 async def health(request: Request) -> Response:

@@ -51,7 +51,8 @@ _CSP = (
 
 
 def _emulator(request: Request) -> Emulator:
-    return request.app.state.emulator
+    emulator: Emulator = request.app.state.emulator
+    return emulator
 
 
 @cache

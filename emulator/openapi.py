@@ -315,7 +315,7 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
 
 
 def _paths() -> dict[str, Any]:
-    bearer = [{"bearerAuth": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     task_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
     control = {"tags": ["control"]}
     body = {

@@ -376,11 +376,11 @@ class _NoAliases(yaml.SafeDumper):
 
 def _duration(task: Mapping[str, Any]) -> float:
     """Midpoint between the last poll that saw it running and the first that saw it end."""
-    end = task["end"] - task["created"]
+    end = float(task["end"]) - float(task["created"])
     last = task.get("last_running")
     if last is None:
         return max(0.0, end)
-    return max(0.0, ((last - task["created"]) + end) / 2)
+    return max(0.0, ((float(last) - float(task["created"])) + end) / 2)
 
 
 # -- command line ---------------------------------------------------------------------------

@@ -20,12 +20,22 @@ from .catalogue import Catalogue, Model
 from .clock import Clock, RealClock, VirtualClock
 from .config import Config
 from .engine import ScenarioRuntime
-from .errors import APIError, InsufficientCredits, InvalidRequest, task_not_found
+from .errors import APIError, InsufficientCredits, InvalidRequest, store_full, task_not_found
 from .journal import Journal
 from .media import Media
 from .scenarios import Scenario, TaskEffect
 from .selection import ScenarioSelection, ScenarioSpec
-from .tasks import EndlessTasks, State, Task, TaskScript, TaskStore, TaskView, end_time, observe
+from .tasks import (
+    EndlessTasks,
+    State,
+    StoreFull,
+    Task,
+    TaskScript,
+    TaskStore,
+    TaskView,
+    end_time,
+    observe,
+)
 from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
 from .wire import StatusWords, task_data
@@ -71,6 +81,8 @@ class Emulator:
             resolve_model=self._resolve_model,
             clock=self.clock.now,
         )
+        #: image ``index`` of a finished task, as its scenario serves it (404 if none)
+        self.image: Callable[[str, int], RenderedImage] = self.media.image
         #: count a poll of a task and give its state now (the store's own operation)
         self.poll: Callable[[Task], TaskView] = self.tasks.poll
         #: tracebacks of emulator bugs, newest last (shown by GET /_emulator/health)
@@ -137,7 +149,11 @@ class Emulator:
         )  # fmt: skip
         if effect is not None:
             task.image = effect.image
-        self.tasks.add(task, now)
+        try:
+            self.tasks.add(task, now)
+        except StoreFull as full:
+            self.ledger.refund(key, request.credits)
+            raise store_full(full) from None
         callback = request.params.get("callback_url")
         if model.webhook and isinstance(callback, str):
             base = base_url() if callable(base_url) else base_url
@@ -165,10 +181,6 @@ class Emulator:
         if task is None:
             raise task_not_found(task_id)
         return task
-
-    def image(self, task_id: str, index: int) -> RenderedImage:
-        """Image ``index`` of a finished task, as its scenario serves it (404 if none)."""
-        return self.media.image(task_id, index)
 
     def task_body(
         self, task: Task, view: TaskView, base_url: str, words: StatusWords

@@ -195,10 +195,8 @@ def render_plan(model: Model, base_url: str, max_credits: int) -> str:
         worst = f", up to {step.worst_credits}" if step.worst_credits != step.credits else ""
         lines.append(f"  {i}. {step.name}: {step.credits} credits{worst}")
     expected = sum(s.credits for s in steps)
-    worst = sum(s.worst_credits for s in steps)
-    lines.append(
-        f"Cost: {expected} credits expected, at most {worst} (--max-credits {max_credits})"
-    )
+    most = sum(s.worst_credits for s in steps)
+    lines.append(f"Cost: {expected} credits expected, at most {most} (--max-credits {max_credits})")
     return "\n".join(lines)
 
 
@@ -417,7 +415,7 @@ def _poll(
         return
     status = final.get("status")
     ended_ok = final.get("output") is not None or (
-        finals.get(status) == "succeeded" and final.get("error") is None
+        finals.get(str(status)) == "succeeded" and final.get("error") is None
     )
     state = "succeeded" if ended_ok else "failed"
     report.observed["final_state"] = state

@@ -10,38 +10,8 @@ from __future__ import annotations
 
 from .checks import parse
 from .library import library, load
-from .model import (
-    ENDPOINTS,
-    FAULTS,
-    Distribution,
-    ErrorEffect,
-    ImageEffect,
-    Match,
-    RateLimit,
-    Rule,
-    Scenario,
-    ScenarioError,
-    TaskEffect,
-    WebhookEffect,
-)
+from .model import *  # noqa: F403  (the model's public names are the package's)
+from .model import __all__ as _MODEL
 from .source import load_file, loads
 
-__all__ = [
-    "ENDPOINTS",
-    "FAULTS",
-    "Distribution",
-    "ErrorEffect",
-    "ImageEffect",
-    "Match",
-    "RateLimit",
-    "Rule",
-    "Scenario",
-    "ScenarioError",
-    "TaskEffect",
-    "WebhookEffect",
-    "library",
-    "load",
-    "load_file",
-    "loads",
-    "parse",
-]
+__all__ = [*_MODEL, "library", "load", "load_file", "loads", "parse"]

@@ -91,7 +91,7 @@ class _Checker:
         if value not in allowed:
             self.fail(path, f"{value!r} is not one of: {', '.join(allowed)}")
             return None
-        return value
+        return str(value)
 
     def text(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
@@ -287,10 +287,9 @@ def _distribution(c: _Checker, raw: Any, path: str, *, ms: bool) -> Distribution
         return Distribution("uniform", low * scale, high * scale)
     names = ("mean", "stddev") if kind == "normal" else ("median", "sigma")
     p = c.mapping(value, sub, names)
-    nums = [c.number(p.get(n), f"{sub}.{n}") for n in names]
-    if None in nums:
+    a, b = (c.number(p.get(n), f"{sub}.{n}") for n in names)
+    if a is None or b is None:
         return None
-    a, b = nums
     return Distribution(kind, a * scale, b * scale if kind == "normal" else b)
 
 
@@ -310,6 +309,8 @@ def _error(c: _Checker, raw: Any, path: str) -> ErrorEffect | None:
             out[str(k)] = str(v)
         else:
             c.fail(f"{path}.headers.{k}", f"expected a string or number, got {_kind(v)}")
+    if int(status) == 429 and not any(k.lower() == "retry-after" for k in out):
+        out["Retry-After"] = "1"  # (the default message points to it)
     return ErrorEffect(int(status), str(type_), str(message), out)
 
 
