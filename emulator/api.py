@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
+from .cors import Cors, is_preflight
 from .engine import Decision, Request, ScenarioRuntime, as_api_error
 from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
 from .faults import FaultResponse, NetworkFault
@@ -246,14 +247,21 @@ class API:
     """Serves the emulated endpoints: runs the handler, sends its answer or the error
     envelope, and journals the request."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, cors: Cors | None = None) -> None:
         self.emulator = emulator
+        self.cors = cors or Cors()
 
     async def serve(
         self, endpoint: Endpoint, params: tuple[str, ...], scope: Scope, receive: Receive,
         send: Send,
     ) -> None:  # fmt: skip
         call = Call(scope, receive)
+        origin = call.raw_headers.get(b"origin")
+        if origin is not None:  # a browser's request: CORS
+            if is_preflight(scope, call.raw_headers):
+                await self.cors.preflight(scope, send, origin)
+                return
+            send = self.cors.wrap(send, origin)
         status = 500  # what the journal records when no response starts (a reset, a hang)
         responded = False
         error: str | None = None

@@ -1,5 +1,6 @@
 """The ASGI application: emulated endpoints first, then Starlette for the control API, docs and
-everything else, one journal and one error envelope for both."""
+everything else, one journal and one error envelope for both; CORS for the emulated API
+(:mod:`.cors`), the control API's guards (:mod:`.guards`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, control, dashboard, openapi
 from .config import Config
-from .errors import APIError, AuthenticationError, method_not_allowed, server_error
+from .cors import Cors, is_cross_origin_path, is_preflight
+from .errors import APIError, method_not_allowed, server_error
 from .faults import NetworkFault
+from .guards import ControlGuard
 from .service import Emulator
-from .wire import CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX, send_reply
+from .wire import CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX
 
 __all__ = ["create_app"]
 
@@ -29,12 +32,24 @@ class EmulatorApp(Starlette):
     def __init__(self, emulator: Emulator, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state.emulator = emulator
-        self.api = api.API(emulator)
+        self.cors = Cors(emulator.config.cors_origins)
+        self.api = api.API(emulator, self.cors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (found := api.route(scope["path"])) is not None:
-            await self.api.serve(found[0], found[1], scope, receive, send)
-            return
+        if scope["type"] == "http":
+            path = scope["path"]
+            found = api.route(path)
+            if found is not None:
+                await self.api.serve(found[0], found[1], scope, receive, send)
+                return
+            if is_cross_origin_path(path):  # an unknown path of the API: its 404 is readable
+                headers = dict(reversed(scope["headers"]))
+                origin = headers.get(b"origin")
+                if origin is not None:
+                    if is_preflight(scope, headers):
+                        await self.cors.preflight(scope, send, origin)
+                        return
+                    send = self.cors.wrap(send, origin)
         await super().__call__(scope, receive, send)
 
 
@@ -45,7 +60,13 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
         emulator,
         routes=[*control.routes, *openapi.routes, *dashboard.routes],
         middleware=[
-            *_token_middleware(emulator.config.control_token),
+            Middleware(
+                ControlGuard,
+                bind_host=emulator.config.host,
+                public_url=emulator.config.public_url,
+                allowed_hosts=emulator.config.allowed_hosts,
+                token=emulator.config.control_token,
+            ),
             Middleware(JournalMiddleware, emulator=emulator),
         ],
         exception_handlers={
@@ -59,44 +80,6 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
 
         load_into(emulator, emulator.config.state_file)
     return app
-
-
-def _token_middleware(token: str | None) -> list[Middleware]:
-    return [Middleware(ControlTokenMiddleware, token=token)] if token else []
-
-
-class ControlTokenMiddleware:
-    """With a control token configured, every /_emulator/ call must carry it:
-    ``Authorization: Bearer <token>`` or ``X-Emulator-Token: <token>``; else 401."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        import hmac  # only with a token: it costs start-up time
-
-        self.app = app
-        self.token = token.encode()
-        self.compare = hmac.compare_digest
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/_emulator" or path.startswith(CONTROL_PREFIX)):
-            await self.app(scope, receive, send)
-            return
-        given = b""
-        for name, value in scope["headers"]:
-            if name == b"x-emulator-token":
-                given = value.strip()
-                break
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-        if self.compare(given, self.token):
-            await self.app(scope, receive, send)
-            return
-        refusal = AuthenticationError(
-            "Missing or wrong control token: /_emulator/ calls need the header "
-            "'Authorization: Bearer <token>' or 'X-Emulator-Token: <token>'",
-            headers={"WWW-Authenticate": 'Bearer realm="aio-emulator control"'},
-        )
-        await send_reply(send, refusal.reply())
 
 
 class JournalMiddleware:

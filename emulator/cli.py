@@ -139,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="require this token on /_emulator/ calls; needed to listen beyond loopback",
     )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="origin whose pages may call the emulated API (default: any, '*'); repeatable",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="HOST",
+        help="a host name the control API answers besides loopback names; repeatable",
+    )
     validate = sub.add_parser("validate", help="check scenario files offline")
     validate.add_argument("files", nargs="+", metavar="FILE")
     sub.add_parser("scenarios", help="list the ready scenarios")
@@ -263,6 +277,8 @@ def _serve(args: argparse.Namespace) -> int:
         state_file=args.state_file,
         state_interval_s=args.state_interval_s,
         control_token=args.control_token,
+        cors_origins=tuple(args.cors_origins) if args.cors_origins else None,
+        allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
         max_connections=args.max_connections,
     )
     if config.control_token is None and not _loopback(config.host):

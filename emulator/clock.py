@@ -36,8 +36,7 @@ class RealClock:
     """Wall-clock time."""
 
     mode = "real"
-    #: seconds since the Unix epoch (``time.time`` itself: read twice per request, and a
-    #: method around it would cost a Python call each time)
+    #: seconds since the Unix epoch (``time.time`` itself: read on every request)
     now = staticmethod(time.time)
 
     def reset(self) -> None:

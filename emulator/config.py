@@ -18,6 +18,10 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_IMAGE_CACHE_BYTES = 64 * 1024 * 1024
 
 
+#: settings given in the environment as comma-separated lists
+LIST_FIELDS = ("cors_origins", "allowed_hosts")
+
+
 class ConfigError(ValueError):
     """A setting has a value the emulator cannot use; the message names it."""
 
@@ -53,6 +57,11 @@ class Config:
     control_token: str | None = None
     #: webhook retries wait this long, then twice as long each time (1, 2, 4 s by default)
     webhook_backoff_s: float = 1.0
+    #: origins whose pages may read the emulated API's answers ("*": any); never the control API
+    cors_origins: tuple[str, ...] = ("*",)
+    #: host names the control API answers besides loopback names, the bind host and the
+    #: --public-url host (DNS rebinding: a page's requests carry its own host name)
+    allowed_hosts: tuple[str, ...] = ()
     #: most connections served at once; the ones beyond get 503 (emulator.protocol)
     max_connections: int = 512
 
@@ -87,7 +96,9 @@ class Config:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and f.name not in ("keys", "key_scenarios"):
+            if raw is not None and f.name in LIST_FIELDS:
+                values[f.name] = tuple(item.strip() for item in raw.split(",") if item.strip())
+            elif raw is not None and f.name not in ("keys", "key_scenarios"):
                 values[f.name] = _parse(f.name, raw, f.type)
         if ENV_PREFIX + "KEYS" in environ:
             values["keys"] = parse_keys(environ[ENV_PREFIX + "KEYS"].split(","))

@@ -306,17 +306,63 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    if extra.get("tags") == ["control"]:  # every control call may meet the control token
+    if extra.get("tags") == ["control"]:  # every control call meets the guards
         responses = {
             **responses,
             "401": _json(_ref("Error"), "Control token missing or wrong (with a control token)"),
+            "403": _json(
+                _ref("Error"),
+                "A Host the control API does not answer, or a change from another origin",
+            ),
+            "415": _json(_ref("Error"), "A change sent as a form or plain text"),
         }
     return {"summary": summary, "responses": responses, **extra}
+
+
+def _preflight(operation_id: str, *parameters: dict[str, Any]) -> dict[str, Any]:
+    """A CORS preflight of an emulated route: answered without a key, never journaled."""
+    header = {"type": "string"}
+    return _op(
+        "CORS preflight of a browser on another origin (no key; never billed or journaled)",
+        {
+            "204": {
+                "description": "Allowed: the methods and the headers the browser asked for",
+                "headers": {
+                    name: {"schema": header}
+                    for name in (
+                        "Access-Control-Allow-Origin",
+                        "Access-Control-Allow-Methods",
+                        "Access-Control-Allow-Headers",
+                        "Access-Control-Max-Age",
+                    )
+                },
+            },
+            **_errors(405),
+        },
+        operationId=operation_id,
+        tags=["cors"],
+        parameters=[
+            *parameters,
+            {"name": "Origin", "in": "header", "required": True, "schema": header},
+            {
+                "name": "Access-Control-Request-Method",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "enum": ["GET", "HEAD", "POST"]},
+            },
+        ],
+    )
 
 
 def _paths() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     task_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    name_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,2})\\.png$"},
+    }
     control = {"tags": ["control"]}
     body = {
         "required": True,
@@ -345,7 +391,8 @@ def _paths() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _ref("CreateRequest")}},
                 },
-            )
+            ),
+            "options": _preflight("preflightCreate"),
         },
         TASKS_PREFIX + "{task_id}": {
             "get": _op(
@@ -369,7 +416,8 @@ def _paths() -> dict[str, Any]:
                 tags=["images"],
                 security=bearer,
                 parameters=[task_param],
-            )
+            ),
+            "options": _preflight("preflightTask", task_param),
         },
         FILES_PREFIX + "{task_id}/{name}": {
             "get": _op(
@@ -386,14 +434,10 @@ def _paths() -> dict[str, Any]:
                 tags=["images"],
                 parameters=[
                     task_param,
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,3}\\.png$"},
-                    },
+                    name_param,
                 ],
-            )
+            ),
+            "options": _preflight("preflightImage", task_param, name_param),
         },
         "/openapi.json": {
             "get": _op(
@@ -497,6 +541,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "images", "description": "The emulated API in One endpoints"},
+            {"name": "cors", "description": "Preflights of browsers on another origin"},
             {"name": "control", "description": "The emulator's own control API"},
             {"name": "meta", "description": "This description"},
         ],

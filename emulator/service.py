@@ -58,6 +58,10 @@ class Emulator:
         self.seed = self.config.seed if self.config.seed is not None else secrets.randbits(32)
         self.clock: Clock = VirtualClock() if self.config.clock == "virtual" else RealClock()
         self.rng = random.Random(self.seed)
+        #: task ids: drawn from the seed when the user gave one (the same ids on every run),
+        #: else unpredictable, so the seed that health prints tells nobody another key's ids
+        #: (image URLs need no key)
+        self._id_bits = self.rng.getrandbits if self.config.seed is not None else secrets.randbits
         self.ledger = Ledger(self.config.default_credits, dict(self.config.keys))
         self.journal = Journal(self.config.journal_size)
         self.tasks = TaskStore(
@@ -141,7 +145,7 @@ class Emulator:
             if effect is not None:
                 script = runtime.task_script(effect, script)
         now = self.clock.now()
-        # positional, in field order: keywords cost 1.2 us per create (benchmarks/README.md)
+        # positional, in field order (keywords: benchmarks/README.md)
         task = Task(
             self._new_id(model), key, model.id, request.params, now, script,
             self.rng.getrandbits(32), request.width, request.height, request.images,
@@ -283,7 +287,7 @@ class Emulator:
     def _new_id(self, model: Model) -> str:
         """``n{node}{16 hex digits}_{tag}``, the documented shape, unique among kept tasks."""
         while True:
-            task_id = model.id_format % self.rng.getrandbits(64)
+            task_id = model.id_format % self._id_bits(64)
             if task_id not in self.tasks:
                 return task_id
 

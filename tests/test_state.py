@@ -33,6 +33,7 @@ CREDITS = 1_000_000
 def _emulator(**config) -> Emulator:
     config.setdefault("seed", 9)
     config.setdefault("clock", "virtual")
+    config.setdefault("allowed_hosts", ("emulator.test",))
     return Emulator(Config(**config))
 
 
