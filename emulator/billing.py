@@ -6,6 +6,7 @@ Invariant: ``balance + reserved + spent`` only changes when the control API sets
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InsufficientCredits
@@ -97,3 +98,8 @@ class Ledger:
 
     def reset(self) -> None:
         self.accounts.clear()
+
+    def restore(self, accounts: Iterable[Account]) -> None:
+        """Replace every account with ``accounts`` (as a saved state had them)."""
+        self.accounts.clear()
+        self.accounts.update((a.key, a) for a in accounts)

@@ -64,6 +64,12 @@ class VirtualClock:
     def reset(self) -> None:
         self._now = self.start
 
+    def restore(self, now: float, start: float | None = None) -> None:
+        """Put the clock back where a saved state had it (``start`` is where reset goes)."""
+        if start is not None:
+            self.start = start
+        self._now = now
+
 
 def iso(ts: float) -> str:
     """ISO-8601 UTC with a Z suffix, to the second (as the real docs write timestamps)."""

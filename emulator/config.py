@@ -62,14 +62,19 @@ class Config:
     #: host names the control API answers besides loopback names, the bind host and the
     #: --public-url host (DNS rebinding: a page's requests carry its own host name)
     allowed_hosts: tuple[str, ...] = ()
+    #: most connections served at once; the ones beyond get 503 (emulator.protocol)
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         if self.clock not in ("real", "virtual"):
             raise ConfigError(f"clock: {self.clock!r} is not one of: real, virtual")
-        for name in ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes"):
+        counts = ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes")
+        for name in (*counts, "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        if self.task_ttl_s < 0 or self.default_credits < 0:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port: {self.port} is not a port (allowed: 0 to 65535)")
+        if not self.task_ttl_s >= 0 or self.default_credits < 0:  # (not >=: refuses NaN)
             raise ConfigError("task_ttl_s and default_credits must not be negative")
         if not 0 < self.state_interval_s < 1e9:
             raise ConfigError(f"state_interval_s: must be positive, got {self.state_interval_s}")

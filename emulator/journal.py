@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .clock import iso
@@ -207,6 +207,12 @@ class Journal:
         """Every entry as a plain dict with ``body`` as text, oldest first (for the state
         file: :meth:`restore` takes them back)."""
         return [e._stored() for e in self._entries]
+
+    def snapshot(self) -> Callable[[], list[dict[str, Any]]]:
+        """:meth:`stored`, deferred: the entries are copied now (cheap: an entry never changes
+        once recorded) and turned into dicts when the result is called, from any thread."""
+        entries = list(self._entries)
+        return lambda: [e._stored() for e in entries]
 
     def restore(self, entries: Iterable[Mapping[str, Any]], seq: int) -> None:
         """Replace the contents with ``entries`` (as :meth:`stored` gave them) and ``seq``."""

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from . import __version__
 from .catalogue import Catalogue, Field, Model
 from .tasks import State
-from .validation import MAX_URL_LENGTH
+from .validation import MAX_URL_LENGTH, URL_PATTERN
 from .wire import CREATE_PATH, DEFAULT_STATUS_WORDS, ERROR_TYPES, FILES_PREFIX, TASKS_PREFIX
 
 __all__ = [
@@ -64,7 +64,7 @@ def schema_name(model_id: str) -> str:
 
 def field_schema(spec: Field) -> dict[str, Any]:
     """The JSON Schema of one catalogue field (what the validator accepts, nulls aside)."""
-    url = {"type": "string", "pattern": "^https?://", "maxLength": MAX_URL_LENGTH}
+    url = {"type": "string", "pattern": URL_PATTERN, "maxLength": MAX_URL_LENGTH}
     if spec.kind == "string":
         out: dict[str, Any] = {"type": "string"}
         if spec.min_length is not None:
