@@ -63,6 +63,7 @@ node: $(NODE_TESTS)/node_modules/.package-lock.json
 test: $(STAMP) browser node
 	$(BIN)/ruff check emulator tests benchmarks
 	$(BIN)/ruff format --check emulator tests benchmarks
+	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 	$(BIN)/python -m pytest $(ARGS)
 
@@ -73,6 +74,7 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check emulator tests benchmarks
 	$(BIN)/ruff format --check emulator tests benchmarks
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format emulator tests benchmarks
