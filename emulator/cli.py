@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this token on /_emulator/ calls; needed to listen beyond loopback",
     )
     serve.add_argument(
+        "--control-token-file",
+        metavar="PATH",
+        help="read the control token from this file (kept out of the process list)",
+    )
+    serve.add_argument(
         "--cors-origin",
         action="append",
         dest="cors_origins",
@@ -250,6 +255,22 @@ def _main(argv: Sequence[str] | None) -> int:
     return 1
 
 
+def _token_file(path: str | None) -> str | None:
+    """The control token kept in a file (``--control-token-file``, else the variable
+    ``AIO_EMULATOR_CONTROL_TOKEN_FILE``): its first line, without surrounding white space."""
+    path = path or os.environ.get("AIO_EMULATOR_CONTROL_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"control token file {path}: cannot read it ({exc})") from exc
+    if not token:
+        raise ConfigError(f"control token file {path}: it is empty")
+    return token
+
+
 def _serve(args: argparse.Namespace) -> int:
     import socket
 
@@ -276,7 +297,7 @@ def _serve(args: argparse.Namespace) -> int:
         key_scenarios=key_scenarios,
         state_file=args.state_file,
         state_interval_s=args.state_interval_s,
-        control_token=args.control_token,
+        control_token=args.control_token or _token_file(args.control_token_file),
         cors_origins=tuple(args.cors_origins) if args.cors_origins else None,
         allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
         max_connections=args.max_connections,

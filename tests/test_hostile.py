@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -400,14 +402,25 @@ def test_binding_beyond_loopback_without_a_token_is_refused(host: str) -> None:
     assert "--control-token" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_binding_beyond_loopback_with_a_token_starts() -> None:
+@pytest.mark.parametrize("source", ["flag", "file", "environment"])
+def test_binding_beyond_loopback_with_a_token_starts(source: str, tmp_path: Path) -> None:
+    """The token on the command line, in a file (out of the process list) or in the
+    environment."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-token\n")
+    given = {
+        "flag": ["--control-token", "s3cret-token"],
+        "file": ["--control-token-file", str(secret)],
+        "environment": [],
+    }[source]
+    env = {**os.environ, "AIO_EMULATOR_CONTROL_TOKEN_FILE": str(secret)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--host", "0.0.0.0",
-         "--control-token", "s3cret-token"],
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--host", "0.0.0.0", *given],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+        env=env if source == "environment" else None,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -420,6 +433,19 @@ def test_binding_beyond_loopback_with_a_token_starts() -> None:
         proc.terminate()
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_an_empty_or_missing_token_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for path in (empty, tmp_path / "missing"):
+        done = subprocess.run(
+            [sys.executable, "-m", "emulator", "serve", "--port", "0", "--control-token-file",
+             str(path)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert f"control token file {path}" in done.stderr
 
 
 # -- hostile values in bodies (issue 15) --------------------------------------------------------
