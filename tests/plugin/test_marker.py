@@ -100,7 +100,9 @@ def test_it(aio_emulator):
     )
     result = suite.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["E   *ScenarioError: sloww: not a ready scenario nor a file.*"])
+    result.stdout.fnmatch_lines(
+        ["E   *ScenarioError: sloww: not a ready scenario nor a .yaml file.*"]
+    )
 
 
 def test_the_closest_marker_wins_option_by_option(suite: pytest.Pytester) -> None:
