@@ -21,7 +21,14 @@ from . import __version__
 from .catalogue import Catalogue, Field, Model
 from .tasks import State
 from .validation import MAX_URL_LENGTH, URL_PATTERN
-from .wire import CREATE_PATH, DEFAULT_STATUS_WORDS, ERROR_TYPES, FILES_PREFIX, TASKS_PREFIX
+from .wire import (
+    CREATE_PATH,
+    DEFAULT_STATUS_WORDS,
+    ERROR_TYPES,
+    FILES_PREFIX,
+    KEY_PREFIX,
+    TASKS_PREFIX,
+)
 
 __all__ = [
     "DEFAULT_STATUS_WORDS_DOC",
@@ -348,7 +355,7 @@ def _preflight(operation_id: str, *parameters: dict[str, Any]) -> dict[str, Any]
                 "name": "Access-Control-Request-Method",
                 "in": "header",
                 "required": True,
-                "schema": {"type": "string", "enum": ["GET", "HEAD", "POST"]},
+                "schema": header,
             },
         ],
     )
@@ -437,7 +444,9 @@ def _paths() -> dict[str, Any]:
                     name_param,
                 ],
             ),
-            "options": _preflight("preflightImage", task_param, name_param),
+            "options": _preflight(
+                "preflightImage", task_param, {**name_param, "schema": {"type": "string"}}
+            ),
         },
         "/openapi.json": {
             "get": _op(
@@ -467,7 +476,12 @@ def _paths() -> dict[str, Any]:
         },
         "/_emulator/keys/{key}": {
             "parameters": [
-                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "key",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^" + KEY_PREFIX},
+                }
             ],
             "get": _op(
                 "A key's credits",

@@ -20,7 +20,7 @@ from .catalogue import Catalogue, Model
 from .clock import Clock, RealClock, VirtualClock
 from .config import Config
 from .engine import ScenarioRuntime
-from .errors import APIError, InsufficientCredits, InvalidRequest, store_full, task_not_found
+from .errors import APIError, InsufficientCredits, NotFound, store_full, task_not_found
 from .journal import Journal
 from .media import Media
 from .scenarios import Scenario, TaskEffect
@@ -131,8 +131,8 @@ class Emulator:
         model = request.model
         if model.id == "grok-imagine/upscale":
             source = self.tasks.get(str(request.params["task_id"]))
-            if source is None or source.key != key:
-                raise InvalidRequest(
+            if source is None or source.key != key:  # a well-formed body naming a missing task
+                raise NotFound(
                     f"task_id: no image task {request.params['task_id']!r} for this API key"
                 )
         try:

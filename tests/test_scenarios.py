@@ -144,7 +144,9 @@ def test_load_by_name_path_or_dict(tmp_path: Path) -> None:
     assert load(str(path)).name == "mine"
     assert load(path).rules[0].error.status == 503
     assert load({"name": "d", "rules": [{"fault": "reset"}]}).rules[0].fault == "reset"
-    with pytest.raises(ScenarioError, match=r"not a ready scenario nor a \.yaml file\. Ready scenarios: "):
+    with pytest.raises(
+        ScenarioError, match=r"not a ready scenario nor a \.yaml file\. Ready scenarios: "
+    ):
         load("no-such-scenario")
     with pytest.raises(ScenarioError, match="cannot read the file"):
         load_file(tmp_path / "missing.yaml")
@@ -200,7 +202,7 @@ def test_a_fifo_a_device_or_a_huge_file_is_refused_before_it_is_read(tmp_path: P
     with pytest.raises(ScenarioError, match="not a regular file"):
         load(str(fifo))
     assert time.monotonic() - started < 5
-    with pytest.raises(ScenarioError, match="nor a .yaml file"):
+    with pytest.raises(ScenarioError, match=r"nor a \.yaml file"):
         load("/dev/zero")
     huge = tmp_path / "huge.yaml"
     huge.write_text("name: huge\n" + "#" * MAX_FILE_BYTES)
