@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-__all__ = ["CREATE_BODY", "TASK_BODY", "create_app"]
+__all__ = ["CHAT_BODY", "CREATE_BODY", "TASK_BODY", "create_app"]
 
 CREATE_BODY = {
     "code": 200,
@@ -38,6 +38,23 @@ TASK_BODY = {
     },
 }
 
+#: what a hand-written chat stub answers (the shape of the emulator's non-streamed answer)
+CHAT_BODY = {
+    "id": "chatcmpl_000000000000000000000000",
+    "object": "chat.completion",
+    "created": 1767225600,
+    "model": "gemini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "This is a stub reply. " * 4},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 22, "total_tokens": 34},
+    "credits_consumed": 1,
+}
+
 
 def create_app(png: bytes = b"") -> Starlette:
     """The bare app; ``png`` is the body of every ``GET /files/{task_id}/{name}``."""
@@ -51,6 +68,9 @@ def create_app(png: bytes = b"") -> Starlette:
     async def image(request: Request) -> Response:
         return Response(png, media_type="image/png")
 
+    async def chat(request: Request) -> Response:
+        return JSONResponse(CHAT_BODY)
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -59,6 +79,7 @@ def create_app(png: bytes = b"") -> Starlette:
             Route("/api/v1/images/generations", create, methods=["POST"]),
             Route("/api/v1/tasks/{task_id}", task, methods=["GET"]),
             Route("/files/{task_id}/{name}", image, methods=["GET"]),
+            Route("/api/v1/chat/completions", chat, methods=["POST"]),
             Route("/_emulator/health", health, methods=["GET"]),
         ]
     )

@@ -103,6 +103,19 @@ def start_server(ttl: float, extra: list[str]) -> tuple[subprocess.Popen[str], i
     return proc, int(match.group(1))
 
 
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 class Conn:
     """One keep-alive HTTP/1.1 connection; the emulator always sends Content-Length."""
 
@@ -207,6 +220,16 @@ async def control(port: int, path: str) -> dict[str, Any]:
     return json.loads(data)
 
 
+async def balances_conserved(port: int, keys: list[str]) -> bool:
+    """Each key's balance + reserved + spent is its starting balance, nothing reserved."""
+    for key in keys:
+        account = await control(port, f"/_emulator/keys/{key}")  # (also sweeps)
+        total = account["credits"] + account["reserved"] + account["spent"]
+        if total != CREDITS or account["reserved"] != 0:
+            return False
+    return True
+
+
 async def soak(
     tasks: int = 100_000,
     clients: int = 32,
@@ -248,28 +271,19 @@ async def soak(
         result.seconds = time.perf_counter() - started
         result.rss_loaded_mib = rss_mib(proc.pid)
         await asyncio.sleep(ttl + 1.0)
-        ok = True
-        for i in range(min(clients, 8)):
-            account = await control(port, f"/_emulator/keys/aio_soak_{i}")  # also sweeps
-            total = account["credits"] + account["reserved"] + account["spent"]
-            ok = ok and total == CREDITS and account["reserved"] == 0
-        result.balances_ok = ok
+        keys = [f"aio_soak_{i}" for i in range(min(clients, 8))]
+        result.balances_ok = await balances_conserved(port, keys)
         result.tasks_left_after_expiry = (await control(port, "/_emulator/health"))["tasks"]
         await asyncio.sleep(0.5)
         result.rss_expired_mib = rss_mib(proc.pid)
         result.curve.append((round(time.perf_counter() - started, 1), result.created,
                              round(result.rss_expired_mib, 1)))  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_server(proc)
     if latencies:
         ordered = sorted(latencies)
         result.p50_ms = statistics.median(ordered) * 1000
-        result.p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        result.p99_ms = percentile(ordered, 0.99) * 1000
     return result
 
 
@@ -312,7 +326,22 @@ def main(argv: list[str] | None = None) -> int:
         help="download the image of every n-th task (10; 1 = every task, ~3.5x slower)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="instead: the fault soak (200 slow clients, 1,000 callbacks to a silent receiver, "
+        "creates; health within 50 ms throughout)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="fault soak length (20)")
     args = parser.parse_args(argv)
+    if args.faults:
+        faults = asyncio.run(fault_soak(seconds=args.seconds))
+        print(fault_report(faults))
+        found = faults.problems(probe_limit_ms=50.0, max_fds=200 + 64 + 64)
+        for problem in found:
+            print(f"FAIL: {problem}")
+        print("PASS" if not found else "FAILED")
+        return 1 if found else 0
     result = asyncio.run(
         soak(
             args.tasks,
@@ -331,6 +360,219 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: {problem}")
     print("PASS" if not problems else "FAILED")
     return 1 if problems else 0
+
+
+# -- the fault soak: slow clients, a silent webhook receiver and creates at once ----------------
+
+
+@dataclass
+class FaultResult:
+    """What one fault soak measured."""
+
+    seconds: float = 0.0
+    slow_connections: int = 0  # slow-client connections opened (re-opened when dropped)
+    callbacks: int = 0  # creates with a callback_url answered 200
+    cycles: int = 0  # create -> poll cycles without a callback that reached an end
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    probes: int = 0
+    probe_max_ms: float = 0.0
+    probe_p99_ms: float = 0.0
+    probes_over_limit: int = 0
+    receiver_connections: int = 0  # webhook connections the silent receiver accepted
+    max_server_fds: int = 0
+    webhooks: dict[str, int] = field(default_factory=dict)
+    tasks_terminal: bool = False
+    balances_ok: bool = False
+
+    def problems(self, probe_limit_ms: float, max_fds: int, tolerance: float = 0.0) -> list[str]:
+        """What failed; ``tolerance``: the share of probes allowed over the limit (a shared
+        machine may not schedule the server for a while), none over 20 times it."""
+        out = []
+        if self.errors:
+            out.append(f"{self.errors} errors: {self.error_samples[:3]}")
+        allowed = int(self.probes * tolerance)
+        if self.probes_over_limit > allowed or self.probe_max_ms > 20 * probe_limit_ms:
+            out.append(f"{self.probes_over_limit} of {self.probes} health probes took over "
+                       f"{probe_limit_ms:g} ms (max {self.probe_max_ms:.1f} ms)")  # fmt: skip
+        hooks = self.webhooks
+        accounted = sum(hooks.get(k, 0) for k in ("running", "waiting", "finished", "not_sent"))
+        if hooks.get("accepted") != self.callbacks or accounted != self.callbacks:
+            out.append(f"webhook deliveries not accounted for: {hooks} for {self.callbacks}")
+        if not self.tasks_terminal:
+            out.append("some tasks never reached an end")
+        if not self.balances_ok:
+            out.append("balances are not conserved (or credits are still reserved)")
+        if self.max_server_fds > max_fds:
+            out.append(f"the server held {self.max_server_fds} descriptors (limit {max_fds})")
+        return out
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def _silent_receiver(held: list[asyncio.StreamWriter]) -> asyncio.Server:
+    """Accepts webhook connections and never answers (nor reads)."""
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    return await asyncio.start_server(hold, "127.0.0.1", 0)
+
+
+async def _slow_client(port: int, stop: asyncio.Event, result: FaultResult) -> None:
+    """Sends a request's headers a byte every 0.5 s; reconnects when the server drops it."""
+    while not stop.is_set():
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.5)
+            continue
+        result.slow_connections += 1
+        writer.write(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        try:
+            while not stop.is_set() and not writer.is_closing():
+                await asyncio.sleep(0.5)
+                writer.write(b"a")
+                await writer.drain()
+        except OSError:
+            pass
+        writer.close()
+
+
+async def _probe(port: int) -> tuple[float, dict[str, Any]]:
+    """One health check on a fresh connection: (milliseconds, the answer)."""
+    started = time.perf_counter()
+    conn = Conn(port)
+    try:
+        status, data = await conn.request("GET", "/_emulator/health", "aio_probe")
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"health answered {status}: {data[:200]!r}")
+    return (time.perf_counter() - started) * 1000, json.loads(data)
+
+
+async def fault_soak(
+    slow_clients: int = 200,
+    callbacks: int = 1000,
+    cycles: int = 500,
+    seconds: float = 20.0,
+    probe_every_s: float = 0.05,
+    probe_limit_ms: float = 50.0,
+    progress: bool = True,
+) -> FaultResult:
+    """``slow_clients`` slow-loris connections and ``callbacks`` creates whose webhooks go to a
+    receiver that never answers, with ``cycles`` ordinary create -> poll cycles, for about
+    ``seconds``; health is probed every ``probe_every_s`` throughout."""
+    proc, port = start_server(60.0, [])
+    result = FaultResult()
+    held: list[asyncio.StreamWriter] = []
+    receiver = await _silent_receiver(held)
+    hook = f"http://127.0.0.1:{receiver.sockets[0].getsockname()[1]}/hook"
+    stop = asyncio.Event()
+    probes: list[float] = []
+    created: list[tuple[str, str]] = []  # (task id, key)
+    started = time.perf_counter()
+
+    async def creates(index: int, count: int, callback: bool) -> None:
+        key = f"aio_fault_{index % 4}"
+        conn = Conn(port)
+        payload: dict[str, Any] = {"model": "grok-imagine/text-to-image", "prompt": "a kite"}
+        if callback:
+            payload["callback_url"] = hook
+        body = json.dumps(payload).encode()
+        pace = seconds * 0.6 / max(count, 1)  # spread over the first part of the run
+        for _ in range(count):
+            try:
+                status, data = await conn.request("POST", "/api/v1/images/generations", key, body)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                status, data = 0, repr(exc).encode()
+            if status != 200:
+                result.errors += 1
+                result.error_samples.append(f"create: {status} {data[:120]!r}")
+            else:
+                created.append((json.loads(data)["data"]["task_id"], key))
+                if callback:
+                    result.callbacks += 1
+                else:
+                    result.cycles += 1
+            await asyncio.sleep(pace)
+        conn.close()
+
+    async def prober() -> None:
+        while not stop.is_set():
+            try:
+                took, health = await _probe(port)
+            except (OSError, RuntimeError, asyncio.IncompleteReadError, ValueError) as exc:
+                result.errors += 1
+                result.error_samples.append(f"health: {exc!r}")
+                took, health = float("inf"), {}
+            probes.append(took)
+            result.max_server_fds = max(result.max_server_fds, open_fds(proc.pid))
+            if progress and len(probes) % 40 == 0:
+                print(f"  {time.perf_counter() - started:5.1f} s  probe {took:5.1f} ms  "
+                      f"fds {open_fds(proc.pid)}  webhooks {health.get('webhooks')}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+            await asyncio.sleep(probe_every_s)
+
+    try:
+        slow = [asyncio.create_task(_slow_client(port, stop, result)) for _ in range(slow_clients)]
+        probing = asyncio.create_task(prober())
+        workers = 8
+        load = [
+            *(creates(i, callbacks // workers + (i < callbacks % workers), True)
+              for i in range(workers)),
+            *(creates(i, cycles // workers + (i < cycles % workers), False)
+              for i in range(workers)),
+        ]  # fmt: skip
+        await asyncio.wait_for(asyncio.gather(*load), timeout=seconds * 2)
+        await asyncio.sleep(max(0.0, seconds - (time.perf_counter() - started)))
+        stop.set()
+        await asyncio.gather(*slow, probing)
+        result.seconds = time.perf_counter() - started
+        conn = Conn(port)
+        terminal = True
+        for task_id, key in created:  # every task answers, ended (scenario instant)
+            status, data = await conn.request("GET", f"/api/v1/tasks/{task_id}", key)
+            terminal = terminal and status == 200 and json.loads(data)["data"]["status"] in (
+                "completed", "failed"
+            )  # fmt: skip
+        conn.close()
+        result.tasks_terminal = terminal
+        result.balances_ok = await balances_conserved(port, [f"aio_fault_{i}" for i in range(4)])
+        result.webhooks = (await control(port, "/_emulator/health"))["webhooks"]
+        result.receiver_connections = len(held)
+    finally:
+        stop.set()
+        receiver.close()
+        for writer in held:
+            writer.close()
+        stop_server(proc)
+    if probes:
+        ordered = sorted(probes)
+        result.probes = len(probes)
+        result.probe_max_ms = ordered[-1]
+        result.probe_p99_ms = percentile(ordered, 0.99)
+        result.probes_over_limit = sum(1 for p in probes if p > probe_limit_ms)
+    return result
+
+
+def fault_report(result: FaultResult) -> str:
+    return "\n".join([
+        f"fault soak: {result.seconds:.1f} s, {os.cpu_count()} CPUs",
+        f"  slow clients    {result.slow_connections} connections opened",
+        f"  webhooks        {result.callbacks} tasks with a callback to a silent receiver, "
+        f"{result.receiver_connections} connections reached it; deliveries {result.webhooks}",
+        f"  creates         {result.cycles} without a callback; every task ended: "
+        f"{result.tasks_terminal}",
+        f"  health          {result.probes} probes, p99 {result.probe_p99_ms:.1f} ms, "
+        f"max {result.probe_max_ms:.1f} ms, {result.probes_over_limit} over the limit",
+        f"  descriptors     at most {result.max_server_fds} open in the server",
+        f"  errors          {result.errors}",
+        f"  balances        {'conserved, nothing reserved' if result.balances_ok else 'WRONG'}",
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
+from .cors import Cors, is_preflight
 from .engine import Decision, Request, ScenarioRuntime, as_api_error
 from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
 from .faults import FaultResponse, NetworkFault
@@ -40,7 +41,7 @@ from .wire import (
     success,
 )
 
-__all__ = ["API", "CLIENT_GONE", "Call", "Endpoint", "route"]
+__all__ = ["API", "CLIENT_GONE", "Call", "EarlyFault", "Endpoint", "read_json_call", "route"]
 
 #: status the journal records for a request whose client went away before it was answered
 CLIENT_GONE = 499
@@ -92,13 +93,17 @@ class Call:
             host = f"{server[0]}:{server[1]}" if server[1] else server[0]
         return f"{self.scope['scheme']}://{host}"
 
-    def entry(self, seq: int, status: int, error: str | None, at: float) -> Entry:
-        """The journal's record of this request, answered with ``status``."""
+    def entry(
+        self, seq: int, status: int, error: str | None, at: float, kind: str = "request",
+        response: str | None = None,
+    ) -> Entry:  # fmt: skip
+        """The journal's record of this request, answered with ``status`` (and ``response``,
+        the answer as JSON text, where it matters to a reader: chat)."""
         scope = self.scope
         return Entry._make((
             seq, scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
             self.key, self.body, self.json, status, error, self.task_id, self.rule, at,
-            time.time(), time.perf_counter() - self.started, "request", None, False,
+            time.time(), time.perf_counter() - self.started, kind, None, False, response,
         ))  # fmt: skip
 
 
@@ -118,20 +123,7 @@ Handler = Callable[..., Awaitable[Answer]]
 
 
 async def create_generation(emulator: Emulator, call: Call) -> Answer:
-    headers = call.raw_headers  # (header values as bytes: decoded only when unusual)
-    key = call.key = emulator.authenticate(headers.get(b"authorization"))
-    raw = await read_json_body(
-        headers.get(b"content-type"), headers.get(b"content-length"), call.receive,
-        emulator.config.max_body_bytes,
-    )  # fmt: skip
-    try:
-        body, call.body = load_object(raw)
-    except InvalidRequest:  # answered after the scenario has had its say
-        call.body = raw[:4096].decode("utf-8", "replace")
-        await _decide(emulator, call, "create", key)
-        raise
-    call.json = True
-    decision = await _decide(emulator, call, "create", key, body=body)
+    key, body, decision = await read_json_call(emulator, call, "create")
     runtime = _runtime(call)
     request = validate_create(body, emulator.catalogue, strict=runtime.scenario.strict)
     task = emulator.create_task(
@@ -168,6 +160,28 @@ async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> 
     headers += [(b"content-type", b"image/png"), (b"content-length", b"%d" % len(image.body))]
     body = b"" if call.scope["method"] == "HEAD" else image.body
     return Reply(200, body, headers)
+
+
+async def read_json_call(
+    emulator: Emulator, call: Call, endpoint: str
+) -> tuple[str, dict[str, Any], Decision]:
+    """The key, the JSON object body and the scenario's decision of a POST to ``endpoint``
+    (create, chat), checked in the module's order: the key (401), the body's media type and
+    size (415, 413), the scenario, then the JSON itself (400)."""
+    headers = call.raw_headers  # (header values as bytes: decoded only when unusual)
+    key = call.key = emulator.authenticate(headers.get(b"authorization"))
+    raw = await read_json_body(
+        headers.get(b"content-type"), headers.get(b"content-length"), call.receive,
+        emulator.config.max_body_bytes,
+    )  # fmt: skip
+    try:
+        body, call.body = load_object(raw)
+    except InvalidRequest:  # answered after the scenario has had its say
+        call.body = raw[:4096].decode("utf-8", "replace")
+        await _decide(emulator, call, endpoint, key)
+        raise
+    call.json = True
+    return key, body, await _decide(emulator, call, endpoint, key, body=body)
 
 
 async def _decide(
@@ -246,14 +260,21 @@ class API:
     """Serves the emulated endpoints: runs the handler, sends its answer or the error
     envelope, and journals the request."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, cors: Cors | None = None) -> None:
         self.emulator = emulator
+        self.cors = cors or Cors()
 
     async def serve(
         self, endpoint: Endpoint, params: tuple[str, ...], scope: Scope, receive: Receive,
         send: Send,
     ) -> None:  # fmt: skip
         call = Call(scope, receive)
+        origin = call.raw_headers.get(b"origin")
+        if origin is not None:  # a browser's request: CORS
+            if is_preflight(scope, call.raw_headers):
+                await self.cors.preflight(scope, send, origin)
+                return
+            send = self.cors.wrap(send, origin)
         status = 500  # what the journal records when no response starts (a reset, a hang)
         responded = False
         error: str | None = None

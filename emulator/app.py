@@ -1,9 +1,11 @@
 """The ASGI application: emulated endpoints first, then Starlette for the control API, docs and
-everything else, one journal and one error envelope for both."""
+everything else, one journal and one error envelope for both; CORS for the emulated API
+(:mod:`.cors`), the control API's guards (:mod:`.guards`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -14,28 +16,57 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api, control, dashboard, openapi
 from .config import Config
-from .errors import APIError, AuthenticationError, method_not_allowed, server_error
+from .cors import Cors, is_cross_origin_path, is_preflight
+from .errors import APIError, method_not_allowed, server_error
 from .faults import NetworkFault
+from .guards import ControlGuard
 from .service import Emulator
-from .wire import CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX, send_reply
+from .wire import CHAT_PATH, CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX
+
+if TYPE_CHECKING:
+    from .chat.handler import ChatEndpoint
 
 __all__ = ["create_app"]
 
 
 class EmulatorApp(Starlette):
     """Starlette, with the emulated endpoints served ahead of its router by :class:`api.API`
-    (their hot path skips Starlette's routing and middleware)."""
+    and chat's handler (their hot path skips Starlette's routing and middleware)."""
 
     def __init__(self, emulator: Emulator, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state.emulator = emulator
-        self.api = api.API(emulator)
+        self.cors = Cors(emulator.config.cors_origins)
+        self.api = api.API(emulator, self.cors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (found := api.route(scope["path"])) is not None:
-            await self.api.serve(found[0], found[1], scope, receive, send)
-            return
+        if scope["type"] == "http":
+            path = scope["path"]
+            found = api.route(path)
+            if found is not None:
+                await self.api.serve(found[0], found[1], scope, receive, send)
+                return
+            if is_cross_origin_path(path):  # chat, or an unknown path of the API: readable
+                headers = dict(reversed(scope["headers"]))
+                origin = headers.get(b"origin")
+                if origin is not None:
+                    if is_preflight(scope, headers):
+                        await self.cors.preflight(scope, send, origin)
+                        return
+                    send = self.cors.wrap(send, origin)
+                if path == CHAT_PATH:
+                    await self.chat(scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
+
+    @functools.cached_property
+    def chat(self) -> ChatEndpoint:
+        """POST /api/v1/chat/completions (emulator/chat/), imported on first use. It streams
+        and journals its answer, so it is an ASGI app of its own rather than an
+        :class:`api.Endpoint`, whose handlers return one whole answer."""
+        from .chat.handler import ChatEndpoint
+
+        return ChatEndpoint(self.state.emulator)
 
 
 def create_app(config: Config | None = None, *, emulator: Emulator | None = None) -> EmulatorApp:
@@ -45,7 +76,13 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
         emulator,
         routes=[*control.routes, *openapi.routes, *dashboard.routes],
         middleware=[
-            *_token_middleware(emulator.config.control_token),
+            Middleware(
+                ControlGuard,
+                bind_host=emulator.config.host,
+                public_url=emulator.config.public_url,
+                allowed_hosts=emulator.config.allowed_hosts,
+                token=emulator.config.control_token,
+            ),
             Middleware(JournalMiddleware, emulator=emulator),
         ],
         exception_handlers={
@@ -59,44 +96,6 @@ def create_app(config: Config | None = None, *, emulator: Emulator | None = None
 
         load_into(emulator, emulator.config.state_file)
     return app
-
-
-def _token_middleware(token: str | None) -> list[Middleware]:
-    return [Middleware(ControlTokenMiddleware, token=token)] if token else []
-
-
-class ControlTokenMiddleware:
-    """With a control token configured, every /_emulator/ call must carry it:
-    ``Authorization: Bearer <token>`` or ``X-Emulator-Token: <token>``; else 401."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        import hmac  # only with a token: it costs start-up time
-
-        self.app = app
-        self.token = token.encode()
-        self.compare = hmac.compare_digest
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == "/_emulator" or path.startswith(CONTROL_PREFIX)):
-            await self.app(scope, receive, send)
-            return
-        given = b""
-        for name, value in scope["headers"]:
-            if name == b"x-emulator-token":
-                given = value.strip()
-                break
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                given = value[7:].strip()
-        if self.compare(given, self.token):
-            await self.app(scope, receive, send)
-            return
-        refusal = AuthenticationError(
-            "Missing or wrong control token: /_emulator/ calls need the header "
-            "'Authorization: Bearer <token>' or 'X-Emulator-Token: <token>'",
-            headers={"WWW-Authenticate": 'Bearer realm="aio-emulator control"'},
-        )
-        await send_reply(send, refusal.reply())
 
 
 class JournalMiddleware:
@@ -151,7 +150,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error = APIError(
             f"Unknown path {request.method} {request.url.path[:200]!r}. The emulator serves "
-            f"POST {CREATE_PATH}, GET {TASKS_PREFIX}{{task_id}} and {CONTROL_PREFIX}.",
+            f"POST {CREATE_PATH}, GET {TASKS_PREFIX}{{task_id}}, POST {CHAT_PATH} and "
+            f"{CONTROL_PREFIX}.",
             status=404,
         )
         return _render(request, error, exc.headers)

@@ -1,10 +1,12 @@
-"""Per-key credit accounts: reserved at task creation, spent on success, refunded on failure.
+"""Per-key credit accounts: reserved at task creation, spent on success, refunded on failure;
+a chat call's reservation is settled to what it used.
 
 Invariant: ``balance + reserved + spent`` only changes when the control API sets a balance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import InsufficientCredits
@@ -81,6 +83,14 @@ class Ledger:
         acct.reserved -= amount
         acct.spent += amount
 
+    def settle(self, key: str, reserved: int, actual: int) -> None:
+        """Spend ``actual`` for a call that reserved ``reserved``: the difference goes back to
+        the balance, or is charged beyond it (even below zero) when the call cost more."""
+        acct = self.accounts.get(key) or self.account(key)
+        acct.reserved -= reserved
+        acct.spent += actual
+        acct.balance += reserved - actual
+
     def refund(self, key: str, amount: int) -> None:
         acct = self.accounts.get(key) or self.account(key)
         acct.reserved -= amount
@@ -88,3 +98,8 @@ class Ledger:
 
     def reset(self) -> None:
         self.accounts.clear()
+
+    def restore(self, accounts: Iterable[Account]) -> None:
+        """Replace every account with ``accounts`` (as a saved state had them)."""
+        self.accounts.clear()
+        self.accounts.update((a.key, a) for a in accounts)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 from . import __version__
 from .config import Config, ConfigError, parse_key_scenarios, parse_keys
@@ -12,8 +14,56 @@ from .config import Config, ConfigError, parse_key_scenarios, parse_keys
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (and exit status 2, as argparse's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _checked(
+    kind: Callable[[str], _N], ok: Callable[[_N], bool], allowed: str
+) -> Callable[[str], _N]:
+    """An argparse type: ``kind(text)`` if ``ok`` of it, else an error naming what is allowed."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
+        return value
+
+    return parse
+
+
+_PORT = _checked(int, lambda v: 0 <= v <= 65535, "a port (0 to 65535)")
+_COUNT = _checked(int, lambda v: v >= 1, "a whole number of at least 1")
+_CREDITS = _checked(int, lambda v: v >= 0, "a whole number of credits, 0 or more")
+_SECONDS = _checked(float, lambda v: 0 < v < 1e9, "a number of seconds above 0")
+_AGE = _checked(float, lambda v: v >= 0, "a number of seconds, 0 or more")  # (inf: forever)
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or not text.split("://", 1)[1].strip("/"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
+
+
+def _new_file(text: str) -> str:
+    """A file to be written: its folder must exist."""
+    folder = os.path.dirname(os.path.abspath(text))
+    if os.path.isdir(text) or not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"{text!r}: no folder to write this file in")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aio-emulator",
         description="Local emulator of the API in One image-generation API.",
     )
@@ -21,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the emulator server")
     serve.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000; 0 = any free)")
+    serve.add_argument("--port", type=_PORT, help="port to listen on (default 8000; 0 = any free)")
     serve.add_argument(
         "--seed", type=int, help="seed for ids, timings and colours (default: random, printed)"
     )
@@ -34,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="real time (default) or a virtual clock moved by POST /_emulator/clock/advance",
     )
     serve.add_argument(
-        "--default-credits", type=int, help="starting balance of any new key (default 1000000)"
+        "--default-credits", type=_CREDITS, help="starting balance of any new key (default 1000000)"
     )
     serve.add_argument(
         "--key",
@@ -50,11 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--task-ttl",
-        type=float,
+        type=_AGE,
         dest="task_ttl_s",
         help="seconds a finished task is kept (default 3600)",
     )
-    serve.add_argument("--max-tasks", type=int, help="most tasks kept at once (default 10000)")
+    serve.add_argument("--max-tasks", type=_COUNT, help="most tasks kept at once (default 10000)")
     serve.add_argument(
         "--scenario",
         action="append",
@@ -75,15 +125,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--state-interval",
-        type=float,
+        type=_SECONDS,
         dest="state_interval_s",
         metavar="SECONDS",
         help="seconds between saves of the state file, when something changed (default 5)",
     )
     serve.add_argument(
+        "--max-connections",
+        type=_COUNT,
+        metavar="N",
+        help="most connections served at once; beyond them requests get 503 (default 512)",
+    )
+    serve.add_argument(
         "--control-token",
         metavar="TOKEN",
         help="require this token on /_emulator/ calls; needed to listen beyond loopback",
+    )
+    serve.add_argument(
+        "--control-token-file",
+        metavar="PATH",
+        help="read the control token from this file (kept out of the process list)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        help="origin whose pages may call the emulated API (default: any, '*'); repeatable",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        dest="allowed_hosts",
+        metavar="HOST",
+        help="a host name the control API answers besides loopback names; repeatable",
     )
     validate = sub.add_parser("validate", help="check scenario files offline")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -94,40 +169,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_verify(sub: argparse._SubParsersAction) -> None:
+def _add_verify(sub: argparse._SubParsersAction[_Parser]) -> None:
     verify = sub.add_parser(
         "verify", help="run the contract checks against a server claiming to be the API"
     )
-    verify.add_argument("--base-url", required=True, help="e.g. https://apiin.one")
+    verify.add_argument("--base-url", required=True, type=_http_url, help="e.g. https://apiin.one")
     verify.add_argument("--api-key", required=True, help="an aio_ key of that server")
     verify.add_argument(
         "--model", default="cogview-4", help="model to generate with (default cogview-4)"
     )
     verify.add_argument(
-        "--max-credits", type=int, default=10, help="refuse plans that may cost more (default 10)"
+        "--max-credits",
+        type=_CREDITS,
+        default=10,
+        help="refuse plans that may cost more (default 10)",
     )
     verify.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     verify.add_argument(
-        "--write-scenario", metavar="FILE", help="write a scenario matching the server"
+        "--write-scenario",
+        metavar="FILE",
+        type=_new_file,
+        help="write a scenario matching the server",
     )
     verify.add_argument(
         "--scenario",
         metavar="NAME_OR_PATH",
         help="expect what the emulator does with this scenario",
     )
-    verify.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    verify.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
-    verify.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the task")
+    verify.add_argument(
+        "--json", metavar="FILE", type=_new_file, help="also write the report as JSON"
+    )
+    verify.add_argument("--interval", type=_SECONDS, default=1.0, help="seconds between polls")
+    verify.add_argument(
+        "--timeout", type=_SECONDS, default=180.0, help="seconds to wait for the task"
+    )
 
 
-def _add_record(sub: argparse._SubParsersAction) -> None:
+def _add_record(sub: argparse._SubParsersAction[_Parser]) -> None:
     record = sub.add_parser(
         "record", help="proxy to an upstream, saving every exchange as a fixture"
     )
-    record.add_argument("--upstream", help="e.g. https://apiin.one")
+    record.add_argument("--upstream", help="e.g. https://apiin.one")  # (checked by record)
     record.add_argument("--out", metavar="DIR", help="folder for the fixtures")
     record.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    record.add_argument("--port", type=int, default=8001, help="port to listen on (0 = any free)")
+    record.add_argument("--port", type=_PORT, default=8001, help="port to listen on (0 = any free)")
     record.add_argument(
         "--build-scenario",
         metavar="DIR",
@@ -136,6 +221,15 @@ def _add_record(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # e.g. `aio-emulator schema | head -1`: the reader has gone
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # (so the flush at exit does not fail again)
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -163,10 +257,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
+def _token_file(path: str | None) -> str | None:
+    """The control token kept in a file (``--control-token-file``, else the variable
+    ``AIO_EMULATOR_CONTROL_TOKEN_FILE``): its first line, without surrounding white space."""
+    path = path or os.environ.get("AIO_EMULATOR_CONTROL_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"control token file {path}: cannot read it ({exc})") from exc
+    if not token:
+        raise ConfigError(f"control token file {path}: it is empty")
+    return token
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import socket
+
     from .app import create_app
+    from .binding import raise_fd_limit
+    from .garbage import freeze_startup_objects
     from .scenarios import ScenarioError
-    from .server import Server, bind, freeze_startup_objects, uvicorn_config
+    from .server import Server, bind, uvicorn_config
 
     keys = parse_keys(args.key) if args.key else None
     key_scenarios = parse_key_scenarios(args.key_scenario) if args.key_scenario else None
@@ -185,7 +299,10 @@ def _serve(args: argparse.Namespace) -> int:
         key_scenarios=key_scenarios,
         state_file=args.state_file,
         state_interval_s=args.state_interval_s,
-        control_token=args.control_token,
+        control_token=args.control_token or _token_file(args.control_token_file),
+        cors_origins=tuple(args.cors_origins) if args.cors_origins else None,
+        allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None,
+        max_connections=args.max_connections,
     )
     if config.control_token is None and not _loopback(config.host):
         print(
@@ -197,21 +314,28 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     state_errors: tuple[type[Exception], ...] = ()
     if config.state_file:  # the state module loads only when a state file is used
-        from .state import StateError
+        from .state import StateError, check_writable
 
         state_errors = (StateError,)
     try:
+        if config.state_file:
+            check_writable(config.state_file)
         app = create_app(config)
     except ScenarioError as exc:
-        print(f"aio-emulator: cannot start with this scenario:\n{exc}", file=sys.stderr)
+        print(f"aio-emulator: cannot start with this scenario: {exc}", file=sys.stderr)
         return 2
     except state_errors as exc:
         print(f"aio-emulator: cannot start from the state file: {exc}", file=sys.stderr)
         return 2
     emulator = app.state.emulator
+    raise_fd_limit()
     freeze_startup_objects()
     try:
         sock = bind(config.host, config.port)
+    except socket.gaierror as exc:
+        print(f"aio-emulator: --host {config.host}: not an address of this machine "
+              f"({exc.strerror})", file=sys.stderr)  # fmt: skip
+        return 2
     except OSError as exc:
         print(
             f"aio-emulator: cannot listen on {config.host}:{config.port}: {exc.strerror}. "
@@ -231,6 +355,9 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn_config(app), on_started=lambda: print(line, flush=True), housekeeping=True
     )
     server.run(sockets=[sock])
+    if server.final_save_failed:
+        print("API in One emulator stopped; its last state was NOT saved.", flush=True)
+        return 1
     print("API in One emulator stopped.", flush=True)
     return 0
 

@@ -36,8 +36,7 @@ class RealClock:
     """Wall-clock time."""
 
     mode = "real"
-    #: seconds since the Unix epoch (``time.time`` itself: read twice per request, and a
-    #: method around it would cost a Python call each time)
+    #: seconds since the Unix epoch (``time.time`` itself: read on every request)
     now = staticmethod(time.time)
 
     def reset(self) -> None:
@@ -64,6 +63,12 @@ class VirtualClock:
 
     def reset(self) -> None:
         self._now = self.start
+
+    def restore(self, now: float, start: float | None = None) -> None:
+        """Put the clock back where a saved state had it (``start`` is where reset goes)."""
+        if start is not None:
+            self.start = start
+        self._now = now
 
 
 def iso(ts: float) -> str:

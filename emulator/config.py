@@ -18,6 +18,10 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_IMAGE_CACHE_BYTES = 64 * 1024 * 1024
 
 
+#: settings given in the environment as comma-separated lists
+LIST_FIELDS = ("cors_origins", "allowed_hosts")
+
+
 class ConfigError(ValueError):
     """A setting has a value the emulator cannot use; the message names it."""
 
@@ -54,14 +58,24 @@ class Config:
     control_token: str | None = None
     #: webhook retries wait this long, then twice as long each time (1, 2, 4 s by default)
     webhook_backoff_s: float = 1.0
+    #: origins whose pages may read the emulated API's answers ("*": any); never the control API
+    cors_origins: tuple[str, ...] = ("*",)
+    #: host names the control API answers besides loopback names, the bind host and the
+    #: --public-url host (DNS rebinding: a page's requests carry its own host name)
+    allowed_hosts: tuple[str, ...] = ()
+    #: most connections served at once; the ones beyond get 503 (emulator.protocol)
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         if self.clock not in ("real", "virtual"):
             raise ConfigError(f"clock: {self.clock!r} is not one of: real, virtual")
-        for name in ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes"):
+        counts = ("max_body_bytes", "max_tasks", "journal_size", "image_cache_bytes")
+        for name in (*counts, "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        if self.task_ttl_s < 0 or self.default_credits < 0:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port: {self.port} is not a port (allowed: 0 to 65535)")
+        if not self.task_ttl_s >= 0 or self.default_credits < 0:  # (not >=: refuses NaN)
             raise ConfigError("task_ttl_s and default_credits must not be negative")
         if not 0 < self.state_interval_s < 1e9:
             raise ConfigError(f"state_interval_s: must be positive, got {self.state_interval_s}")
@@ -83,7 +97,9 @@ class Config:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and f.name not in ("keys", "key_scenarios"):
+            if raw is not None and f.name in LIST_FIELDS:
+                values[f.name] = tuple(item.strip() for item in raw.split(",") if item.strip())
+            elif raw is not None and f.name not in ("keys", "key_scenarios"):
                 values[f.name] = _parse(f.name, raw, f.type)
         if "," in values.get("scenario", ""):
             values["scenario"] = tuple(

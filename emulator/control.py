@@ -40,6 +40,8 @@ async def health(request: Request) -> Response:
             "tasks": len(emulator.tasks),
             "journal": len(emulator.journal),
             "server_errors": emulator.server_errors[-SERVER_ERRORS_SHOWN:],
+            "state": getattr(request.app.state, "saves", None),  # the state file's last saves
+            "webhooks": emulator.webhooks.stats(),
         }
     )
 

@@ -195,10 +195,13 @@ def _request_row(entry: Entry, body: bool = False) -> dict[str, Any]:
         "time": iso(entry.at),
     }
     if body:
-        value = entry.as_dict()["body"]
+        full = entry.as_dict()
+        value = full["body"]
         if isinstance(value, str) and len(value) > BODY_CHARS:
             value = value[:BODY_CHARS] + "…"
         row["body"] = value
+        if "response" in full:  # a chat call's answer: the reply, usage, credits
+            row["response"] = full["response"]
     return row
 
 

@@ -7,9 +7,14 @@ renders itself (:meth:`APIError.reply`), and every path that answers an error us
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .wire import ERROR_TYPES, Reply, error_body, error_type, json_reply
+
+if TYPE_CHECKING:
+    from .tasks import StoreFull
 
 __all__ = [
     "ERROR_TYPES",
@@ -27,6 +32,7 @@ __all__ = [
     "error_body",
     "method_not_allowed",
     "server_error",
+    "store_full",
     "task_not_found",
 ]
 
@@ -112,6 +118,17 @@ def task_not_found(task_id: str) -> NotFound:
     """404 for a task that is unknown, forgotten, or another key's (indistinguishable)."""
     shown = task_id if len(task_id) <= 80 and task_id.isprintable() else repr(task_id[:80])
     return NotFound(f"Task not found: {shown}")
+
+
+def store_full(full: StoreFull) -> ServiceUnavailable:
+    """503 for a create while every task the emulator holds is still live (it never forgets an
+    acknowledged task to make room), with ``Retry-After`` until the next one ends."""
+    wait = 60 if full.retry_after_s is None else max(1, math.ceil(full.retry_after_s))
+    return ServiceUnavailable(
+        f"The emulator holds {full.max_tasks} tasks, all still running, and forgets only "
+        f"finished ones. Retry after {wait} s, or start it with a larger --max-tasks.",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 def server_error(exc: BaseException) -> ServerError:

@@ -7,7 +7,11 @@ same faults raise :class:`NetworkFault` into the caller, which transports surfac
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -19,7 +23,11 @@ class NetworkFault(ConnectionError):
     """Raised in-process where a socket would have been cut."""
 
 
-def _transport(receive: Receive):
+#: SO_LINGER on, 0 seconds: closing the socket sends an RST, so the client reads ECONNRESET
+_RESET = struct.pack("ii", 1, 0)
+
+
+def _transport(receive: Receive) -> Any:
     cycle = getattr(receive, "__self__", None)
     return getattr(cycle, "transport", None)
 
@@ -39,7 +47,7 @@ class FaultResponse(Response):
         await getattr(self, "_" + self.fault)(receive, send)
 
     async def _reset(self, receive: Receive, send: Send) -> None:
-        self._cut(receive, "connection reset by the emulator (scenario fault 'reset')")
+        self._cut(receive, "connection reset by the emulator (scenario fault 'reset')", rst=True)
 
     async def _hang(self, receive: Receive, send: Send) -> None:
         """Answer nothing until the client gives up (or max_s passes, then reset)."""
@@ -50,7 +58,7 @@ class FaultResponse(Response):
                     if message["type"] == "http.disconnect":
                         return
         except TimeoutError:
-            self._cut(receive, "the emulator hung up after the scenario's hang time")
+            self._cut(receive, "the emulator hung up after the scenario's hang time", rst=True)
 
     async def _close_mid_body(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
@@ -60,10 +68,10 @@ class FaultResponse(Response):
         self._cut(receive, "connection closed mid-body (scenario fault 'close_mid_body')")
 
     async def _malformed_json(self, receive: Receive, send: Send) -> None:
-        await self._send_whole(send, self.body.replace(b'":', b'" ', 1) + b",}")
+        await self._send_whole(send, bytes(self.body).replace(b'":', b'" ', 1) + b",}")
 
     async def _truncated_json(self, receive: Receive, send: Send) -> None:
-        await self._send_whole(send, self.body[: max(1, len(self.body) // 2)])
+        await self._send_whole(send, bytes(self.body[: max(1, len(self.body) // 2)]))
 
     async def _dribble(self, receive: Receive, send: Send) -> None:
         size = int(self.options.get("chunk_bytes", 16))
@@ -84,8 +92,13 @@ class FaultResponse(Response):
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
-    def _cut(receive: Receive, why: str) -> None:
+    def _cut(receive: Receive, why: str, *, rst: bool = False) -> None:
+        """Drop the connection (``rst``: with a TCP reset); in-process, raise ``why``."""
         transport = _transport(receive)
         if transport is None:
             raise NetworkFault(why)
+        sock = transport.get_extra_info("socket") if rst else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         transport.abort()

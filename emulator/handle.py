@@ -245,10 +245,11 @@ class EmulatorHandle:
     @_on_loop
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """The request journal of this test, oldest first (``method``, ``path``, ``status``,
-        ``body``, ``error``, ``task_id``, ``rule``, ``at`` (emulator time), ``wall``, ...),
+        ``body``, ``error``, ``task_id``, ``rule``, ``at`` (emulator time), ``wall``, ..., and
+        for a chat call ``response``: the reply, its usage and credits),
         the entries that match every filter given (keyword-only, see
         :class:`~emulator.queries.RequestFilter`): ``endpoint`` (``create``, ``task``,
-        ``image``, ``webhook``, ``unknown``), ``status`` (an int or a collection, e.g.
+        ``image``, ``chat``, ``webhook``, ``unknown``), ``status`` (an int or a collection, e.g.
         ``range(400, 500)``), ``model`` (a name or alias: a poll or download counts as its
         task's model), ``key``, ``path`` (a prefix), ``method``, ``task_id``."""
         query = RequestFilter(**filters)

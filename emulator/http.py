@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from .errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
 from .wire import dumps
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "decode",
     "dumps",
     "json_response",
@@ -22,6 +24,11 @@ __all__ = [
     "read_json_body",
     "read_json_object",
 ]
+
+
+#: deepest nesting a JSON body may have (the API's own bodies are 2 levels deep): deeper ones
+#: get 400, so that nothing the emulator keeps is too deep for the JSON readers of the journal
+MAX_JSON_DEPTH = 32
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -92,16 +99,37 @@ def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
 
 
 def _no_floats(data: dict[str, Any]) -> bool:
-    stack: list[Any] = [data]
+    """True when ``data`` holds no float; 400 when it is nested past :data:`MAX_JSON_DEPTH`
+    (checked here for bodies without floats, by :func:`parse_object` for the others)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
-        value = stack.pop()
+        value, depth = stack.pop()
         for item in value.values() if type(value) is dict else value:
             kind = type(item)
             if kind is float:
                 return False
             if kind is dict or kind is list:
-                stack.append(item)
+                if depth >= MAX_JSON_DEPTH:
+                    raise _too_deep()
+                stack.append((item, depth + 1))
     return True
+
+
+def _check_depth(data: Any) -> None:
+    level = [data]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [v for item in level if isinstance(item, dict | list)
+                 for v in (item.values() if isinstance(item, dict) else item)]  # fmt: skip
+        if not any(isinstance(v, dict | list) for v in level):
+            return
+    raise _too_deep()
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(
+        f"Malformed JSON body: nested more than {MAX_JSON_DEPTH} levels deep "
+        "(the API's bodies are flat objects)"
+    )
 
 
 def decode(raw: bytes) -> str:
@@ -120,7 +148,11 @@ def parse_object(text: str) -> dict[str, Any]:
             f"Malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     except RecursionError as exc:
-        raise InvalidRequest("Malformed JSON body: nested too deeply") from exc
+        raise _too_deep() from exc
+    except ValueError as exc:  # Python's limit on the digits of an integer
+        raise InvalidRequest(
+            f"Malformed JSON body: a number has more than {sys.get_int_max_str_digits()} digits"
+        ) from exc
     if not isinstance(data, dict):
         kind = {
             list: "an array",
@@ -131,6 +163,7 @@ def parse_object(text: str) -> dict[str, Any]:
             type(None): "null",
         }.get(type(data), "not an object")
         raise InvalidRequest(f"The request body must be a JSON object, got {kind}")
+    _check_depth(data)
     return data
 
 

@@ -1,17 +1,18 @@
 """The request journal: what each client sent and what the emulator answered, newest last.
 
 One record type, :class:`Entry`, for every request to the emulator's API and every webhook
-delivery. Entries are kept as they were built (a NamedTuple: no per-entry dict, and the garbage
-collector never walks them) with the body as the text that was sent; a body is parsed and a time
-formatted only when someone reads the entry. Bounded by count and by the size of the bodies it
-keeps (oldest entries drop off), so a long session's memory stays flat.
+delivery, with the answer too where it matters to a reader (chat). Entries are kept as they were
+built (a NamedTuple: no per-entry dict, and the garbage collector never walks them) with bodies
+as the text that was sent; a body is parsed and a time formatted only when someone reads the
+entry. Bounded by count and by the size of the bodies and answers it keeps (oldest entries drop
+off), so a long session's memory stays flat.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .clock import iso
@@ -27,7 +28,8 @@ _JSON = "_json"
 
 
 class Entry(NamedTuple):
-    """One request (``kind`` "request") or webhook delivery (``kind`` "webhook")."""
+    """One request (``kind`` "request"), chat call (``kind`` "chat") or webhook delivery
+    (``kind`` "webhook")."""
 
     seq: int
     method: str
@@ -55,12 +57,18 @@ class Entry(NamedTuple):
     attempt: int | None = None
     #: a webhook sent a second time on purpose (scenario ``webhook.duplicate``)
     duplicate: bool = False
+    #: the answer's body as JSON text, for endpoints whose answer matters to a reader (chat:
+    #: the reply, finish_reason, usage, credits_consumed, ttft_ms, stream); readers get it
+    #: back parsed under ``response``
+    response: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The entry as readers see it: ``body`` parsed when it is JSON."""
         out = self._stored()
         if out.pop(_JSON, False):
             out["body"] = json.loads(out["body"])
+        if self.response is not None:
+            out["response"] = json.loads(self.response)
         return out
 
     def _stored(self) -> dict[str, Any]:
@@ -87,6 +95,8 @@ class Entry(NamedTuple):
             out["duplicate"] = True
         if self.json and self.body is not None:
             out[_JSON] = True
+        if self.response is not None:
+            out["response"] = self.response
         return out
 
     @classmethod
@@ -98,6 +108,9 @@ class Entry(NamedTuple):
         if body is not None and not isinstance(body, str):
             body, is_json = json.dumps(body, ensure_ascii=False, separators=(",", ":")), True
         latency_ms = data.get("latency_ms")
+        response = data.get("response")
+        if response is not None and not isinstance(response, str):
+            response = json.dumps(response, ensure_ascii=False, separators=(",", ":"))
         return cls(
             int(data["seq"]),
             str(data.get("method", "")),
@@ -116,6 +129,7 @@ class Entry(NamedTuple):
             str(data.get("kind", "request")),
             data.get("attempt"),
             bool(data.get("duplicate", False)),
+            response,
         )
 
 
@@ -141,6 +155,8 @@ class Journal:
         entries.append(entry)
         if entry.body is not None:
             self._body_chars += len(entry.body)
+        if entry.response is not None:  # (answers count against the same budget)
+            self._body_chars += len(entry.response)
         if len(entries) > self.maxlen or self._body_chars > self.max_body_chars:
             self._trim()
 
@@ -150,9 +166,11 @@ class Journal:
         while len(entries) > self.maxlen or (
             self._body_chars > self.max_body_chars and len(entries) > 1
         ):
-            body = entries.popleft().body
-            if body is not None:
-                self._body_chars -= len(body)
+            oldest = entries.popleft()
+            if oldest.body is not None:
+                self._body_chars -= len(oldest.body)
+            if oldest.response is not None:
+                self._body_chars -= len(oldest.response)
 
     def entries(
         self, key: str | None = None, path: str | None = None, since: int = 0
@@ -189,6 +207,12 @@ class Journal:
         """Every entry as a plain dict with ``body`` as text, oldest first (for the state
         file: :meth:`restore` takes them back)."""
         return [e._stored() for e in self._entries]
+
+    def snapshot(self) -> Callable[[], list[dict[str, Any]]]:
+        """:meth:`stored`, deferred: the entries are copied now (cheap: an entry never changes
+        once recorded) and turned into dicts when the result is called, from any thread."""
+        entries = list(self._entries)
+        return lambda: [e._stored() for e in entries]
 
     def restore(self, entries: Iterable[Mapping[str, Any]], seq: int) -> None:
         """Replace the contents with ``entries`` (as :meth:`stored` gave them) and ``seq``."""

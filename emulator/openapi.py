@@ -20,8 +20,15 @@ from starlette.routing import Route
 from . import __version__
 from .catalogue import Catalogue, Field, Model
 from .tasks import State
-from .validation import MAX_URL_LENGTH
-from .wire import CREATE_PATH, DEFAULT_STATUS_WORDS, ERROR_TYPES, FILES_PREFIX, TASKS_PREFIX
+from .validation import MAX_URL_LENGTH, URL_PATTERN
+from .wire import (
+    CREATE_PATH,
+    DEFAULT_STATUS_WORDS,
+    ERROR_TYPES,
+    FILES_PREFIX,
+    KEY_PREFIX,
+    TASKS_PREFIX,
+)
 
 __all__ = [
     "DEFAULT_STATUS_WORDS_DOC",
@@ -64,7 +71,7 @@ def schema_name(model_id: str) -> str:
 
 def field_schema(spec: Field) -> dict[str, Any]:
     """The JSON Schema of one catalogue field (what the validator accepts, nulls aside)."""
-    url = {"type": "string", "pattern": "^https?://", "maxLength": MAX_URL_LENGTH}
+    url = {"type": "string", "pattern": URL_PATTERN, "maxLength": MAX_URL_LENGTH}
     if spec.kind == "string":
         out: dict[str, Any] = {"type": "string"}
         if spec.min_length is not None:
@@ -306,17 +313,63 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    if extra.get("tags") == ["control"]:  # every control call may meet the control token
+    if extra.get("tags") == ["control"]:  # every control call meets the guards
         responses = {
             **responses,
             "401": _json(_ref("Error"), "Control token missing or wrong (with a control token)"),
+            "403": _json(
+                _ref("Error"),
+                "A Host the control API does not answer, or a change from another origin",
+            ),
+            "415": _json(_ref("Error"), "A change sent as a form or plain text"),
         }
     return {"summary": summary, "responses": responses, **extra}
+
+
+def _preflight(operation_id: str, *parameters: dict[str, Any]) -> dict[str, Any]:
+    """A CORS preflight of an emulated route: answered without a key, never journaled."""
+    header = {"type": "string"}
+    return _op(
+        "CORS preflight of a browser on another origin (no key; never billed or journaled)",
+        {
+            "204": {
+                "description": "Allowed: the methods and the headers the browser asked for",
+                "headers": {
+                    name: {"schema": header}
+                    for name in (
+                        "Access-Control-Allow-Origin",
+                        "Access-Control-Allow-Methods",
+                        "Access-Control-Allow-Headers",
+                        "Access-Control-Max-Age",
+                    )
+                },
+            },
+            **_errors(405),
+        },
+        operationId=operation_id,
+        tags=["cors"],
+        parameters=[
+            *parameters,
+            {"name": "Origin", "in": "header", "required": True, "schema": header},
+            {
+                "name": "Access-Control-Request-Method",
+                "in": "header",
+                "required": True,
+                "schema": header,
+            },
+        ],
+    )
 
 
 def _paths() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     task_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    name_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,2})\\.png$"},
+    }
     control = {"tags": ["control"]}
     body = {
         "required": True,
@@ -345,7 +398,8 @@ def _paths() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _ref("CreateRequest")}},
                 },
-            )
+            ),
+            "options": _preflight("preflightCreate"),
         },
         TASKS_PREFIX + "{task_id}": {
             "get": _op(
@@ -369,7 +423,8 @@ def _paths() -> dict[str, Any]:
                 tags=["images"],
                 security=bearer,
                 parameters=[task_param],
-            )
+            ),
+            "options": _preflight("preflightTask", task_param),
         },
         FILES_PREFIX + "{task_id}/{name}": {
             "get": _op(
@@ -386,14 +441,12 @@ def _paths() -> dict[str, Any]:
                 tags=["images"],
                 parameters=[
                     task_param,
-                    {
-                        "name": "name",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9]{1,3}\\.png$"},
-                    },
+                    name_param,
                 ],
-            )
+            ),
+            "options": _preflight(
+                "preflightImage", task_param, {**name_param, "schema": {"type": "string"}}
+            ),
         },
         "/openapi.json": {
             "get": _op(
@@ -423,7 +476,12 @@ def _paths() -> dict[str, Any]:
         },
         "/_emulator/keys/{key}": {
             "parameters": [
-                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "key",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^" + KEY_PREFIX},
+                }
             ],
             "get": _op(
                 "A key's credits",
@@ -469,6 +527,8 @@ def _paths() -> dict[str, Any]:
 
 def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``catalogue`` (the packaged one by default)."""
+    from .chat.openapi import chat_paths, chat_schemas  # (imported here, not at start-up)
+
     catalogue = catalogue or Catalogue.load()
     aliases: dict[str, list[str]] = {}
     for family, default in catalogue.family_defaults.items():
@@ -497,10 +557,12 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "images", "description": "The emulated API in One endpoints"},
+            {"name": "chat", "description": "OpenAI-compatible chat completions"},
+            {"name": "cors", "description": "Preflights of browsers on another origin"},
             {"name": "control", "description": "The emulator's own control API"},
             {"name": "meta", "description": "This description"},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **chat_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
@@ -511,6 +573,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
                 **tasks,
                 **_error_schemas(),
                 **_control_schemas(tasks["Task"]),
+                **chat_schemas(),
             },
         },
     }

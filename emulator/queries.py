@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from .api import CREATE, IMAGE, TASK, route
+from .wire import CHAT_PATH
 
 __all__ = [
     "ENDPOINTS",
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 #: what ``endpoint=`` can name: the emulated endpoints, webhook deliveries, and anything else
-ENDPOINTS = ("create", "task", "image", "webhook", "unknown")
+ENDPOINTS = ("create", "task", "image", "chat", "webhook", "unknown")
 _NAMES = {CREATE: "create", TASK: "task", IMAGE: "image"}
 #: two times closer than this are the same time (the journal rounds nothing: floats do)
 _EPSILON = 1e-6
@@ -32,9 +33,12 @@ Entry = Mapping[str, Any]
 
 
 def endpoint_of(entry: Entry) -> str:
-    """``create``, ``task``, ``image``, ``webhook`` (a delivery) or ``unknown`` (any other path)."""
+    """``create``, ``task``, ``image``, ``chat``, ``webhook`` (a delivery) or ``unknown`` (any
+    other path)."""
     if entry.get("kind") == "webhook":
         return "webhook"
+    if entry["path"] == CHAT_PATH:
+        return "chat"
     found = route(entry["path"])
     return _NAMES[found[0]] if found is not None else "unknown"
 

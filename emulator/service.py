@@ -20,12 +20,22 @@ from .catalogue import Catalogue, Model
 from .clock import Clock, RealClock, VirtualClock
 from .config import Config
 from .engine import ScenarioRuntime
-from .errors import APIError, InsufficientCredits, InvalidRequest, task_not_found
+from .errors import APIError, InsufficientCredits, NotFound, store_full, task_not_found
 from .journal import Journal
 from .media import Media
 from .scenarios import Scenario, TaskEffect
 from .selection import ScenarioSelection, ScenarioSpec
-from .tasks import EndlessTasks, State, Task, TaskScript, TaskStore, TaskView, end_time, observe
+from .tasks import (
+    EndlessTasks,
+    State,
+    StoreFull,
+    Task,
+    TaskScript,
+    TaskStore,
+    TaskView,
+    end_time,
+    observe,
+)
 from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
 from .wire import StatusWords, task_data
@@ -48,6 +58,10 @@ class Emulator:
         self.seed = self.config.seed if self.config.seed is not None else secrets.randbits(32)
         self.clock: Clock = VirtualClock() if self.config.clock == "virtual" else RealClock()
         self.rng = random.Random(self.seed)
+        #: task ids: drawn from the seed when the user gave one (the same ids on every run),
+        #: else unpredictable, so the seed that health prints tells nobody another key's ids
+        #: (image URLs need no key)
+        self._id_bits = self.rng.getrandbits if self.config.seed is not None else secrets.randbits
         self.ledger = Ledger(self.config.default_credits, dict(self.config.keys))
         self.journal = Journal(self.config.journal_size)
         self.tasks = TaskStore(
@@ -117,8 +131,8 @@ class Emulator:
         model = request.model
         if model.id == "grok-imagine/upscale":
             source = self.tasks.get(str(request.params["task_id"]))
-            if source is None or source.key != key:
-                raise InvalidRequest(
+            if source is None or source.key != key:  # a well-formed body naming a missing task
+                raise NotFound(
                     f"task_id: no image task {request.params['task_id']!r} for this API key"
                 )
         try:
@@ -131,7 +145,7 @@ class Emulator:
             if effect is not None:
                 script = runtime.task_script(effect, script)
         now = self.clock.now()
-        # positional, in field order: keywords cost 1.2 us per create (benchmarks/README.md)
+        # positional, in field order (keywords: benchmarks/README.md)
         task = Task(
             self._new_id(model), key, model.id, request.params, now, script,
             self.rng.getrandbits(32), request.width, request.height, request.images,
@@ -139,7 +153,11 @@ class Emulator:
         )  # fmt: skip
         if effect is not None:
             task.image = effect.image
-        self.tasks.add(task, now)
+        try:
+            self.tasks.add(task, now)
+        except StoreFull as full:
+            self.ledger.refund(key, request.credits)
+            raise store_full(full) from None
         callback = request.params.get("callback_url")
         if model.webhook and isinstance(callback, str):
             base = base_url() if callable(base_url) else base_url
@@ -269,7 +287,7 @@ class Emulator:
     def _new_id(self, model: Model) -> str:
         """``n{node}{16 hex digits}_{tag}``, the documented shape, unique among kept tasks."""
         while True:
-            task_id = model.id_format % self.rng.getrandbits(64)
+            task_id = model.id_format % self._id_bits(64)
             if task_id not in self.tasks:
                 return task_id
 

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_TASK_TTL_S",
     "EndlessTasks",
     "State",
+    "StoreFull",
     "Task",
     "TaskScript",
     "TaskStore",
@@ -49,6 +50,16 @@ class EndlessTasks(ValueError):
         self.task_ids = task_ids
 
 
+class StoreFull(Exception):
+    """The store holds ``max_tasks`` tasks and every one is still live: an acknowledged task is
+    never forgotten to make room. ``retry_after_s``: until the next one ends (None: never)."""
+
+    def __init__(self, max_tasks: int, retry_after_s: float | None) -> None:
+        super().__init__(f"the store holds {max_tasks} live tasks")
+        self.max_tasks = max_tasks
+        self.retry_after_s = retry_after_s
+
+
 class State(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -60,7 +71,7 @@ class State(StrEnum):
         return self in (State.SUCCEEDED, State.FAILED)
 
 
-@dataclass(slots=True)  # immutable by convention: frozen costs 2 us more per create
+@dataclass(slots=True)  # immutable by convention (frozen: benchmarks/README.md)
 class TaskScript:
     """How one task behaves over time. The default comes from the model's timing."""
 
@@ -117,7 +128,7 @@ class Task:
     webhook: WebhookTarget | None = None
 
 
-@dataclass(slots=True)  # immutable by convention: frozen costs 1 us more per poll
+@dataclass(slots=True)  # immutable by convention (frozen: benchmarks/README.md)
 class TaskView:
     state: State
     progress: int
@@ -197,7 +208,6 @@ class TaskStore:
         self._slots: dict[int, dict[str, float]] = {}  # slot -> {id: end time}, creation order
         self._slot_heap: list[int] = []  # the slot numbers in _slots (and a few emptied ones)
         self._finished: deque[tuple[float, str]] = deque()  # (finished_at, id), in finish order
-        self._created: deque[str] = deque()  # ids in creation order, for eviction
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -238,18 +248,15 @@ class TaskStore:
         )
 
     def add(self, task: Task, now: float | None = None) -> None:
-        """Keep ``task`` after a bounded settle, forgetting the oldest finished task (else the
-        oldest of all) when the store is full."""
+        """Keep ``task`` after a bounded settle, forgetting the oldest finished task when the
+        store is full; :class:`StoreFull` (nothing kept) when every task it holds is live."""
         if now is None:
             now = self.clock()
         if self._due(now):
             self.settle(now, HOT_SWEEP)
         while len(self._tasks) >= self.max_tasks:
-            self._evict_one()
+            self._evict_one(now)
         self._tasks[task.id] = task
-        self._created.append(task.id)
-        if len(self._created) > 2 * len(self._tasks) + 1024:  # drop ids of forgotten tasks
-            self._created = deque(i for i in self._created if i in self._tasks)
         self._schedule(task)
 
     def restore(self, tasks: Iterable[Task], now: float | None = None) -> None:
@@ -259,7 +266,6 @@ class TaskStore:
         finished: list[tuple[float, str]] = []
         for task in tasks:
             self._tasks[task.id] = task
-            self._created.append(task.id)
             if task.finished_at is None:
                 self._schedule(task)
             else:
@@ -341,7 +347,6 @@ class TaskStore:
         self._slots.clear()
         self._slot_heap.clear()
         self._finished.clear()
-        self._created.clear()
 
     def _schedule(self, task: Task) -> None:
         end = end_time(task)
@@ -360,19 +365,26 @@ class TaskStore:
         self._finished.append((at, task.id))
         self.on_finish(task, state)
 
-    def _evict_one(self) -> None:
-        """Make room: forget the oldest finished task, else the oldest task of all."""
-        while self._finished:
-            _, task_id = self._finished.popleft()
-            task = self._tasks.pop(task_id, None)
-            if task is not None:
-                self._dropped(task)
-                return
-        while self._created:
-            task = self._tasks.pop(self._created.popleft(), None)
-            if task is not None:
-                self._dropped(task)
-                return
+    def _evict_one(self, now: float) -> None:
+        """Make room: forget the oldest finished task, settling first if none has been; a store
+        full of live tasks forgets none of them (:class:`StoreFull`)."""
+        for attempt in range(2):
+            while self._finished:
+                _, task_id = self._finished.popleft()
+                task = self._tasks.pop(task_id, None)
+                if task is not None:
+                    self._dropped(task)
+                    return
+            if attempt == 0:
+                self.settle(now)  # tasks that ended but were not settled yet become finished
+        raise StoreFull(self.max_tasks, self._next_end(now))
+
+    def _next_end(self, now: float) -> float | None:
+        """Seconds until the next scheduled task ends (None: none ever will)."""
+        if not self._slots:
+            return None
+        first = min(min(entries.values()) for entries in self._slots.values())
+        return max(0.0, first - now)
 
     def _dropped(self, task: Task) -> None:
         """``task`` has left the store: its end time goes too (if still waiting), then on_drop."""

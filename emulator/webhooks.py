@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -49,9 +49,27 @@ DEFAULT_TIMEOUT_S = 5.0
 MAX_REPLY_BYTES = 64 * 1024
 #: a sweep timer fires this much after the task's end, so the wall clock has surely passed it
 SWEEP_SLACK_S = 0.002
+#: most deliveries in flight at once on the server's loop (each holds a connection, or waits
+#: to retry); the others wait their turn, in the order their tasks ended
+MAX_CONCURRENT_DELIVERIES = 64
+#: most deliveries waiting for their turn; past it a delivery is not sent, and journaled so
+MAX_WAITING_DELIVERIES = 10_000
 
 DROPPED = "not sent: dropped by the scenario (webhook.drop)"
+QUEUE_FULL = (
+    f"not sent: {MAX_WAITING_DELIVERIES} deliveries were already waiting for one of the "
+    f"{MAX_CONCURRENT_DELIVERIES} delivery slots (the receivers are too slow)"
+)
+SELF_CALL = (
+    "not sent: the callback URL leads to the emulator's own address (a webhook must never "
+    "drive the emulator itself, e.g. its control API); not retried"
+)
 SCRIPTED_FAILURE = "not sent: failed by the scenario (webhook.fail_attempts)"
+
+#: a listening socket bound to one of these is reached through any address of this machine
+_ANY = ("0.0.0.0", "::", "")
+#: a delivery not yet started: called, it gives the coroutine that delivers
+Delivery = Callable[[], Coroutine[Any, Any, None]]
 
 
 class WebhookDispatcher:
@@ -71,11 +89,21 @@ class WebhookDispatcher:
         self.timeout_s = timeout_s
         #: strong references: the loop keeps only weak ones to its tasks
         self._running: set[asyncio.Task[None]] = set()
+        #: deliveries waiting for a slot, oldest first
+        self._waiting: deque[Delivery] = deque()
+        self.max_concurrent = MAX_CONCURRENT_DELIVERIES
+        self.max_waiting = MAX_WAITING_DELIVERIES
+        #: deliveries ever started, finished (delivered or given up) and not sent (queue full):
+        #: every one started is running, waiting, finished or not sent (see :meth:`stats`)
+        self.accepted = self.finished = self.not_sent = 0
         self._timers: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle]] = {}
         #: the loop of the last request that registered a callback (the server's loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         #: bumped by cancel_all(), so a delivery started before a reset records nothing more
         self._generation = 0
+        #: (host, port) of each socket the emulator listens on (set by the server at start-up):
+        #: a delivery that connects to one of them is not sent
+        self.own_addresses: list[tuple[str, int]] = []
 
     # -- task lifecycle -------------------------------------------------------------------
 
@@ -104,11 +132,15 @@ class WebhookDispatcher:
         data = emulator.task_body(task, view, target.base_url, words)
         body = success(data)
         generation = self._generation
-        self._spawn(lambda: self._deliver(task, target, body, generation))
+        self._spawn(
+            lambda: self._deliver(task, target, body, generation),
+            lambda: self._record(task, target, body, 0, None, QUEUE_FULL, 0.0),
+        )
 
     def cancel_all(self) -> None:
         """Stop every running delivery and sweep timer (on reset); safe from any thread."""
         self._generation += 1
+        self._waiting.clear()  # (each would return at once: its generation has passed)
         for delivery in list(self._running):
             _call_on(delivery.get_loop(), delivery.cancel)
         for loop, handle in list(self._timers.values()):
@@ -117,8 +149,18 @@ class WebhookDispatcher:
 
     @property
     def running(self) -> int:
-        """How many deliveries are in flight (waiting, sending or backing off)."""
+        """How many deliveries are in flight (sending, waiting for an answer or backing off)."""
         return len(self._running)
+
+    def stats(self) -> dict[str, int]:
+        """Counts of deliveries, for ``GET /_emulator/health``."""
+        return {
+            "accepted": self.accepted,
+            "running": len(self._running),
+            "waiting": len(self._waiting),
+            "finished": self.finished,
+            "not_sent": self.not_sent,
+        }
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -147,29 +189,47 @@ class WebhookDispatcher:
 
     # -- delivery -------------------------------------------------------------------------
 
-    def _spawn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _spawn(self, make: Delivery, refuse: Callable[[], None]) -> None:
         """Run a delivery on the server's loop: this thread's, else the loop that registered
-        the callback (a sweep from another thread), else a thread of its own."""
+        the callback (a sweep from another thread), else a thread of its own. ``refuse()``
+        journals it as not sent when too many are waiting already."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass
         else:
-            self._start(make)
+            self._queue(make, refuse)
             return
         loop = self._loop
         if loop is not None and loop.is_running():
             with contextlib.suppress(RuntimeError):  # closed in between: use a thread
-                loop.call_soon_threadsafe(self._start, make)
+                loop.call_soon_threadsafe(self._queue, make, refuse)
                 return
         threading.Thread(
             target=asyncio.run, args=(make(),), name="aio-emulator-webhook", daemon=True
         ).start()
 
-    def _start(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _queue(self, make: Delivery, refuse: Callable[[], None]) -> None:
+        """Start ``make`` if a slot is free, else let it wait (on the loop's thread)."""
+        self.accepted += 1
+        if len(self._running) < self.max_concurrent:
+            self._start(make)
+        elif len(self._waiting) < self.max_waiting:
+            self._waiting.append(make)
+        else:
+            self.not_sent += 1
+            refuse()
+
+    def _start(self, make: Delivery) -> None:
         delivery = asyncio.get_running_loop().create_task(make())
         self._running.add(delivery)
-        delivery.add_done_callback(self._running.discard)
+        delivery.add_done_callback(self._ended)
+
+    def _ended(self, delivery: asyncio.Task[None]) -> None:
+        self._running.discard(delivery)
+        self.finished += 1
+        while self._waiting and len(self._running) < self.max_concurrent:
+            self._start(self._waiting.popleft())
 
     async def _deliver(
         self, task: Task, target: WebhookTarget, body: dict[str, Any], generation: int
@@ -180,7 +240,9 @@ class WebhookDispatcher:
             return
         if effect.delay_s > 0:
             await asyncio.sleep(effect.delay_s)
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        payload = dumps(body)
+        status: int | None
+        error: str | None
         for attempt in range(1, self.attempts + 1):
             if generation != self._generation:
                 return
@@ -191,6 +253,8 @@ class WebhookDispatcher:
             if generation != self._generation:
                 return
             self._record(task, target, body, attempt, status, error, latency_ms)
+            if error is SELF_CALL:
+                return
             if error is None:
                 if effect.duplicate:
                     status, error, latency_ms = await self._attempt(target.url, payload)
@@ -207,13 +271,23 @@ class WebhookDispatcher:
         started = time.perf_counter()
         status: int | None = None
         try:
-            status = await post_json(url, payload, timeout_s=self.timeout_s)
+            status = await post_json(url, payload, timeout_s=self.timeout_s, refuse=self._is_self)
             error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
+        except SelfCall:
+            error = SELF_CALL
         except TimeoutError:
             error = f"timed out after {self.timeout_s:g} s"
         except Exception as exc:  # any failure is the receiver's problem, never the server's
             error = f"{type(exc).__name__}: {exc}"[:500]
         return status, error, round((time.perf_counter() - started) * 1000, 3)
+
+    def _is_self(self, peer: tuple[Any, ...], local: tuple[Any, ...]) -> bool:
+        """Whether a connection from ``local`` to ``peer`` reached one of our own sockets (one
+        bound to all interfaces is reached through any address of this machine)."""
+        for host, port in self.own_addresses:
+            if peer[1] == port and (peer[0] == host or (host in _ANY and peer[0] == local[0])):
+                return True
+        return False
 
     def _record(
         self,
@@ -253,12 +327,24 @@ def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
 # -- the HTTP client ----------------------------------------------------------------------------
 
 
-async def post_json(url: str, payload: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+class SelfCall(ConnectionError):
+    """The URL led to an address the caller refused (the emulator's own)."""
+
+
+async def post_json(
+    url: str,
+    payload: bytes,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    refuse: Callable[[tuple[Any, ...], tuple[Any, ...]], bool] | None = None,
+) -> int:
     """POST ``payload`` as JSON to ``url`` (http or https); the answer's HTTP status.
 
     Raises ``TimeoutError`` when there is no status line within ``timeout_s``, ``OSError`` on
-    connection errors (and a connection closed without an answer) and ``ValueError`` for a bad
-    URL or a reply that is not HTTP.
+    connection errors (and a connection closed without an answer), ``ValueError`` for a bad
+    URL or a reply that is not HTTP, and :class:`SelfCall`, before anything is sent, when
+    ``refuse(peer address, local address)`` is true of the connection (checked once connected,
+    so a host name that resolves to a refused address is caught too).
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -285,6 +371,9 @@ async def post_json(url: str, payload: bytes, *, timeout_s: float = DEFAULT_TIME
     try:
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
+            peer, local = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+            if refuse is not None and peer and local and refuse(peer, local):
+                raise SelfCall(f"{url[:200]!r} leads to a refused address {peer[0]}:{peer[1]}")
             writer.write(head + payload)
             await writer.drain()
             line = await reader.readline()

@@ -19,6 +19,7 @@ from .tasks import State, Task, TaskView
 
 __all__ = [
     "API_PREFIX",
+    "CHAT_PATH",
     "CONTROL_PREFIX",
     "CREATE_PATH",
     "DEFAULT_FAILURE",
@@ -49,6 +50,8 @@ __all__ = [
 API_PREFIX = "/api/v1/"
 CREATE_PATH = "/api/v1/images/generations"
 TASKS_PREFIX = "/api/v1/tasks/"
+#: OpenAI-compatible chat completions (served by emulator/chat/)
+CHAT_PATH = "/api/v1/chat/completions"
 #: where image files are served (public URLs, like a CDN's: no key needed)
 FILES_PREFIX = "/files/"
 CONTROL_PREFIX = "/_emulator/"

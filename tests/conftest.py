@@ -61,6 +61,7 @@ class Client(TestClient):
 def make_client(**config: Any) -> Client:
     config.setdefault("seed", 1)
     config.setdefault("clock", "virtual")
+    config.setdefault("allowed_hosts", ("emulator.test",))  # the control API's host check
     return Client(create_app(Config(**config)), base_url="http://emulator.test")
 
 

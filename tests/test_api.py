@@ -206,5 +206,5 @@ def test_unknown_fields_are_accepted_and_journaled(client: Client) -> None:
 
 def test_upscale_needs_an_earlier_task_of_the_same_key(client: Client) -> None:
     r = client.create(model="grok-imagine/upscale", task_id="n31deadbeef_grok")
-    assert r.status_code == 400
+    assert r.status_code == 404  # a well-formed body naming a task there is not
     assert "task_id" in r.json()["error"]["message"]

@@ -137,3 +137,19 @@ def test_reset_reads_the_start_scenario_file_again_and_keeps_watching_it(
         os.utime(path, (1.0, 1.0))  # a new mtime, whatever the file system's resolution
         c.create()  # a request checks the file
         assert c.get("/_emulator/scenario").json()["name"] == "third, reloaded"
+
+
+def test_a_store_full_of_live_tasks_answers_503_and_forgets_none_of_them() -> None:
+    with make_client(max_tasks=2, keys={"aio_a": 100, "aio_b": 100}) as c:
+        use(c, "default")  # realistic timing: tasks run for seconds
+        first = c.create(key="aio_a").json()["data"]["task_id"]
+        second = c.create(key="aio_b").json()["data"]["task_id"]
+        full = c.create(key="aio_b")
+        assert full.status_code == 503 and full.json()["error"]["type"] == "service_unavailable"
+        assert 1 <= int(full.headers["retry-after"]) <= 60
+        assert "--max-tasks" in full.json()["error"]["message"]
+        assert c.poll(first, key="aio_a").status_code == 200
+        assert c.poll(second, key="aio_b").status_code == 200
+        assert c.get("/_emulator/keys/aio_b").json()["reserved"] == 4  # the 503 reserved nothing
+        c.advance(int(full.headers["retry-after"]) + 30)
+        assert c.create(key="aio_b").status_code == 200  # a finished task made room

@@ -9,7 +9,7 @@ import pytest
 
 from emulator.dashboard import FEED_LIMIT
 
-from .conftest import Client, make_client
+from .conftest import AUTH, Client, make_client
 
 
 @pytest.fixture
@@ -118,6 +118,17 @@ def test_refused_requests_carry_their_error_and_rule(client: Client) -> None:
     detail = client.get(f"/_emulator/ui/requests/{bad['seq']}").json()
     assert detail["body"]["size"] == "1000*1000"
     assert client.get("/_emulator/ui/requests/999").status_code == 404
+
+
+def test_a_chat_calls_detail_shows_its_answer(client: Client) -> None:
+    start = feed(client)
+    body = {"model": "gemini", "stream": False, "messages": [{"role": "user", "content": "Hi"}]}
+    answer = client.post("/api/v1/chat/completions", json=body, headers=AUTH).json()
+    (row,) = feed(client, **cursor(start))["requests"]
+    detail = client.get(f"/_emulator/ui/requests/{row['seq']}").json()
+    assert detail["body"] == body
+    assert detail["response"]["reply"] == answer["choices"][0]["message"]["content"]
+    assert detail["response"]["credits_consumed"] == answer["credits_consumed"]
 
 
 def test_the_key_filter(client: Client) -> None:

@@ -120,3 +120,32 @@ def finish(client: httpx.Client, task_id: str) -> str:
 
 def generate(client: httpx.Client) -> str:
     return finish(client, create(client))
+
+
+def test_reset_is_a_real_tcp_reset_on_the_wire(client: httpx.Client, live: LiveServer) -> None:
+    """The client's read fails with ECONNRESET (an RST), not an orderly close (a FIN)."""
+    import socket
+
+    use(client, fault("reset"))
+    body = json.dumps(BODY).encode()
+    request = (
+        b"POST /api/v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_faults"
+        b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    with socket.create_connection((live.host, live.port), timeout=5) as sock:
+        sock.sendall(request)
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(65536):  # an orderly close would end this loop with b""
+                pass
+    assert client.get("/_emulator/health").status_code == 200
+
+
+def test_in_process_a_reset_raises_into_the_caller() -> None:
+    from emulator.faults import NetworkFault
+
+    from .conftest import make_client
+
+    with make_client() as c:
+        c.put("/_emulator/scenario", json={"scenario": fault("reset")})
+        with pytest.raises(NetworkFault, match="connection reset"):
+            c.create()

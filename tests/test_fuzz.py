@@ -16,19 +16,28 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import (
+    allow_header_conformance,
     content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
+    missing_required_header,
     negative_data_rejection,
     not_a_server_error,
+    positive_data_acceptance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
+    use_after_free,
 )
 from schemathesis.generation import GenerationMode
 
 from emulator.app import create_app
 from emulator.catalogue import Catalogue
 from emulator.config import Config
-from emulator.errors import InsufficientCredits, InvalidRequest
+from emulator.errors import InsufficientCredits, InvalidRequest, ServiceUnavailable
 from emulator.openapi import build_openapi
 from emulator.server import LiveServer
 from emulator.service import Emulator
@@ -40,11 +49,25 @@ from .conformance import schema_validator
 CATALOGUE = Catalogue.load()
 FUZZ_KEY = "aio_fuzz"
 TIMEOUT_S = 5.0
-CHECKS = [
+#: what every answer must be: no 5xx, documented statuses, media types and shapes
+CONFORMANCE_CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+]
+#: every check schemathesis has but the timing one (max_response_time: this machine is shared)
+#: and object_level_authorization (one key per run: nothing to compare)
+CHECKS = [
+    *CONFORMANCE_CHECKS,
+    response_headers_conformance,
+    allow_header_conformance,
+    positive_data_acceptance,
+    missing_required_header,
+    unsupported_method,
+    ignored_auth,
+    use_after_free,
+    ensure_resource_availability,
 ]
 _BOUNDED = settings(
     deadline=None,
@@ -79,7 +102,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def api() -> Any:
-    return schemathesis.openapi.from_dict(build_openapi(CATALOGUE)).include(tag="images")
+    """The emulated API: its routes and their CORS preflights (chat has a run of its own)."""
+    document = build_openapi(CATALOGUE)
+    return schemathesis.openapi.from_dict(document).include(tag_regex="^(images|cors)$")
 
 
 # -- schemathesis ---------------------------------------------------------------------------
@@ -118,16 +143,19 @@ def _fuzz(
         except Exception as exc:
             failures.append(f"{operation.label} [{mode.value}]: {exc}"[:2000])
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:  # nothing of the operation can be made invalid (a preflight's strings)
+        assert mode is GenerationMode.NEGATIVE, operation.label
 
 
 def test_schemathesis_every_operation_no_5xx_no_schema_violation(
     api: Any, live: LiveServer
 ) -> None:
     started = time.monotonic()
-    failures = _run_operations(api, live, examples=25)
+    failures = _run_operations(api, live, examples=100)
     assert failures == [], "\n\n".join(failures[:5])
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60
 
 
 def _state_machine(api: Any, live: LiveServer) -> Any:
@@ -356,6 +384,10 @@ def test_credits_are_conserved_and_refunds_exact(
             except InsufficientCredits:
                 assert ledger.account(key).balance == before < request.credits
                 continue
+            except ServiceUnavailable:  # every task held is live: none is forgotten, none made
+                assert ledger.account(key).balance == before
+                assert all(t.finished_at is None for t in emulator.tasks)
+                continue
             created[task.id] = task
         elif step[0] == "advance":
             emulator.clock.advance(step[1])  # type: ignore[attr-defined]
@@ -369,7 +401,7 @@ def test_credits_are_conserved_and_refunds_exact(
     emulator.tasks.settle(emulator.clock.now())
     account = ledger.account(key)
     assert total() == start and account.reserved == 0
-    # only tasks that succeeded before being evicted are billed, each exactly once
+    # only tasks that succeeded are billed, each exactly once
     billed = sum(
         t.credits
         for t in created.values()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +21,8 @@ import pytest
 
 from emulator.app import create_app
 from emulator.config import Config
-from emulator.server import MAX_HEADER_BYTES, Server, bind, uvicorn_config
+from emulator.protocol import MAX_HEADER_BYTES
+from emulator.server import Server, bind, uvicorn_config
 
 AUTH = {"Authorization": "Bearer aio_hostile"}
 HEADER_TIMEOUT_S = 1.0
@@ -29,14 +32,20 @@ class Live:
     """The emulator on uvicorn in a thread, with short header and body deadlines for the slow
     clients."""
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(
+        self, *, write_timeout_s: float = 30.0, header_timeout_s: float = HEADER_TIMEOUT_S,
+        **config: Any,
+    ) -> None:  # fmt: skip
         self.app = create_app(Config(seed=4, clock="virtual", **config))
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = Server(
             uvicorn_config(
-                self.app, header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=HEADER_TIMEOUT_S
+                self.app,
+                header_timeout_s=header_timeout_s,
+                body_timeout_s=header_timeout_s,
+                write_timeout_s=write_timeout_s,
             )
         )
         self.thread = threading.Thread(
@@ -393,14 +402,25 @@ def test_binding_beyond_loopback_without_a_token_is_refused(host: str) -> None:
     assert "--control-token" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_binding_beyond_loopback_with_a_token_starts() -> None:
+@pytest.mark.parametrize("source", ["flag", "file", "environment"])
+def test_binding_beyond_loopback_with_a_token_starts(source: str, tmp_path: Path) -> None:
+    """The token on the command line, in a file (out of the process list) or in the
+    environment."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cret-token\n")
+    given = {
+        "flag": ["--control-token", "s3cret-token"],
+        "file": ["--control-token-file", str(secret)],
+        "environment": [],
+    }[source]
+    env = {**os.environ, "AIO_EMULATOR_CONTROL_TOKEN_FILE": str(secret)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--host", "0.0.0.0",
-         "--control-token", "s3cret-token"],
+        [sys.executable, "-m", "emulator", "serve", "--port", "0", "--host", "0.0.0.0", *given],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+        env=env if source == "environment" else None,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -413,3 +433,153 @@ def test_binding_beyond_loopback_with_a_token_starts() -> None:
         proc.terminate()
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_an_empty_or_missing_token_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for path in (empty, tmp_path / "missing"):
+        done = subprocess.run(
+            [sys.executable, "-m", "emulator", "serve", "--port", "0", "--control-token-file",
+             str(path)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert f"control token file {path}" in done.stderr
+
+
+# -- hostile values in bodies (issue 15) --------------------------------------------------------
+
+
+def _post_raw(c: httpx.Client, raw: bytes) -> httpx.Response:
+    return c.post(
+        "/api/v1/images/generations",
+        content=raw,
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+
+
+def test_a_5000_digit_integer_is_a_400_and_the_connection_stays_open(live: Live) -> None:
+    with httpx.Client(base_url=live.url, timeout=5) as c:
+        r = _post_raw(c, b'{"model": "cogview-4", "prompt": "a fox", "n": ' + b"9" * 5000 + b"}")
+        assert "4300 digits" in envelope(r.status_code, r.json(), 400)
+        assert r.headers.get("connection") != "close"
+        assert _post_raw(c, b'{"model": "cogview-4", "prompt": "a fox"}').status_code == 200
+    live.healthy()
+
+
+def test_a_body_nested_1000_deep_is_refused_and_the_journal_stays_readable(live: Live) -> None:
+    raw = b'{"model": "cogview-4", "prompt": "a fox", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    with httpx.Client(base_url=live.url, timeout=5) as c:
+        r = _post_raw(c, raw)
+        assert "nested more than 32 levels" in envelope(r.status_code, r.json(), 400)
+        journal = c.get("/_emulator/requests")
+        assert journal.status_code == 200
+        assert journal.json()["requests"][-1]["status"] == 400
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        pytest.param(
+            "callback_url", "http://exa\r\nmple.com/hook", "control character", id="crlf-host"
+        ),
+        pytest.param("callback_url", "http://example.com:99999/hook", "port", id="port-99999"),
+        pytest.param("callback_url", "http://example.com:0/hook", "port", id="port-0"),
+        pytest.param(
+            "callback_url", "http://user:pass@example.com/", "credentials", id="credentials"
+        ),
+        pytest.param("callback_url", None, "expected a URL string, got null", id="null"),
+        pytest.param("callback_url", "http:///hook", "no host", id="no-host"),
+        pytest.param("image_urls", ["http://"], "no host", id="image-url-without-host"),
+    ],
+)
+def test_bad_urls_are_refused_at_input_naming_the_field(
+    live: Live, field: str, value: Any, needle: str
+) -> None:
+    body = {"model": "grok-imagine/text-to-image", "prompt": "a fox", field: value}
+    if field == "image_urls":
+        body["model"] = "seedream/4.5-edit"
+    r = httpx.post(live.url + "/api/v1/images/generations", json=body, headers=AUTH)
+    message = envelope(r.status_code, r.json(), 400)
+    assert message.startswith(field) and needle in message, message
+    assert "pass@" not in message
+
+
+# -- bounded resources (issue 15) ---------------------------------------------------------------
+
+
+def test_headers_over_the_limit_in_a_single_read_get_431() -> None:
+    """All 118 KB of headers in one read of the server (no chance to count them piecewise)."""
+    server = Live()
+    try:
+        head = b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 118_000
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(head + b"\r\n\r\n")
+            reply = b""
+            with contextlib.suppress(OSError):
+                while chunk := s.recv(65536):
+                    reply += chunk
+        assert reply.startswith(b"HTTP/1.1 431"), reply[:100]
+        envelope(431, json.loads(reply.partition(b"\r\n\r\n")[2]), 431)
+        server.healthy()
+    finally:
+        server.stop()
+
+
+def _request(path: bytes) -> bytes:
+    return b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_hostile\r\n\r\n"
+
+
+def test_connections_beyond_the_limit_get_503_in_the_envelope_but_health_is_served() -> None:
+    server = Live(max_connections=3)
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.1)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as extra:
+            extra.sendall(_request(b"/api/v1/tasks/abc"))
+            reply = extra.recv(65536)
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503"), reply[:200]
+        assert b"\r\nretry-after: 1" in head.lower()
+        message = envelope(503, json.loads(body), 503)
+        assert "at most 3" in message and json.loads(body)["error"]["type"] == "service_unavailable"
+        server.healthy()  # a health probe is served even beyond the limit
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.1)
+    r = httpx.get(server.url + "/api/v1/tasks/abc", headers=AUTH, timeout=5)
+    assert r.status_code == 404  # below the limit again
+    server.stop()
+
+
+def test_a_client_that_never_reads_its_answers_is_dropped() -> None:
+    server = Live(write_timeout_s=0.5, header_timeout_s=30)
+    try:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=5) as c:
+            body = {"model": "cogview-4", "prompt": "a big picture", "size": "1440*720"}
+            task_id = c.post("/api/v1/images/generations", json=body).json()["data"]["task_id"]
+            c.post("/_emulator/clock/advance", json={"seconds": 60})
+            url = c.get(f"/api/v1/tasks/{task_id}").json()["data"]["output"]["image_url"]
+            size = len(c.get(url).content)
+        path = httpx.URL(url).raw_path
+        count = 40_000_000 // size + 1  # far more than any socket buffers
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.port))
+        with contextlib.suppress(OSError):
+            sock.sendall(_request(path) * count)  # pipelined, never read
+        time.sleep(1.5)
+        received = 0
+        started = time.monotonic()
+        with sock, contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(1 << 20):  # ends: the server has closed it
+                received += len(chunk)
+        assert time.monotonic() - started < 5
+        assert received < count * size
+        server.healthy()
+    finally:
+        server.stop()

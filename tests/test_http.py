@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from emulator.errors import InvalidRequest
-from emulator.http import decode, dumps, load_object, parse_object
+from emulator.http import MAX_JSON_DEPTH, decode, load_object, parse_object
+from emulator.wire import dumps
 
 JSON = st.recursive(
     st.none()
@@ -89,3 +91,32 @@ JSON_TEXT = st.one_of(
 @given(JSON_TEXT)
 def test_the_fast_body_reader_answers_as_the_standard_library(raw: bytes) -> None:
     assert repr(_fast(raw)) == repr(_standard(raw))  # repr: NaN-free, and 1 != 1.0 shows
+
+
+# -- hostile values (issue 15) ------------------------------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"model": "cogview-4", "prompt": "x", "extra": ' + b'{"a":' * depth + b"1" + (
+        b"}" * depth
+    ) + b"}"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        pytest.param(b'{"n": ' + b"7" * 5000 + b"}", "more than 4300 digits", id="5000-digits"),
+        pytest.param(_nested(1000), "nested more than", id="1000-deep"),
+        pytest.param(_nested(MAX_JSON_DEPTH), "nested more than", id="just-too-deep"),
+        pytest.param(
+            b'{"a": ' + b"[" * 40 + b"1.5" + b"]" * 40 + b"}", "nested more than", id="deep-floats"
+        ),
+    ],
+)
+def test_hostile_values_are_a_400_on_both_readers(raw: bytes, needle: str) -> None:
+    assert needle in str(_fast(raw)) and needle in str(_standard(raw))
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    data, _ = load_object(_nested(MAX_JSON_DEPTH - 2))
+    assert data["prompt"] == "x"

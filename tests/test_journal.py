@@ -44,6 +44,30 @@ def test_the_journal_drops_its_oldest_entries_past_its_count_or_body_budget() ->
     assert journal.seq == 9 and journal.oldest_seq == 9
 
 
+def test_an_answer_is_kept_as_text_read_back_parsed_and_counted_in_the_budget() -> None:
+    journal = Journal(max_body_chars=100)
+    answer = json.dumps({"reply": "x" * 60, "credits_consumed": 1})  # 83 characters
+    journal.append(
+        Entry(journal.next_seq(), "POST", "/chat", "", "aio_a", None, False, 200, None, None,
+              None, 0.0, 0.0, 0.001, "chat", response=answer)
+    )  # fmt: skip
+    (entry,) = journal.entries()
+    assert entry["kind"] == "chat" and entry["response"] == json.loads(answer)
+    stored = journal.stored()
+    assert stored[0]["response"] == answer  # text in a state file, as bodies are
+    restored = Journal()
+    restored.restore(stored, seq=1)
+    assert restored.entries() == [entry]
+    parsed = [{**stored[0], "response": json.loads(answer)}]  # a state file written by hand
+    restored.restore(parsed, seq=1)
+    assert restored.entries() == [entry]
+    record(journal)
+    assert [e["seq"] for e in journal.entries()] == [1, 2]  # no body: the answer alone fits
+    record(journal, body=json.dumps({"prompt": "y" * 30}), json=True)
+    assert [e["seq"] for e in journal.entries()] == [2, 3]  # answer + body are past 100 chars
+    assert "response" not in journal.entries()[0]
+
+
 def test_entries_filter_by_key_path_and_seq() -> None:
     journal = Journal()
     for i in range(6):

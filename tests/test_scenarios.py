@@ -144,7 +144,9 @@ def test_load_by_name_path_or_dict(tmp_path: Path) -> None:
     assert load(str(path)).name == "mine"
     assert load(path).rules[0].error.status == 503
     assert load({"name": "d", "rules": [{"fault": "reset"}]}).rules[0].fault == "reset"
-    with pytest.raises(ScenarioError, match=r"not a ready scenario nor a file\. Ready scenarios: "):
+    with pytest.raises(
+        ScenarioError, match=r"not a ready scenario nor a \.yaml file\. Ready scenarios: "
+    ):
         load("no-such-scenario")
     with pytest.raises(ScenarioError, match="cannot read the file"):
         load_file(tmp_path / "missing.yaml")
@@ -186,3 +188,33 @@ def test_match_values_no_valid_request_has_are_warned_with_file_and_line(
     assert main(["validate", str(path)]) == 0
     err = capsys.readouterr().err
     assert err.count("warning: ") == 2 and f"{path}:4: rules[0].match.model" in err
+
+
+def test_a_fifo_a_device_or_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from emulator.scenarios.source import MAX_FILE_BYTES
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # nobody ever writes to it: reading it would wait for ever
+    started = time.monotonic()
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load(str(fifo))
+    assert time.monotonic() - started < 5
+    with pytest.raises(ScenarioError, match=r"nor a \.yaml file"):
+        load("/dev/zero")
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: huge\n" + "#" * MAX_FILE_BYTES)
+    with pytest.raises(ScenarioError, match="larger than"):
+        load(str(huge))
+
+
+def test_a_path_that_is_not_yaml_is_not_even_looked_at(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "x"}')
+    for spec in (str(secret), str(tmp_path / "missing.json")):
+        with pytest.raises(ScenarioError) as refused:
+            load(spec)
+        assert "not a ready scenario nor a .yaml file" in str(refused.value)
+        assert "password" not in str(refused.value)

@@ -155,7 +155,7 @@ def test_validate_reports_every_problem_and_exits_non_zero(tmp_path) -> None:
     assert done.returncode == 1
     assert f"{good}: ok (good, 1 rules)" in done.stdout
     assert done.stderr.splitlines() == [
-        f"{bad}:3: rules[0].match.endpoint: 'creat' is not one of: create, task, image, any",
+        f"{bad}:3: rules[0].match.endpoint: 'creat' is not one of: create, task, image, chat, any",
         f"{bad}:4: rules[0].fault: 'melt' is not one of: reset, hang, close_mid_body, "
         "malformed_json, truncated_json, dribble",
     ]
@@ -194,7 +194,7 @@ def test_serve_names_the_scenario_in_the_startup_line() -> None:
 def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
     import asyncio
 
-    from emulator.server import HOUSEKEEPING_BATCH, housekeeping
+    from emulator.housekeeping import HOUSEKEEPING_BATCH, housekeeping
     from emulator.service import Emulator
 
     emulator = Emulator(Config(seed=1, clock="virtual"))
@@ -224,7 +224,7 @@ def test_housekeeping_settles_ended_tasks_in_small_steps() -> None:
 
 
 def test_the_serving_process_collects_garbage_on_a_schedule(monkeypatch) -> None:
-    import emulator.server as server
+    import emulator.garbage as server
 
     collected: list[int] = []
     monkeypatch.setattr(server.gc, "collect", collected.append)
@@ -233,3 +233,104 @@ def test_the_serving_process_collects_garbage_on_a_schedule(monkeypatch) -> None
     # young and middle generations every step, everything once per full period
     assert collected.count(2) == 2 and collected[server.FULL_COLLECTION_EVERY - 1] == 2
     assert collected.count(1) == 2 * server.FULL_COLLECTION_EVERY - 2 and collected[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        pytest.param(["serve", "--port", "99999"], {}, "--port: '99999' is not a port", id="port"),
+        pytest.param(
+            ["serve", "--port", "-1"], {}, "--port: '-1' is not a port", id="negative-port"
+        ),
+        pytest.param(["serve"], {"AIO_EMULATOR_PORT": "70000"}, "port: 70000", id="env-port"),
+        pytest.param(["serve", "--state-interval", "-1"], {}, "--state-interval", id="interval"),
+        pytest.param(["serve", "--task-ttl", "nan"], {}, "--task-ttl: 'nan'", id="nan-ttl"),
+        pytest.param(["serve"], {"AIO_EMULATOR_TASK_TTL_S": "nan"}, "task_ttl_s", id="env-nan-ttl"),
+        pytest.param(["serve", "--max-tasks", "0"], {}, "--max-tasks: '0'", id="max-tasks"),
+        pytest.param(["serve", "--seed", "abc"], {}, "--seed: invalid int value", id="seed"),
+        pytest.param(
+            ["serve", "--host", "no..such..host", "--control-token", "t" * 8],
+            {},
+            "--host no..such..host",
+            id="host",
+        ),
+        pytest.param(["serve", "--scenario", "/no/such.yaml"], {}, "/no/such.yaml", id="scenario"),
+        pytest.param(
+            ["record", "--port", "99999", "--upstream", "http://x", "--out", "o"],
+            {},
+            "--port",
+            id="record-port",
+        ),
+        pytest.param(
+            ["verify", "--base-url", "x", "--api-key", "aio_a"],
+            {},
+            "--base-url: 'x'",
+            id="verify-url",
+        ),
+        pytest.param(
+            ["verify", "--base-url", "http://x", "--api-key", "aio_a", "--timeout", "-1"],
+            {},
+            "--timeout",
+            id="verify-timeout",
+        ),
+        pytest.param(
+            [
+                "verify",
+                "--base-url",
+                "http://x",
+                "--api-key",
+                "aio_a",
+                "--json",
+                "/no/such/dir/r.json",
+            ],
+            {},
+            "no folder",
+            id="verify-json-path",
+        ),
+    ],
+)
+def test_every_bad_flag_value_is_one_line_and_exit_2(argv, env, needle) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", *argv],
+        capture_output=True, text=True, timeout=30, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert needle in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_closed_pipe_ends_a_command_quietly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "schema"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc.stderr:
+        proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`
+        err = proc.stderr.read().decode()
+    proc.wait(timeout=30)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert err == ""
+
+
+def test_serve_raises_the_soft_descriptor_limit_to_the_hard_one() -> None:
+    import resource
+    import shlex
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if expected <= 256:
+        pytest.skip(f"the hard limit ({hard}) leaves nothing to raise")
+    command = shlex.join([sys.executable, "-m", "emulator", "serve", "--port", "0"])
+    proc = subprocess.Popen(
+        ["sh", "-c", f"ulimit -Sn 256 && exec {command}"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and "listening on" in proc.stdout.readline()
+        with open(f"/proc/{proc.pid}/limits") as fh:
+            line = next(x for x in fh if x.startswith("Max open files"))
+        assert int(line.split()[3]) == expected
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)

@@ -31,3 +31,18 @@ def test_soak_has_no_errors_loses_no_task_and_keeps_memory_bounded() -> None:
     assert result.tasks_left_after_expiry == 0
     assert result.problems(rss_slack_mib=48.0) == []
     assert result.rss_expired_mib <= result.rss_peak_mib + 1
+
+
+def test_fault_soak_keeps_health_fast_loses_nothing_and_bounds_descriptors() -> None:
+    """200 slow clients, 1,000 callbacks to a receiver that never answers and 200 creates,
+    for 8 s (benchmarks/soak.py --faults, shortened). Every health probe must answer; 2% may
+    take over 50 ms (never over 1 s), since the machine running the tests is shared (the
+    full run, ``soak.py --faults``, allows none)."""
+    soak = _soak_module()
+    result = asyncio.run(
+        soak.fault_soak(slow_clients=200, callbacks=1000, cycles=200, seconds=8, progress=False)
+    )
+    assert result.slow_connections >= 200 and result.callbacks == 1000
+    assert result.receiver_connections >= 64  # deliveries did reach the silent receiver
+    assert result.webhooks["running"] <= 64  # the rest wait their turn
+    assert result.problems(probe_limit_ms=50.0, max_fds=200 + 64 + 64, tolerance=0.02) == []

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.tasks import State, Task, TaskScript, TaskStore, observe
+from emulator.tasks import State, StoreFull, Task, TaskScript, TaskStore, observe
 
 
 def make_task(task_id: str = "t1", created: float = 100.0, **script) -> Task:
@@ -105,17 +105,20 @@ def test_finished_tasks_expire_after_the_ttl() -> None:
     assert "a" not in store and dropped == ["a"]
 
 
-def test_store_is_bounded_evicting_finished_tasks_first() -> None:
+def test_store_is_bounded_evicting_finished_tasks_and_never_a_live_one() -> None:
     dropped: list[str] = []
     store = TaskStore(max_tasks=3, on_drop=lambda t: dropped.append(t.id))
     store.add(make_task("done", created=0.0), 0.0)
     store.add(make_task("run1", created=99.0, running_s=100), 99.0)
     store.add(make_task("run2", created=99.0, running_s=100), 99.0)
-    store.add(make_task("new", created=100.0), 100.0)
+    store.add(make_task("new", created=100.0, running_s=100), 100.0)
     assert dropped == ["done"]
-    store.add(make_task("newer", created=100.0), 100.0)
-    assert dropped == ["done", "run1"]
-    assert len(store) == 3
+    with pytest.raises(StoreFull) as full:
+        store.add(make_task("newer", created=100.0), 100.0)
+    assert dropped == ["done"] and "newer" not in store and len(store) == 3
+    assert full.value.retry_after_s == pytest.approx(100.0)  # run1 ends at 99 + 1 + 100
+    store.add(make_task("later", created=205.0), 205.0)  # run1 and run2 have ended by now
+    assert dropped == ["done", "run1"] and len(store) == 3
 
 
 def test_memory_stays_bounded_however_many_tasks() -> None:
@@ -127,14 +130,17 @@ def test_memory_stays_bounded_however_many_tasks() -> None:
     assert store.scheduled <= 500 + 20
 
 
-def test_memory_stays_bounded_when_tasks_are_evicted_before_they_end() -> None:
+def test_a_store_full_of_live_tasks_keeps_them_all_and_refuses_more() -> None:
     """A clock that does not move (a virtual clock nobody advances) or a create rate that fills
-    the store faster than tasks end: evicted tasks must not leave their end times behind."""
-    refunded: list[str] = []
-    store = TaskStore(max_tasks=100, on_drop=lambda t: refunded.append(t.id))
-    for i in range(20_000):
+    the store faster than tasks end: no acknowledged task is forgotten, nothing piles up."""
+    dropped: list[str] = []
+    store = TaskStore(max_tasks=100, on_drop=lambda t: dropped.append(t.id))
+    for i in range(100):
         store.add(make_task(f"t{i}", created=0.0), 0.0)
-    assert len(store) == 100 and len(refunded) == 19_900
+    for i in range(100, 1000):
+        with pytest.raises(StoreFull):
+            store.add(make_task(f"t{i}", created=0.0), 0.0)
+    assert len(store) == 100 and dropped == []
     assert store.scheduled == 100 and len(store._slot_heap) <= 200
     store.settle(10.0)  # the kept ones still end and settle
     assert all(task.finished_at == 5.0 for task in store)
@@ -214,9 +220,9 @@ def test_an_infinite_scripted_duration_never_ends_and_breaks_nothing() -> None:
     store.settle(1e12)
     assert all(task.finished_at is None for task in store) and store.scheduled == 0
     assert observe(store.get("inf"), 1e12).state is State.RUNNING
-    store.add(make_task("next", created=0.0), 0.0)  # evicts "inf"
-    store.add(make_task("last", created=0.0), 0.0)  # evicts "huge"
-    assert [task.id for task in store] == ["next", "last"]
+    with pytest.raises(StoreFull) as full:  # live for ever: never forgotten to make room
+        store.add(make_task("next", created=0.0), 0.0)
+    assert full.value.retry_after_s is None and [t.id for t in store] == ["inf", "huge"]
     from emulator.clock import VirtualClock
     from emulator.tasks import end_time
 

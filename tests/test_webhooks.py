@@ -409,3 +409,59 @@ def test_the_json_schema_knows_webhook() -> None:
     loads(json.dumps({"name": "w", "defaults": {"task": good}}))  # the loader agrees
     bad = {"name": "w", "defaults": {"task": {"webhook": {"retry": 3}}}}
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_callback_to_the_emulator_itself_is_never_sent(client: httpx.Client, host: str) -> None:
+    """A key holder must not make the emulator call its own control API (here: a reset)."""
+    port = httpx.URL(str(client.base_url)).port
+    task_id = create(client, f"http://{host}:{port}/_emulator/reset")
+    advance(client, 60)
+    (entry,) = wait_until(lambda: hooks_of(client))
+    assert entry["attempt"] == 1 and entry["status"] is None
+    assert "the emulator's own address" in entry["error"]
+    time.sleep(0.1)
+    assert len(hooks_of(client)) == 1  # not retried
+    assert poll(client, task_id)["data"]["status"] == "completed"  # no reset happened
+
+
+def test_deliveries_wait_for_a_slot_in_order_and_past_the_queue_are_journaled(
+    receiver: tuple[Receiver, str],
+) -> None:
+    """At most ``max_concurrent`` in flight, ``max_waiting`` waiting (in the order their tasks
+    ended); the rest is journaled as not sent, and every accepted delivery is accounted for."""
+    import asyncio
+
+    from emulator.service import Emulator
+    from emulator.tasks import end_time
+    from emulator.webhooks import QUEUE_FULL
+
+    hooks, url = receiver
+    hooks.clear()
+    emulator = Emulator(Config(seed=3, clock="virtual", webhook_backoff_s=BACKOFF))
+    dispatcher = emulator.webhooks
+    dispatcher.max_concurrent, dispatcher.max_waiting = 1, 3
+
+    async def run() -> dict[str, int]:
+        for i in range(7):
+            body = {"model": MODEL, "prompt": "a kite", "callback_url": f"{url}/hook/{i}"}
+            emulator.create_task(KEY, emulator.validate(body))
+        emulator.clock.advance(60)
+        emulator.tasks.settle()  # all seven end now
+        queued = dispatcher.stats()
+        for _ in range(500):
+            if dispatcher.stats()["finished"] == 4:
+                break
+            await asyncio.sleep(0.01)
+        return queued
+
+    queued = asyncio.run(run())
+    assert queued == {"accepted": 7, "running": 1, "waiting": 3, "finished": 0, "not_sent": 3}
+    assert dispatcher.stats() == {
+        "accepted": 7, "running": 0, "waiting": 0, "finished": 4, "not_sent": 3
+    }  # fmt: skip
+    by_end = [t.webhook.url for t in sorted(emulator.tasks, key=end_time)]
+    assert [url + h["path"] for h in hooks.received] == by_end[:4]  # in the order they ended
+    journal = [e for e in emulator.journal if e.get("kind") == "webhook"]
+    refused = [e["path"] for e in journal if e["error"] == QUEUE_FULL]
+    assert refused == by_end[4:] and all(e["attempt"] == 0 for e in journal if e["error"])

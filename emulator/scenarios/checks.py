@@ -31,7 +31,7 @@ from .model import (
     WebhookEffect,
 )
 
-__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "parse", "parse_rule"]
+__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "TOP_KEYS", "parse", "parse_rule"]
 
 #: longest regular expression a rule may hold
 MAX_REGEX = 500
@@ -110,12 +110,13 @@ class _Checker:
         return frozenset(items)
 
 
+TOP_KEYS = ("name", "description", "seed", "strict", "status_words", "defaults", "rules", "chat")
+
+
 def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None = None) -> Scenario:
     """Validate plain data into a Scenario, or raise ScenarioError listing every problem."""
     c = _Checker(source, lines or {})
-    top = c.mapping(
-        data, "", ("name", "description", "seed", "strict", "status_words", "defaults", "rules")
-    )
+    top = c.mapping(data, "", TOP_KEYS)
     name = c.text(top.get("name"), "name") if "name" in top else None
     if "name" not in top and isinstance(data, dict):
         c.fail("name", "is required")
@@ -150,12 +151,17 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
             rule = _rule(c, raw_rule, f"rules[{i}]")
             if rule is not None:
                 rules.append(rule)
+    chat = None
+    if "chat" in top:  # chat's own section, checked by its own package with the same checker
+        from ..chat.rules import compile_chat
+
+        chat = compile_chat(c, top["chat"], "chat")
     if c.problems:
         raise ScenarioError(c.problems)
     return Scenario(
         name=str(name), description=description, source=source, seed=seed, strict=strict,
         status_words=words, latency=latency, task=task, rules=tuple(rules),
-        warnings=tuple(c.warnings),
+        warnings=tuple(c.warnings), chat=chat,
     )  # fmt: skip
 
 
@@ -206,19 +212,14 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
         if key in m:
             values = kw[attr] = c.strings(m[key], f"{path}.{key}")
             if values is not None and key != "key":
-                _known(c, key, values, f"{path}.{key}")
+                _known(c, key, values, f"{path}.{key}", kw.get("endpoint", "any"))
     if "prompt_contains" in m:
         found = c.strings(m["prompt_contains"], f"{path}.prompt_contains")
         kw["prompt_contains"] = tuple(s.lower() for s in sorted(found or ()))
     if "prompt_regex" in m:
         kw["prompt_regex"] = _regex(c, m["prompt_regex"], f"{path}.prompt_regex")
     if "header" in m:
-        h = c.mapping(m["header"], f"{path}.header", ("name", "value"))
-        name = c.text(h.get("name"), f"{path}.header.name")
-        value = h.get("value")
-        if value is not None:
-            c.text(value, f"{path}.header.value")
-        kw["header"] = (name.lower(), value) if name else None
+        kw["header"] = _header(c, m["header"], f"{path}.header")
     if "nth" in m:
         items = m["nth"] if isinstance(m["nth"], list) else [m["nth"]]
         nums = [c.number(n, f"{path}.nth", low=1, integer=True) for n in items]
@@ -231,11 +232,27 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
     return Match(**kw)
 
 
-def _known(c: _Checker, name: str, values: frozenset[str], path: str) -> None:
-    """Match values a request can have: model names, and the values of the catalogue's enum
-    fields (a rule on ``size: "1024x1024"`` would silently never match ``1024*1024``)."""
+def _header(c: _Checker, raw: Any, path: str) -> tuple[str, str | None] | None:
+    """A ``header`` condition, ``{name, value}``: the name lower-cased, the value optional
+    (presence is enough)."""
+    h = c.mapping(raw, path, ("name", "value"))
+    name = c.text(h.get("name"), f"{path}.name")
+    value = h.get("value")
+    if value is not None:
+        c.text(value, f"{path}.value")
+    return (name.lower(), value) if name else None
+
+
+def _known(c: _Checker, name: str, values: frozenset[str], path: str, endpoint: str) -> None:
+    """Match values a request can have: model names (the chat model's too, for rules that
+    chat calls meet), and the values of the catalogue's enum fields (a rule on ``size:
+    "1024x1024"`` would silently never match ``1024*1024``)."""
     catalogue = Catalogue.default()
     allowed = frozenset(catalogue.names()) if name == "model" else catalogue.field_values(name)
+    if name == "model" and endpoint in ("chat", "any"):
+        from ..chat.usage import chat_model  # (chat's data, read on first use)
+
+        allowed |= {chat_model().id}
     for value in sorted(values - allowed) if allowed else ():
         c.warn(
             path,

@@ -44,9 +44,14 @@ def load(spec: Spec) -> Scenario:
     ready = library()
     if text in ready:
         return load_file(ready[text], shown=f"scenarios/{ready[text].name}")
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return load_file(path)
+    if Path(text).suffix in (
+        ".yaml",
+        ".yml",
+    ):  # (no other path is looked at: not even whether it exists)
+        return load_file(text)
     raise ScenarioError(
-        [f"{text}: not a ready scenario nor a file. Ready scenarios: {', '.join(sorted(ready))}"]
+        [
+            f"{text[:200]}: not a ready scenario nor a .yaml file. "
+            f"Ready scenarios: {', '.join(sorted(ready))}"
+        ]
     )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..chat.rules import ChatScenario
 
 __all__ = [
     "ENDPOINTS",
@@ -25,7 +28,7 @@ __all__ = [
     "WebhookEffect",
 ]
 
-ENDPOINTS = ("create", "task", "image", "any")
+ENDPOINTS = ("create", "task", "image", "chat", "any")
 FAULTS = ("reset", "hang", "close_mid_body", "malformed_json", "truncated_json", "dribble")
 IMAGE_MODES = ("serve", "404", "corrupt", "expire")
 OUTCOMES = ("succeed", "fail")
@@ -149,3 +152,5 @@ class Scenario:
     rules: tuple[Rule, ...] = ()
     #: ``file:line: path: message`` of what loads but is likely a mistake
     warnings: tuple[str, ...] = ()
+    #: the ``chat:`` section, compiled by emulator/chat/rules.py (None: chat's defaults)
+    chat: ChatScenario | None = None

@@ -4,6 +4,8 @@ YAML."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +15,33 @@ from yaml.constructor import SafeConstructor
 from .checks import parse
 from .model import Scenario, ScenarioError
 
-__all__ = ["MAX_NODES", "load_file", "loads"]
+__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "load_file", "loads"]
 
 #: most values (scalars, mappings, lists) one scenario file may hold
 MAX_NODES = 20_000
+#: the largest scenario file read (the ready ones are a few kilobytes)
+MAX_FILE_BYTES = 256 * 1024
 _STD_TAGS = {
     "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
 }
 
 
 def load_file(path: str | Path, *, shown: str | None = None) -> Scenario:
-    path = Path(path)
+    """A scenario from a regular file of at most :data:`MAX_FILE_BYTES` (a FIFO, a device or a
+    huge file is refused before it is read: none may hang or stall the server)."""
     name = shown or str(path)
     try:
-        text = path.read_text("utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (opening a FIFO never waits)
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ScenarioError([f"{name}: not a regular file"])
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ScenarioError(
+                [f"{name}: larger than {MAX_FILE_BYTES} bytes (scenarios are small)"]
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"{name}: cannot read the file: {exc}"]) from exc
     return loads(text, source=name)

@@ -9,6 +9,7 @@ plugin, whose lazy import (assertion-rewritten, with no bytecode cache) costs se
 from __future__ import annotations
 
 import httpx
+import openai  # (tests/plugin/test_chat.py: its inner runs use the SDK)
 import pytest
 import respx
 
@@ -16,7 +17,7 @@ import emulator.app
 import emulator.images
 import emulator.server
 
-__all__ = ["emulator", "httpx", "respx"]
+__all__ = ["emulator", "httpx", "openai", "respx"]
 
 INI = """\
 [pytest]

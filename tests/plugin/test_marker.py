@@ -126,7 +126,7 @@ def test_it(aio_emulator):
     result.stdout.fnmatch_lines(
         [
             "aio_emulator: the marker's scenario cannot be used:",
-            "sloww: not a ready scenario nor a file. Ready scenarios: *",
+            "sloww: not a ready scenario nor a .yaml file*",
         ]
     )
     assert "Traceback" not in result.stdout.str()

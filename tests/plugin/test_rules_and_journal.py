@@ -130,7 +130,7 @@ def test_filters(request, mode):
     assert emulator.last_request(endpoint="task")["task_id"] == other
     assert emulator.last_request()["path"] == "/api/v1/nowhere"
     with pytest.raises(ValueError, match="endpoint: 'poll' is not one of: create, task, image, "
-                       "webhook, unknown"):
+                       "chat, webhook, unknown"):
         emulator.requests(endpoint="poll")
     with pytest.raises(AssertionError, match="no request in the journal matches status=201"):
         emulator.last_request(status=201)

@@ -244,6 +244,7 @@ async function showRequest(seq) {
   const answer = { status: entry.status };
   if (entry.error) answer.error = entry.error;
   if (entry.task_id) answer.task_id = entry.task_id;
+  if (entry.response) Object.assign(answer, entry.response);  // a chat call's reply and usage
   const facts = el("dl", {},
     el("dt", { text: "time" }), el("dd", { text: entry.time }),
     el("dt", { text: "key" }), el("dd", { class: "mono", text: entry.key || "—" }),
