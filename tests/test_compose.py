@@ -49,7 +49,7 @@ def test_one_scenario_is_itself_and_none_is_an_error() -> None:
 
 
 def test_a_problem_in_one_of_them_names_it() -> None:
-    with pytest.raises(ScenarioError, match="nope: not a ready scenario nor a file"):
+    with pytest.raises(ScenarioError, match=r"nope: not a ready scenario nor a \.yaml file"):
         load(["instant", "nope"])
 
 

@@ -51,7 +51,7 @@ def test_a_bad_rule_is_told_as_a_scenario_file_would_be(aio_emulator_respx):
     with pytest.raises(ValueError) as info:
         aio_emulator_respx.add_rule({"match": {"endpoint": "creat"}, "error": {"status": 503}})
     assert str(info.value) == (
-        "add_rule(): rule.match.endpoint: 'creat' is not one of: create, task, image, any"
+        "add_rule(): rule.match.endpoint: 'creat' is not one of: create, task, image, chat, any"
     )
 
 
