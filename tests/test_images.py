@@ -13,7 +13,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from emulator import images
 from emulator.images import ImageCache, Placeholder, RenderedImage, render_png
@@ -316,3 +316,42 @@ def test_any_small_size_and_text_decodes_at_exactly_that_size(
 ) -> None:
     p = Placeholder(width, height, seed, model, prompt, "n1_cv4", count - 1, count)
     assert decode(render_png(p, max_pixels=300 * 300)).size == (width, height)
+
+
+# -- the stitched PNG stream ----------------------------------------------------------
+
+
+def _reference_pixels(p: Placeholder) -> bytes:
+    """The placeholder drawn whole on one Pillow canvas, as palette indices."""
+    w, h = p.width, p.height
+    stroke = max(1, min(w, h) // 256)
+    canvas = Image.new("L", (w, h), images._BG)
+    draw = ImageDraw.Draw(canvas)
+    draw.line((0, 0, w - 1, h - 1), fill=images._LINE, width=stroke)
+    draw.line((w - 1, 0, 0, h - 1), fill=images._LINE, width=stroke)
+    draw.rectangle((0, 0, w - 1, h - 1), outline=images._LINE, width=stroke)
+    label = images._label(p, stroke)
+    if label is not None:
+        canvas.paste(label.image, (label.left, label.top))
+        right, bottom = label.left + label.image.width, label.top + label.image.height
+        box = (label.left - 1, label.top - 1, right, bottom)
+        draw.rectangle(box, outline=images._LINE, width=1)
+    return canvas.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(1024, 1024), (1440, 720), (720, 1440), (2048, 2048), (3136, 1344), (333, 77), (7, 9), (1, 1)],
+)
+def test_stitched_stream_has_the_pixels_of_one_whole_canvas(width: int, height: int) -> None:
+    p = make(width, height, count=3, index=1)
+    im = decode(render_png(p, max_pixels=BIG))
+    assert im.mode == "P"
+    assert im.tobytes() == _reference_pixels(p)
+
+
+def test_frame_cache_changes_no_byte() -> None:
+    p = make(1152, 864, seed=9)
+    warm = render_png(p, max_pixels=BIG)
+    images._frame.cache_clear()
+    assert render_png(p, max_pixels=BIG) == warm
