@@ -1,5 +1,6 @@
 """The files of finished tasks, as their public URLs serve them: which file a URL names, the
-scenario's image effects (404, expire, corrupt), and the cache of rendered images.
+scenario's image effects (404, expire, corrupt), and the cache of rendered images, keyed by
+what determines their bytes (`images.Placeholder`), so it outlives tasks and resets.
 
 Rendering (Pillow) loads on the first download, not at start-up.
 """
@@ -14,7 +15,7 @@ from .errors import NotFound
 from .tasks import State, Task, TaskStore, observe
 
 if TYPE_CHECKING:
-    from .images import ImageCache, RenderedImage
+    from .images import ImageCache, Placeholder, RenderedImage
 
 __all__ = ["Media", "file_index"]
 
@@ -68,25 +69,10 @@ class Media:
             ended = task.finished_at if task.finished_at is not None else now
             if now >= ended + effect.after_s:
                 raise NotFound(f"The image of task {task_id!r} has expired")
-        image = self.cache.get((task.id, index)) or self._render(task, index)
+        image = self.cache.get_or_render(placeholder(task, index), max_pixels=self.max_pixels)
         if effect is not None and effect.mode == "corrupt":
             return _corrupted(image)
         return image
-
-    def _render(self, task: Task, index: int) -> RenderedImage:
-        from .images import Placeholder
-
-        placeholder = Placeholder(
-            width=task.width,
-            height=task.height,
-            seed=task.seed,
-            model=task.model,
-            prompt=task.prompt,
-            task_id=task.id,
-            index=index,
-            count=task.images,
-        )
-        return self.cache.get_or_render((task.id, index), placeholder, max_pixels=self.max_pixels)
 
     def forget(self, task_id: str) -> None:
         """Drop the cached images of a task that left the store."""
@@ -94,8 +80,17 @@ class Media:
             self._cache.discard(task_id)
 
     def clear(self) -> None:
-        if self._cache is not None:
-            self._cache.clear()
+        """On a reset: the cache stays, as it is keyed by what determines the bytes (the same
+        seed gives the next test the same tasks, and their images are already rendered)."""
+
+
+def placeholder(task: Task, index: int) -> Placeholder:
+    """What determines the bytes of image ``index`` of ``task``."""
+    from .images import Placeholder
+
+    return Placeholder(
+        task.width, task.height, task.seed, task.model, task.prompt, task.id, index, task.images
+    )
 
 
 def _corrupted(image: RenderedImage) -> RenderedImage:

@@ -109,7 +109,7 @@ def test_same_placeholder_gives_identical_bytes() -> None:
     p = make(400, 300, prompt="déjà vu 🦊 \u202eabc", count=4, index=1)
     assert render_png(p, max_pixels=BIG) == render_png(p, max_pixels=BIG)
     assert render_png(p, max_pixels=BIG) == render_png(
-        Placeholder(**{f: getattr(p, f) for f in Placeholder.__dataclass_fields__}),
+        Placeholder(**p._asdict()),
         max_pixels=BIG,
     )
 
@@ -218,9 +218,9 @@ def test_prompt_excerpt_is_cleaned_and_truncated() -> None:
 def test_cache_returns_the_same_object_and_a_strong_etag() -> None:
     cache = ImageCache()
     p = make(64, 64)
-    first = cache.get_or_render(("t1", 0), p, max_pixels=BIG)
+    first = cache.get_or_render(p, max_pixels=BIG)
     assert isinstance(first, RenderedImage)
-    assert cache.get_or_render(("t1", 0), p, max_pixels=BIG) is first
+    assert cache.get_or_render(p, max_pixels=BIG) is first
     assert first.body == render_png(p, max_pixels=BIG)
     digest = hashlib.blake2b(first.body, digest_size=16).hexdigest()
     assert first.etag == f'"{digest}"'
@@ -231,39 +231,39 @@ def test_cache_returns_the_same_object_and_a_strong_etag() -> None:
 def test_cache_propagates_validation_errors_and_stores_nothing() -> None:
     cache = ImageCache()
     with pytest.raises(ValueError):
-        cache.get_or_render(("t1", 0), make(0, 64), max_pixels=BIG)
+        cache.get_or_render(make(0, 64), max_pixels=BIG)
     assert len(cache) == 0
     assert cache.size_bytes == 0
 
 
-def _three() -> list[tuple[tuple[str, int], Placeholder, int]]:
+def _three() -> list[tuple[Placeholder, int]]:
     out = []
     for i, task in enumerate(("a", "b", "c")):
         p = make(96, 96, seed=i, task_id=task)
-        out.append(((task, 0), p, len(render_png(p, max_pixels=BIG))))
+        out.append((p, len(render_png(p, max_pixels=BIG))))
     return out
 
 
 def test_cache_evicts_least_recently_used_when_over_budget() -> None:
-    (ka, pa, sa), (kb, pb, sb), (kc, pc, sc) = _three()
+    (pa, sa), (pb, sb), (pc, sc) = _three()
     cache = ImageCache(max_bytes=sa + sb + sc - 1)
-    a = cache.get_or_render(ka, pa, max_pixels=BIG)
-    cache.get_or_render(kb, pb, max_pixels=BIG)
-    assert cache.get_or_render(ka, pa, max_pixels=BIG) is a  # a is now most recently used
-    cache.get_or_render(kc, pc, max_pixels=BIG)  # over budget: b goes
+    a = cache.get_or_render(pa, max_pixels=BIG)
+    cache.get_or_render(pb, max_pixels=BIG)
+    assert cache.get_or_render(pa, max_pixels=BIG) is a  # a is now most recently used
+    cache.get_or_render(pc, max_pixels=BIG)  # over budget: b goes
     assert len(cache) == 2
     assert cache.size_bytes == sa + sc
-    assert cache.get_or_render(ka, pa, max_pixels=BIG) is a
-    b2 = cache.get_or_render(kb, pb, max_pixels=BIG)  # re-rendered, evicting c (LRU)
+    assert cache.get_or_render(pa, max_pixels=BIG) is a
+    b2 = cache.get_or_render(pb, max_pixels=BIG)  # re-rendered, evicting c (LRU)
     assert cache.size_bytes == sa + sb
-    assert cache.get_or_render(kb, pb, max_pixels=BIG) is b2
+    assert cache.get_or_render(pb, max_pixels=BIG) is b2
     assert cache.size_bytes <= sa + sb + sc - 1
 
 
 def test_cache_does_not_store_an_image_bigger_than_the_budget() -> None:
-    (ka, pa, sa), *_ = _three()
+    (pa, sa), *_ = _three()
     cache = ImageCache(max_bytes=sa - 1)
-    image = cache.get_or_render(ka, pa, max_pixels=BIG)
+    image = cache.get_or_render(pa, max_pixels=BIG)
     assert len(image.body) == sa
     assert len(cache) == 0
     assert cache.size_bytes == 0
@@ -274,18 +274,18 @@ def test_cache_does_not_store_an_image_bigger_than_the_budget() -> None:
 
 def test_cache_discard_drops_every_image_of_a_task() -> None:
     cache = ImageCache()
-    kept = cache.get_or_render(("keep", 0), make(48, 48, task_id="keep"), max_pixels=BIG)
+    kept = cache.get_or_render(make(48, 48, task_id="keep"), max_pixels=BIG)
     for index in range(3):
         p = make(48, 48, task_id="gone", index=index, count=3)
-        cache.get_or_render(("gone", index), p, max_pixels=BIG)
+        cache.get_or_render(p, max_pixels=BIG)
     assert len(cache) == 4
     cache.discard("gone")
     assert len(cache) == 1
     assert cache.size_bytes == len(kept.body)
     cache.discard("gone")  # idempotent
     cache.discard("never-seen")
-    assert cache.get_or_render(("keep", 0), make(48, 48), max_pixels=BIG) is kept
-    again = cache.get_or_render(("gone", 0), make(48, 48, task_id="gone"), max_pixels=BIG)
+    assert cache.get_or_render(make(48, 48, task_id="keep"), max_pixels=BIG) is kept
+    again = cache.get_or_render(make(48, 48, task_id="gone"), max_pixels=BIG)
     assert len(cache) == 2
     assert cache.size_bytes == len(kept.body) + len(again.body)
 
@@ -293,7 +293,7 @@ def test_cache_discard_drops_every_image_of_a_task() -> None:
 def test_cache_clear() -> None:
     cache = ImageCache()
     for index in range(3):
-        cache.get_or_render(("t", index), make(32, 32, index=index, count=3), max_pixels=BIG)
+        cache.get_or_render(make(32, 32, index=index, count=3), max_pixels=BIG)
     cache.clear()
     assert len(cache) == 0
     assert cache.size_bytes == 0
@@ -355,3 +355,11 @@ def test_frame_cache_changes_no_byte() -> None:
     warm = render_png(p, max_pixels=BIG)
     images._frame.cache_clear()
     assert render_png(p, max_pixels=BIG) == warm
+
+
+def test_cache_is_keyed_by_content_not_by_object() -> None:
+    cache = ImageCache()
+    first = cache.get_or_render(make(64, 64, seed=5), max_pixels=BIG)
+    assert cache.get_or_render(make(64, 64, seed=5), max_pixels=BIG) is first  # equal fields
+    assert cache.get_or_render(make(64, 64, seed=6), max_pixels=BIG) is not first
+    assert len(cache) == 2
