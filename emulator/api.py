@@ -158,7 +158,7 @@ async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> 
     task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (image() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
     decision = await _decide(emulator, call, "image", owner, model=model)
-    image = emulator.image(task_id, file_index(name))
+    image = await emulator.image(task_id, file_index(name))
     headers = [(b"etag", image.etag.encode()), (b"cache-control", b"public, max-age=3600")]
     if call.header(b"if-none-match") == image.etag:
         return Reply(304, b"", headers)

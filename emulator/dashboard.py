@@ -153,7 +153,7 @@ async def image(request: Request) -> Response:
     journaled and past the scenario's rules, so looking at it changes nothing (no rule counter
     moves, no latency, no entry in what the app under test sent)."""
     index = file_index(request.path_params["name"])
-    rendered = _emulator(request).image(request.path_params["task_id"], index)
+    rendered = await _emulator(request).image(request.path_params["task_id"], index)
     headers = {"etag": rendered.etag, "cache-control": "private, max-age=3600"}
     if request.headers.get("if-none-match") == rendered.etag:
         return Response(status_code=304, headers=headers)

@@ -11,7 +11,7 @@ import math
 import random
 import secrets
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .auth import Authenticator
@@ -72,7 +72,7 @@ class Emulator:
             clock=self.clock.now,
         )
         #: image ``index`` of a finished task, as its scenario serves it (404 if none)
-        self.image: Callable[[str, int], RenderedImage] = self.media.image
+        self.image: Callable[[str, int], Awaitable[RenderedImage]] = self.media.image
         #: count a poll of a task and give its state now (the store's own operation)
         self.poll: Callable[[Task], TaskView] = self.tasks.poll
         #: tracebacks of emulator bugs, newest last (shown by GET /_emulator/health)
