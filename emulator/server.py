@@ -239,6 +239,7 @@ class Server(uvicorn.Server):
         emulator = getattr(getattr(self.config.app, "state", None), "emulator", None)
         if self.started and emulator is not None and self.housekeeping:
             self._housekeeping = asyncio.create_task(housekeeping(emulator, collect_garbage=True))
+            emulator.media.use_process_pool()  # renders on every core, off the event loop
         if self.started and emulator is not None and emulator.config.state_file:
             from .state import Autosaver
 
@@ -259,6 +260,9 @@ class Server(uvicorn.Server):
                     await task
         if self.autosaver is not None:
             self.autosaver.save_now()
+        emulator = getattr(getattr(self.config.app, "state", None), "emulator", None)
+        if emulator is not None:
+            emulator.media.close()  # the render pool's processes, if it started
 
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
