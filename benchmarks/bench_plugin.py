@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = Path(__file__).resolve().parent / "plugin_suite"
@@ -70,7 +71,9 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
 
     from emulator.app import create_app
     from emulator.config import Config
-    from emulator.plugin import REAL_BASE_URL, RespxEmulatorHandle, _Checks
+    from emulator.handle import Checks
+    from emulator.inprocess import RespxEmulatorHandle
+    from emulator.marker import REAL_BASE_URL
     from emulator.server import LiveServer
 
     app = create_app(Config(seed=0, clock="virtual", scenario="instant", journal_size=1000))
@@ -82,7 +85,7 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
         results = [("starlette TestClient", _best(lambda: test_client.get(path, headers=headers)))]
 
     def in_process() -> RespxEmulatorHandle:
-        return RespxEmulatorHandle(app.state.emulator, app, "aio_bench", _Checks(False))
+        return RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
 
     with in_process()._mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
         results.append(("plugin in-process, httpx.Client", _best(lambda: c.get(path))))
@@ -120,6 +123,23 @@ def _best(call: Callable[[], object], requests: int = 500) -> float:
             call()
         batches.append((time.perf_counter() - started) / requests * 1e6)
     return min(batches)
+
+
+def verdicts(rows: list[dict[str, Any]], per_request_us: dict[str, float]) -> list[str]:
+    """The targets of #17: the in-process suite <= 1.3x the static respx suite's pytest time,
+    one in-process sync poll <= 1.2x a static respx answer."""
+    suite = next(row for row in rows if row["suite"].startswith("plugin, in-process"))
+    poll = per_request_us["plugin in-process, httpx.Client"]
+    static = per_request_us["respx static JSON, httpx.Client"]
+    out = []
+    for ok, target, value in (
+        (suite["ratio_session"] <= 1.3, "in-process suite <= 1.3x static respx (pytest time)",
+         f"{suite['ratio_session']:.2f}x"),
+        (poll / static <= 1.2, "in-process sync poll <= 1.2x static respx",
+         f"{poll / static:.2f}x ({poll:.0f} vs {static:.0f} us)"),
+    ):  # fmt: skip
+        out.append(f"{'PASS' if ok else 'FAIL':<8}{target:<55}{value}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     requests = per_request()
     for name, micros in requests:
         print(f"{name:40} {micros:6.0f}")
+    print()
+    for verdict in verdicts(rows, dict(requests)):
+        print(verdict)
     if args.json:
         figures = {
             "tests": TESTS,
