@@ -99,14 +99,22 @@ async def _run(app_name: str, endpoint: str, calls: int) -> None:
         emulator.clock.advance(tick)
 
 
-def count(valgrind: str, app: str, endpoint: str, calls: int) -> int:
+def per_request(valgrind: str, script: str, side: str, what: str, few: int, many: int) -> float:
+    """Instructions per call of ``script --child side what N``: the count after ``many`` calls
+    minus the count after ``few``, so start-up and warm-up cancel out."""
+    counts = [instructions(valgrind, script, "--child", side, what, str(n)) for n in (few, many)]
+    return (counts[1] - counts[0]) / (many - few)
+
+
+def instructions(valgrind: str, script: str, *args: str) -> int:
+    """Instructions callgrind counts for ``python script *args``."""
     command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-               __file__, "--child", app, endpoint, str(calls)]  # fmt: skip
+               script, *args]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None:
-        raise SystemExit(f"no callgrind total for {app} {endpoint}:\n{out.stderr[-2000:]}")
+        raise SystemExit(f"no callgrind total for {args}:\n{out.stderr[-2000:]}")
     return int(found.group(1))
 
 
@@ -126,10 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print("instructions per request (callgrind, in one process, steady state)")
     print(f"{'endpoint':10} {'emulator':>10} {'bare':>10} {'ratio':>7}")
     for endpoint in args.endpoints.split(","):
-        per = {}
-        for app in ("emulator", "bare"):
-            few, many = (count(valgrind, app, endpoint, n) for n in (FEW, MANY))
-            per[app] = (many - few) / (MANY - FEW)
+        per = {app: per_request(valgrind, __file__, app, endpoint, FEW, MANY)
+               for app in ("emulator", "bare")}  # fmt: skip
         ratio = per["emulator"] / per["bare"]
         print(f"{endpoint:10} {per['emulator']:>10,.0f} {per['bare']:>10,.0f} {ratio:>6.2f}x")
     return 0

@@ -14,13 +14,12 @@ Usage: ``python benchmarks/count_inprocess.py [--paths poll,download]`` (needs v
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import subprocess
 import sys
 import warnings
 from typing import Any
+
+from count import per_request
 
 FEW, MANY = 300, 900
 SIDES = ("in-process", "static")
@@ -59,17 +58,6 @@ def _child(side: str, what: str, calls: int) -> None:
             client.get(path)
 
 
-def count(valgrind: str, side: str, what: str, calls: int) -> int:
-    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-               __file__, "--child", side, what, str(calls)]  # fmt: skip
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if found is None:
-        raise SystemExit(f"no callgrind total for {side} {what}:\n{out.stderr[-2000:]}")
-    return int(found.group(1))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", default="poll", help="poll, download or both (poll)")
@@ -81,15 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     valgrind = shutil.which("valgrind")
     if valgrind is None:
-        print("valgrind is required: sudo apt-get install valgrind", file=sys.stderr)
-        return 1
+        sys.exit("valgrind is required: sudo apt-get install valgrind")
     print("instructions per sync httpx request (callgrind, one process each)")
     print(f"{'request':10} {'in-process':>11} {'static':>10} {'ratio':>7}")
     for what in args.paths.split(","):
-        per = {}
-        for side in SIDES:
-            few, many = (count(valgrind, side, what, n) for n in (FEW, MANY))
-            per[side] = (many - few) / (MANY - FEW)
+        per = {side: per_request(valgrind, __file__, side, what, FEW, MANY) for side in SIDES}
         ratio = per["in-process"] / per["static"]
         print(f"{what:10} {per['in-process']:>11,.0f} {per['static']:>10,.0f} {ratio:>6.2f}x")
     return 0

@@ -21,6 +21,8 @@ import sys
 import tracemalloc
 from typing import Any
 
+from count import _scope
+
 BODY = json.dumps({"model": "cogview-4", "prompt": "a memory test", "size": "1024*1024"}).encode()
 HEADERS = [
     (b"host", b"127.0.0.1:8000"),
@@ -28,15 +30,6 @@ HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", b"%d" % len(BODY)),
 ]
-
-
-def _scope(method: str, path: str) -> dict[str, Any]:
-    return {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": HEADERS, "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }  # fmt: skip
 
 
 async def _call(app: Any, method: str, path: str, body: bytes = b"") -> bytes:
@@ -48,7 +41,7 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"") -> bytes:
     async def send(message: dict[str, Any]) -> None:
         chunks.append(message.get("body", b""))
 
-    await app(_scope(method, path), receive, send)
+    await app(_scope(method, path, HEADERS), receive, send)
     return b"".join(chunks)
 
 
