@@ -107,19 +107,32 @@ class Media:
         under_way = self._rendering.get(key)
         if under_way is None or under_way[0] is not loop:
             task = loop.create_task(self._render_once(key))
-            self._rendering[key] = (loop, task)
-            task.add_done_callback(lambda _: self._rendering.pop(key, None))
+            entry = self._rendering[key] = (loop, task)
+            task.add_done_callback(lambda _: self._done_rendering(key, entry))
         else:
             task = under_way[1]
         # shielded: a client that goes away does not cancel a render others may be awaiting
         return await asyncio.shield(task)
 
+    def _done_rendering(
+        self, key: Placeholder, entry: tuple[asyncio.AbstractEventLoop, asyncio.Task[RenderedImage]]
+    ) -> None:
+        if self._rendering.get(key) is entry:  # not another loop's render of the same image
+            del self._rendering[key]
+
     async def _render_once(self, key: Placeholder) -> RenderedImage:
+        from concurrent.futures.process import BrokenProcessPool
+
         from .images import render_image
 
         loop = asyncio.get_running_loop()
         pool = self._process_pool() if self._use_pool else None  # None: a worker thread
-        image = await loop.run_in_executor(pool, render_image, key, self.max_pixels)
+        try:
+            image = await loop.run_in_executor(pool, render_image, key, self.max_pixels)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): the next starts anew
+            if self._pool is pool:
+                self.close()
+            raise
         return self.cache.put(key, image)
 
     def _process_pool(self) -> Executor:

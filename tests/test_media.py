@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import httpx
 import pytest
@@ -137,3 +138,21 @@ def test_the_cli_renders_in_its_pool_and_stops_cleanly() -> None:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+def test_a_pool_whose_worker_died_is_replaced_by_the_next_render() -> None:
+    with make_client() as client:
+        task_id = _finished_task(client)
+        media: Media = _emulator(client).media
+        media.use_process_pool()
+        try:
+            pool = media._process_pool()
+            asyncio.run(media.image(task_id, 0))  # starts the workers
+            for process in list(pool._processes.values()):  # type: ignore[attr-defined]
+                process.kill()
+            media.cache.clear()
+            with pytest.raises(BrokenProcessPool):
+                asyncio.run(media.image(task_id, 0))
+            assert asyncio.run(media.image(task_id, 0)).body.startswith(b"\x89PNG")
+        finally:
+            media.close()
