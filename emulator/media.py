@@ -94,10 +94,12 @@ class Media:
             ended = task.finished_at if task.finished_at is not None else now
             if now >= ended + effect.after_s:
                 raise NotFound(f"The image of task {task_id!r} has expired")
-        key = placeholder(task, index)
-        image = self.cache.get(key)
+        # a placeholder's fields as a plain tuple: built in C, equal to the cache's keys
+        fields = (task.width, task.height, task.seed, task.model, task.prompt, task.id, index,
+                  task.images)  # fmt: skip
+        image = self.cache.get(fields)
         if image is None:
-            image = await self._render(key)
+            image = await self._render(placeholder(task, index))
         if effect is not None and effect.mode == "corrupt":
             return _corrupted(image)
         return image

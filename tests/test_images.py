@@ -363,3 +363,10 @@ def test_cache_is_keyed_by_content_not_by_object() -> None:
     assert cache.get_or_render(make(64, 64, seed=5), max_pixels=BIG) is first  # equal fields
     assert cache.get_or_render(make(64, 64, seed=6), max_pixels=BIG) is not first
     assert len(cache) == 2
+
+
+def test_a_plain_tuple_of_the_fields_finds_the_cached_image() -> None:
+    cache = ImageCache()
+    p = make(64, 64, seed=3)
+    image = cache.get_or_render(p, max_pixels=BIG)
+    assert cache.get(tuple(p)) is image  # type: ignore[arg-type]
