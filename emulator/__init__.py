@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # the same as pyproject.toml (tests/test_version.py)
 
 __all__ = ["Config", "Emulator", "__version__", "create_app"]
 
