@@ -364,11 +364,12 @@ def test_the_autosave_loop_survives_failures_retries_and_reports_them(tmp_path: 
         loop = asyncio.create_task(saver.run())
         await asyncio.sleep(0.1)  # the folder does not exist: every save fails
         failing = dict(saver.status)
-        emulator.ledger.set_balance("aio_late", 7)  # (before: a save in flight may succeed)
+        emulator.ledger.set_balance("aio_late", 7)
         folder.mkdir()
-        for _ in range(200):
+        saved = folder / "s.json"
+        for _ in range(300):  # (a save in flight since before the change may land first)
             await asyncio.sleep(0.01)
-            if saver.status["failures"] == 0:
+            if saver.status["failures"] == 0 and saved.exists() and "aio_late" in saved.read_text():
                 break
         assert not loop.done()
         loop.cancel()
