@@ -23,6 +23,9 @@ __all__ = ["RELOAD_CHECK_S", "ScenarioSelection", "ScenarioSpec"]
 ScenarioSpec = Spec | Scenario
 #: how often, at most, the server's scenario file is checked for changes
 RELOAD_CHECK_S = 0.5
+#: a changed file is read again once it has not changed for this long (a file replaced in place
+#: is never applied half-written)
+STABLE_S = 0.5
 
 
 class ScenarioSelection:
@@ -101,17 +104,20 @@ class ScenarioSelection:
         return runtime
 
     def _maybe_reload(self) -> None:
-        """Hot reload of the scenario file, checked at most twice a second; a broken edit keeps
-        the running scenario and is reported."""
+        """Hot reload of the scenario file, checked at most twice a second and read once it has
+        stopped changing; a broken edit keeps the running scenario and is reported."""
         assert self._watch is not None
         path, mtime, checked = self._watch
         now = time.monotonic()
         if now - checked < RELOAD_CHECK_S:
             return
         current = _mtime(path)
-        self._watch = (path, current, now)
+        self._watch = (path, mtime, now)
         if current == mtime:
             return
+        if 0 <= time.time() - current < STABLE_S:  # still being written: a later request reloads
+            return
+        self._watch = (path, current, now)
         try:
             scenario = load(path)
         except ScenarioError as exc:

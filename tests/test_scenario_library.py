@@ -230,10 +230,13 @@ def test_scenario_file_is_hot_reloaded_and_a_broken_edit_keeps_the_old_one(tmp_p
         path.write_text(
             "name: two\nrules:\n  - match: {endpoint: create}\n    error: {status: 503}\n"
         )
+        assert c.create().status_code == 500  # just written: maybe half of it, not read yet
+        time.sleep(0.6)
         assert c.create().status_code == 503
         assert c.get("/_emulator/scenario").json()["name"] == "two"
         time.sleep(0.6)
         path.write_text("name: three\nrules: [{fault: melt}]\n")
+        time.sleep(0.6)
         assert c.create().status_code == 503  # still "two"
         state = c.get("/_emulator/scenario").json()
         assert state["name"] == "two"
