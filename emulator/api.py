@@ -272,7 +272,7 @@ class API:
         origin = call.raw_headers.get(b"origin")
         if origin is not None:  # a browser's request: CORS
             if is_preflight(scope, call.raw_headers):
-                await self.cors.preflight(scope, send, origin)
+                await self.cors.preflight(call.raw_headers, send, origin)
                 return
             send = self.cors.wrap(send, origin)
         status = 500  # what the journal records when no response starts (a reset, a hang)

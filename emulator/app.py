@@ -51,7 +51,7 @@ class EmulatorApp(Starlette):
                 origin = headers.get(b"origin")
                 if origin is not None:
                     if is_preflight(scope, headers):
-                        await self.cors.preflight(scope, send, origin)
+                        await self.cors.preflight(headers, send, origin)
                         return
                     send = self.cors.wrap(send, origin)
                 if path == CHAT_PATH:

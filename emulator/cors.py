@@ -71,9 +71,9 @@ class Cors:
 
         return send_with_cors
 
-    async def preflight(self, scope: Scope, send: Send, origin: bytes) -> None:
-        """Answer a preflight: 204, the methods, the headers the client asked for."""
-        headers = dict(reversed(scope["headers"]))
+    async def preflight(self, headers: dict[bytes, bytes], send: Send, origin: bytes) -> None:
+        """Answer a preflight (``headers``: the request's, first value of each): 204, the
+        methods, the headers the client asked for."""
         asked = headers.get(b"access-control-request-headers", DEFAULT_ALLOWED_HEADERS)
         out = self.headers(origin)
         if self.allow(origin) is not None:

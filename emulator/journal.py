@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from .clock import iso
 
-__all__ = ["DEFAULT_JOURNAL_BODY_CHARS", "DEFAULT_JOURNAL_SIZE", "Entry", "Journal", "public"]
+__all__ = ["DEFAULT_JOURNAL_BODY_CHARS", "DEFAULT_JOURNAL_SIZE", "Entry", "Journal"]
 
 DEFAULT_JOURNAL_SIZE = 10_000
 #: most characters of request bodies the journal keeps (a full journal of 1 MiB bodies would
@@ -230,8 +230,3 @@ class Journal:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return (e.as_dict() for e in self._entries)
-
-
-def public(entry: Entry) -> dict[str, Any]:
-    """``entry`` as readers see it."""
-    return entry.as_dict()

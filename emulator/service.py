@@ -20,7 +20,7 @@ from .catalogue import Catalogue, Model
 from .clock import Clock, RealClock, VirtualClock
 from .config import Config
 from .engine import ScenarioRuntime
-from .errors import APIError, InsufficientCredits, NotFound, store_full, task_not_found
+from .errors import APIError, InsufficientCredits, NotFound, store_full
 from .journal import Journal
 from .media import Media
 from .scenarios import Scenario, TaskEffect
@@ -178,13 +178,6 @@ class Emulator:
         """The key's task (None: unknown, forgotten, or another key's)."""
         task = self.tasks.get(task_id)
         return task if task is not None and task.key == key else None
-
-    def find(self, key: str, task_id: str) -> Task:
-        """The key's task, or 404 (another key's task is indistinguishable from none)."""
-        task = self.lookup(key, task_id)
-        if task is None:
-            raise task_not_found(task_id)
-        return task
 
     def task_body(
         self, task: Task, view: TaskView, base_url: str, words: StatusWords

@@ -139,11 +139,7 @@ def success(data: Any) -> dict[str, Any]:
 
 def created(task_id: str, words: StatusWords) -> dict[str, Any]:
     """The answer to a create: the new task's id and its first status."""
-    return {
-        "code": 200,
-        "message": "success",
-        "data": {"task_id": task_id, "status": words[State.QUEUED]},
-    }
+    return success({"task_id": task_id, "status": words[State.QUEUED]})
 
 
 def error_body(status: int, message: str, type: str) -> dict[str, dict[str, Any]]:
