@@ -1,23 +1,44 @@
-"""The model catalogue: which ``model`` values exist, their fields, prices, timing and image sizes.
+"""The model catalogue: which routes and ``model`` values exist, their fields, prices, timing and
+the media they give (image sizes, video sizes and lengths, audio lengths).
 
-The data lives in ``data/models.json`` (adding a model is adding an entry there); this module
-turns it into typed, validated objects once, at start-up.
+The data lives in ``data/models.json``: ``outputs`` (the kinds of file a task gives), ``routes``
+(each create route: its path and output) and ``families`` (models, grouped as the docs group
+them). Adding a model is adding an entry there; adding a route of a known kind is adding a
+route entry. This module turns it into typed, validated objects once, at start-up.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Catalogue", "CatalogueError", "Field", "Model", "Pricing", "Timing", "aspect_pixels"]
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "Field",
+    "Model",
+    "Output",
+    "Pricing",
+    "Route",
+    "Timing",
+    "aspect_pixels",
+    "even_pixels",
+]
 
-FIELD_KINDS = ("string", "enum", "integer", "url", "url_list")
+FIELD_KINDS = (
+    "string", "enum", "integer", "number", "boolean", "duration", "url", "url_list",
+    "object_list", "array",
+)  # fmt: skip
+#: what a price is multiplied by: the number of files, the (priced) duration, the characters
+QUANTITIES = ("files", "duration", "characters")
 
 
 class CatalogueError(ValueError):
@@ -32,29 +53,57 @@ class Field:
     kind: str
     required: bool = False
     default: Any = None
-    values: tuple[str, ...] = ()
+    values: tuple[Any, ...] = ()
     min_length: int | None = None
     max_length: int | None = None
-    min: int | None = None
-    max: int | None = None
+    min: float | None = None
+    max: float | None = None
     min_items: int | None = None
     max_items: int | None = None
+    #: a ``duration``'s documented JSON type (``integer`` or ``string``): strict mode wants it
+    type: str | None = None
+    #: accepted outside strict mode only (what real clients send beyond the docs)
+    lenient: bool = False
+    #: an ``object_list``'s item fields
+    item: Mapping[str, Field] = field(default_factory=dict)
+
+    def domain(self) -> tuple[str, ...]:
+        """The values this field takes as price-table keys (enum values, booleans, documented
+        durations)."""
+        if self.kind == "boolean":
+            return ("false", "true")
+        return tuple(str(v) for v in self.values)
+
+
+def table_key(value: Any) -> str:
+    """A field value as a price-table key: JSON spelling for booleans, text otherwise."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """Credits per image: a flat price, or a table keyed by the values of some fields."""
+    """Credits of a task: a flat price or a table keyed by some fields' values, times a
+    quantity (``files``: per file; ``duration``: per second; ``characters``: per ``per``
+    characters), rounded up, at least ``min``."""
 
-    flat: int | None = None
+    flat: float | None = None
     by: tuple[str, ...] = ()
-    table: Mapping[str, int] = field(default_factory=dict)
+    table: Mapping[str, float] = field(default_factory=dict)
+    times: str = "files"
+    per: int = 1
+    min: int = 0
 
-    def per_image(self, params: Mapping[str, Any]) -> int:
+    def rate(self, params: Mapping[str, Any]) -> float:
         if self.flat is not None:
             return self.flat
-        return self.table[" ".join(str(params[name]) for name in self.by)]
+        return self.table[" ".join(table_key(params[name]) for name in self.by)]
 
-    def maximum(self) -> int:
+    def credits(self, params: Mapping[str, Any], quantity: float) -> int:
+        return max(self.min, math.ceil(self.rate(params) * quantity / self.per - 1e-9))
+
+    def maximum(self) -> float:
         return self.flat if self.flat is not None else max(self.table.values())
 
 
@@ -68,11 +117,38 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    """A kind of file a finished task gives, and its keys in ``data.output``."""
+
+    kind: str  # image | video | audio
+    url_field: str
+    urls_field: str
+    #: file extension -> media type; the first is the default
+    formats: Mapping[str, str]
+
+    @property
+    def ext(self) -> str:
+        return next(iter(self.formats))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A create route of the API: its path and what its tasks give."""
+
+    name: str
+    path: str
+    output: Output
+    #: the ``error`` of a failed task when its script names none
+    failure: str
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
-    """A ``model`` value of the create endpoint, with everything needed to serve it."""
+    """A ``model`` value of a create route, with everything needed to serve it."""
 
     id: str
     family: str
+    route: Route
     node: int
     tag: str
     webhook: bool
@@ -80,44 +156,146 @@ class Model:
     pricing: Pricing
     fields: Mapping[str, Field]
     pixels: Mapping[str, Any]
+    #: how long its media is: {} (an image), {"field": f}, {"fixed": s}, or from the text
+    duration: Mapping[str, Any] = field(default_factory=dict)
+    #: the request fields whose text is counted (speech): ``name`` or ``list.item``
+    text_fields: tuple[str, ...] = ()
+    #: cross-field rules (names from :data:`emulator.validation.CHECKS`, with their options)
+    checks: tuple[Mapping[str, Any], ...] = ()
+    #: on no public page (only real clients send it): unknown in strict mode
+    undocumented: bool = False
+    #: the field choosing the file format (an extension of the output), if any
+    format_field: str | None = None
     #: ``%`` format of this model's task ids: ``n{node}{64 random bits as 16 hex}_{tag}``
     id_format: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id_format", f"n{self.node}%016x_{self.tag}")
 
+    @property
+    def output(self) -> Output:
+        return self.route.output
+
     def pixel_size(self, params: Mapping[str, Any]) -> tuple[int, int]:
-        """The placeholder's (width, height) for validated ``params``."""
-        if "fixed" in self.pixels:
-            width, height = self.pixels["fixed"]
+        """The placeholder's (width, height) for validated ``params``; (0, 0) for audio."""
+        px = self.pixels
+        if "none" in px:
+            return 0, 0
+        if "fixed" in px:
+            width, height = px["fixed"]
             return int(width), int(height)
-        if "size_field" in self.pixels:
-            return _size(str(params[self.pixels["size_field"]]))
-        ratio = str(params[self.pixels["aspect_field"]])
-        resolution_field = self.pixels.get("resolution_field")
+        if "size_field" in px:
+            return _size(str(params[px["size_field"]]))
+        if "input" in px:  # an image tool: the input's size (never fetched), times the scale
+            width, height = px["input"]
+            scale = int(params.get(px.get("scale_field", ""), 1))
+            factor = min(scale, px.get("max_side", 1 << 30) / max(width, height))
+            return int(width * factor), int(height * factor)
+        ratio = str(params[px["aspect_field"]]) if "aspect_field" in px else px.get("aspect", "1:1")
+        if "short_side" in px or "short_side_field" in px:
+            return even_pixels(ratio, self._short_side(params))
+        resolution_field = px.get("resolution_field")
         scale = 1
         if resolution_field and str(params[resolution_field]).upper() == "2K":
             scale = 2
         return aspect_pixels(ratio, scale)
 
-    def image_count(self, params: Mapping[str, Any]) -> int:
+    def _short_side(self, params: Mapping[str, Any]) -> int:
+        px = self.pixels
+        if "short_side_field" in px:  # "720p", "768P": the digits
+            return int(re.sub(r"\D", "", str(params[px["short_side_field"]])))
+        short = px["short_side"]
+        if isinstance(short, Mapping):
+            return int(short["table"][table_key(params[short["by"]])])
+        return int(short)
+
+    def duration_s(self, params: Mapping[str, Any]) -> float:
+        """How long the task's video or audio is, in seconds (0: an image)."""
+        spec = self.duration
+        if not spec:
+            return 0.0
+        if "fixed" in spec:
+            return float(spec["fixed"])
+        if "field" in spec:
+            shots = spec.get("shots")
+            if shots and params.get(shots["flag"]):
+                return float(sum(int(shot["duration"]) for shot in params[shots["list"]]))
+            return float(params[spec["field"]])
+        speed = float(params.get(spec.get("speed_field", ""), 1.0))
+        seconds = max(
+            float(spec.get("min_s", 1.0)), self.characters(params) / spec["characters_per_s"]
+        )
+        return round(seconds / speed, 1)
+
+    def characters(self, params: Mapping[str, Any]) -> int:
+        """How many characters of text the request carries (speech is priced by them)."""
+        total = 0
+        for name in self.text_fields:
+            outer, _, inner = name.partition(".")
+            value = params.get(outer)
+            if inner and isinstance(value, list):
+                total += sum(len(str(item.get(inner, ""))) for item in value)
+            elif isinstance(value, str):
+                total += len(value)
+        return total
+
+    def priced_duration(self, params: Mapping[str, Any]) -> float:
+        """The duration a price is computed for: the smallest documented one at least as long
+        as the requested one (a lenient duration costs what the next documented one costs)."""
+        seconds = self.duration_s(params)
+        spec = self.fields.get(self.duration.get("field", ""))
+        if spec is None:
+            return seconds
+        if spec.values:
+            documented = sorted(float(v) for v in spec.values)
+            return next((d for d in documented if d >= seconds), documented[-1])
+        return max(seconds, spec.min or 0)
+
+    def file_count(self, params: Mapping[str, Any]) -> int:
         return int(params.get("num_images", 1))
+
+    def file_ext(self, params: Mapping[str, Any]) -> str:
+        """The extension of the task's files: the format field's value, else the output's."""
+        if self.format_field is not None and self.format_field in params:
+            return str(params[self.format_field])
+        return self.output.ext
+
+    def credits(self, params: Mapping[str, Any]) -> int:
+        """What a task with validated ``params`` costs."""
+        times = self.pricing.times
+        if times == "duration":
+            quantity = self.priced_duration(params)
+        elif times == "characters":
+            quantity = float(self.characters(params))
+        else:
+            quantity = float(self.file_count(params))
+        if self.pricing.by:
+            params = {**params, **self._priced_keys(params)}
+        return self.pricing.credits(params, quantity)
+
+    def _priced_keys(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A duration in a price table's key is the priced (documented) duration."""
+        name = self.duration.get("field")
+        if name in self.pricing.by:
+            seconds = self.priced_duration(params)
+            return {name: int(seconds) if seconds.is_integer() else seconds}
+        return {}
 
     def allowed_pixel_sizes(self) -> list[tuple[int, int]]:
         """Every size this model can produce (to bound the renderer)."""
-        if "fixed" in self.pixels:
-            return [self.pixel_size({})]
-        if "size_field" in self.pixels:
-            name = self.pixels["size_field"]
-            return [self.pixel_size({name: v}) for v in self.fields[name].values]
-        aspect = self.fields[self.pixels["aspect_field"]].values
-        res_field = self.pixels.get("resolution_field")
-        resolutions = self.fields[res_field].values if res_field else ("1K",)
-        return [
-            self.pixel_size({self.pixels["aspect_field"]: a, res_field or "_": r})
-            for a in aspect
-            for r in resolutions
-        ]
+        names = [
+            self.pixels[k]
+            for k in ("size_field", "aspect_field", "resolution_field", "short_side_field",
+                      "scale_field")
+            if self.pixels.get(k)
+        ]  # fmt: skip
+        short = self.pixels.get("short_side")
+        if isinstance(short, Mapping):
+            names.append(short["by"])
+        domains = [self.fields[n].values or (False, True) for n in names]
+        sizes = {self.pixel_size(dict(zip(names, combo, strict=True)))
+                 for combo in itertools.product(*domains)}  # fmt: skip
+        return sorted(s for s in sizes if s != (0, 0))
 
 
 @functools.lru_cache(maxsize=256)  # sizes are a model's enum values: a handful
@@ -138,26 +316,47 @@ def aspect_pixels(ratio: str, scale: int = 1) -> tuple[int, int]:
     return width * scale, height * scale
 
 
-class Catalogue:
-    """All models, looked up by model id or family id (a family id means its default model)."""
+@functools.lru_cache(maxsize=256)
+def even_pixels(ratio: str, short: int) -> tuple[int, int]:
+    """A video frame: ``short`` px on the short side, the long side ``short`` × the ratio
+    rounded to the nearest even number (16:9 at 480: 854×480)."""
+    w, h = (int(part) for part in ratio.split(":"))
+    long = 2 * round(short * max(w, h) / min(w, h) / 2)
+    return (long, short) if w >= h else (short, long)
 
-    def __init__(self, models: Mapping[str, Model], family_defaults: Mapping[str, str]) -> None:
+
+class Catalogue:
+    """All routes and models, a model looked up by model id or family id (a family id means
+    its default model), on one route or on any."""
+
+    def __init__(
+        self,
+        models: Mapping[str, Model],
+        family_defaults: Mapping[str, str],
+        routes: Mapping[str, Route] | None = None,
+    ) -> None:
         self.models = dict(models)
         self.family_defaults = dict(family_defaults)
-        self.max_pixels = max(
-            w * h for model in self.models.values() for w, h in model.allowed_pixel_sizes()
-        )
+        self.routes: dict[str, Route] = dict(routes or {})
+        for model in self.models.values():
+            self.routes.setdefault(model.route.name, model.route)
+        #: create path -> route
+        self.by_path = {route.path: route for route in self.routes.values()}
+        sizes = [w * h for m in self.models.values() for w, h in m.allowed_pixel_sizes()]
+        self.max_pixels = max(sizes, default=1024 * 1024)
         self.max_images = max(
-            (f.max or 1)
-            for m in self.models.values()
-            for f in m.fields.values()
-            if f.name == "num_images"
-        )
+            ((f.max or 1) for m in self.models.values() for f in m.fields.values()
+             if f.name == "num_images"),
+            default=1,
+        )  # fmt: skip
 
-    def resolve(self, name: str) -> Model | None:
+    def resolve(self, name: str, route: Route | None = None) -> Model | None:
+        """The model ``name`` names (on ``route`` only, when given), or None."""
         model = self.models.get(name)
         if model is None and name in self.family_defaults:
             model = self.models[self.family_defaults[name]]
+        if model is not None and route is not None and model.route is not route:
+            return None
         return model
 
     def field_values(self, name: str) -> frozenset[str]:
@@ -169,10 +368,19 @@ class Catalogue:
             for value in spec.values
         )
 
-    def names(self) -> list[str]:
-        """Every accepted ``model`` value: model ids, then family ids that are not also models."""
-        extra = [f for f in self.family_defaults if f not in self.models]
-        return [*self.models, *extra]
+    def names(self, route: Route | None = None) -> list[str]:
+        """Every accepted ``model`` value (of ``route``): model ids, then family ids that are
+        not also models."""
+        ids = [m.id for m in self.models.values() if route is None or m.route is route]
+        extra = [
+            f
+            for f, default in self.family_defaults.items()
+            if f not in self.models and (route is None or self.models[default].route is route)
+        ]
+        return [*ids, *extra]
+
+    def route_models(self, route: Route) -> list[Model]:
+        return [m for m in self.models.values() if m.route is route]
 
     @staticmethod
     @functools.cache
@@ -193,12 +401,23 @@ class Catalogue:
     @classmethod
     def from_data(cls, data: Mapping[str, Any], *, source: str = "catalogue") -> Catalogue:
         defaults = data.get("defaults", {})
+        try:
+            outputs = {name: _output(name, raw) for name, raw in data.get("outputs", {}).items()}
+            outputs.setdefault("image", DEFAULT_OUTPUT)
+            routes = {
+                name: _route(name, raw, outputs) for name, raw in data.get("routes", {}).items()
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CatalogueError(f"{source}: routes/outputs: {exc}") from exc
+        routes.setdefault(
+            "images", Route("images", DEFAULT_PATH, outputs["image"], DEFAULT_FAILURE)
+        )
         models: dict[str, Model] = {}
         family_defaults: dict[str, str] = {}
         for i, fam in enumerate(data["families"]):
             where = f"{source}: families[{i}] ({fam.get('family', '?')})"
             try:
-                family_models = _family_models(fam, defaults)
+                family_models = _family_models(fam, defaults, routes)
             except (KeyError, TypeError, ValueError) as exc:
                 raise CatalogueError(f"{where}: {exc}") from exc
             for model in family_models:
@@ -210,7 +429,26 @@ class Catalogue:
                     f"{where}: default_model {fam['default_model']!r} is not one of its models"
                 )
             family_defaults[fam["family"]] = fam["default_model"]
-        return cls(models, family_defaults)
+        return cls(models, family_defaults, routes)
+
+
+#: the image route, for catalogue files that name no routes
+DEFAULT_PATH = "/api/v1/images/generations"
+DEFAULT_FAILURE = "Image generation failed"
+DEFAULT_OUTPUT = Output("image", "image_url", "image_urls", {"png": "image/png"})
+
+
+def _output(name: str, raw: Mapping[str, Any]) -> Output:
+    formats = {str(k): str(v) for k, v in raw["formats"].items()}
+    if not formats:
+        raise ValueError(f"output {name!r}: needs at least one format")
+    return Output(name, str(raw["url_field"]), str(raw["urls_field"]), formats)
+
+
+def _route(name: str, raw: Mapping[str, Any], outputs: Mapping[str, Output]) -> Route:
+    if raw["output"] not in outputs:
+        raise ValueError(f"route {name!r}: output {raw['output']!r} is not one of {list(outputs)}")
+    return Route(name, str(raw["path"]), outputs[raw["output"]], str(raw["failure"]))
 
 
 def _pair(value: Any) -> tuple[float, float]:
@@ -218,7 +456,13 @@ def _pair(value: Any) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _family_models(fam: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[Model]:
+#: per-model keys that override the family's
+_MODEL_KEYS = ("pixels", "duration", "text_fields", "checks", "undocumented", "format_field")
+
+
+def _family_models(
+    fam: Mapping[str, Any], defaults: Mapping[str, Any], routes: Mapping[str, Route]
+) -> list[Model]:
     timing_data = {**defaults.get("timing", {}), **fam.get("timing", {})}
     timing = Timing(
         float(timing_data["min_s"]),
@@ -227,25 +471,44 @@ def _family_models(fam: Mapping[str, Any], defaults: Mapping[str, Any]) -> list[
     )
     if not 0 <= timing.min_s <= timing.max_s:
         raise ValueError(f"timing: need 0 <= min_s <= max_s, got {timing.min_s}..{timing.max_s}")
+    route_name = fam.get("route", "images")
+    if route_name not in routes:
+        raise ValueError(f"route {route_name!r} is not one of: {', '.join(routes)}")
     base_fields = {"prompt": defaults["prompt"], **fam.get("fields", {})}
     out = []
     for model_id, spec in fam["models"].items():
         raw_fields = {**base_fields, **spec.get("fields", {})}
-        fields = {name: _field(name, raw) for name, raw in raw_fields.items()}
+        fields = {
+            name: _field(name, raw) for name, raw in raw_fields.items() if raw is not None
+        }  # a model drops a family field with null
+        options = {k: spec.get(k, fam.get(k)) for k in _MODEL_KEYS}
         model = Model(
             id=model_id,
             family=fam["family"],
+            route=routes[route_name],
             node=int(fam["node"]),
             tag=str(fam["tag"]),
             webhook=bool(fam.get("webhook", False)),
             timing=timing,
             pricing=_pricing(spec["credits"], fields),
             fields=fields,
-            pixels=spec.get("pixels", fam["pixels"]),
+            pixels=options["pixels"] or {"none": True},
+            duration=options["duration"] or {},
+            text_fields=tuple(options["text_fields"] or ()),
+            checks=tuple(options["checks"] or ()),
+            undocumented=bool(options["undocumented"]),
+            format_field=options["format_field"],
         )
         for w, h in model.allowed_pixel_sizes():  # fails early on a bad pixels rule
             if w < 1 or h < 1:
                 raise ValueError(f"model {model_id!r}: pixel size {w}x{h} is empty")
+        if model.format_field is not None:
+            unknown = set(fields[model.format_field].values) - set(model.output.formats)
+            if unknown:
+                raise ValueError(f"model {model_id!r}: formats {sorted(unknown)} unknown")
+        duration_field = model.duration.get("field")
+        if duration_field is not None and duration_field not in fields:
+            raise ValueError(f"model {model_id!r}: duration field {duration_field!r} missing")
         out.append(model)
     return out
 
@@ -259,24 +522,42 @@ def _field(name: str, raw: Mapping[str, Any]) -> Field:
         raise ValueError(f"field {name!r}: an enum needs 'values'")
     if "default" in raw and kind == "enum" and raw["default"] not in values:
         raise ValueError(f"field {name!r}: default {raw['default']!r} is not one of its values")
-    known = {f for f in Field.__slots__ if f not in ("name", "kind", "values")}
-    unknown = set(raw) - known - {"kind", "values"}
+    if kind == "duration" and raw.get("type") not in ("integer", "string"):
+        raise ValueError(f"field {name!r}: a duration needs 'type': integer or string")
+    item = {k: _field(f"{name}[].{k}", v) for k, v in raw.get("item", {}).items()}
+    if kind == "object_list" and not item:
+        raise ValueError(f"field {name!r}: an object_list needs 'item' fields")
+    special = {"kind", "values", "item"}
+    known = {f for f in Field.__slots__ if f not in ("name", *special)}
+    unknown = set(raw) - known - special
     if unknown:
         raise ValueError(f"field {name!r}: unknown keys {sorted(unknown)}")
-    return Field(name=name, kind=kind, values=values, **{k: raw[k] for k in raw if k in known})
+    return Field(
+        name=name, kind=kind, values=values, item=item, **{k: raw[k] for k in raw if k in known}
+    )
 
 
 def _pricing(raw: Any, fields: Mapping[str, Field]) -> Pricing:
-    if isinstance(raw, int):
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
         return Pricing(flat=raw)
+    times = raw.get("times", "files")
+    if times not in QUANTITIES:
+        raise ValueError(f"credits: 'times' {times!r} is not one of: {', '.join(QUANTITIES)}")
+    extra = {"times": times, "per": int(raw.get("per", 1)), "min": int(raw.get("min", 0))}
+    if "flat" in raw:
+        return Pricing(flat=raw["flat"], **extra)
     by = tuple(raw["by"])
-    table = {str(k): int(v) for k, v in raw["table"].items()}
+    table = {str(k): v for k, v in raw["table"].items()}
     for name in by:
-        if name not in fields or fields[name].kind != "enum" or fields[name].default is None:
-            raise ValueError(f"credits: 'by' field {name!r} must be an enum field with a default")
-    import itertools
-
-    for combo in itertools.product(*(fields[name].values for name in by)):
-        if " ".join(combo) not in table:
-            raise ValueError(f"credits: table has no price for {' '.join(combo)!r}")
-    return Pricing(by=by, table=table)
+        spec = fields.get(name)
+        if spec is None or not spec.domain() or spec.default is None:
+            raise ValueError(
+                f"credits: 'by' field {name!r} must be an enum, boolean or duration field with "
+                "a default"
+            )
+    excluded = set(raw.get("excluded", ()))
+    for combo in itertools.product(*(fields[name].domain() for name in by)):
+        key = " ".join(combo)
+        if key not in table and key not in excluded:
+            raise ValueError(f"credits: table has no price for {key!r}")
+    return Pricing(by=by, table=table, **extra)

@@ -164,7 +164,7 @@ def _defaults(model: Model) -> dict[str, Any]:
 
 def _cost(model: Model) -> int:
     params = _defaults(model)
-    return model.pricing.per_image(params) * model.image_count(params)
+    return model.credits(params)
 
 
 def _bad_field(model: Model) -> tuple[str, Any]:

@@ -40,7 +40,7 @@ def test_every_documented_model_and_family_resolves() -> None:
     ],
 )
 def test_prices_come_from_the_data(model, params, credits) -> None:
-    assert Catalogue.load().models[model].pricing.per_image(params) == credits
+    assert Catalogue.load().models[model].pricing.rate(params) == credits
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_adding_a_model_is_adding_an_entry() -> None:
         }
     )  # fmt: skip
     model = Catalogue.from_data(data).resolve("new-model")
-    assert model is not None and model.pricing.per_image({}) == 3
+    assert model is not None and model.pricing.rate({}) == 3
 
 
 def _broken(mutate) -> dict:

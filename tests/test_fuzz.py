@@ -260,7 +260,7 @@ def test_bodies_generated_from_the_schema_are_accepted(data: st.DataObject) -> N
     case = data.draw(operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
     request = validate_create(case.body, CATALOGUE)
     model = request.model
-    assert request.credits == model.pricing.per_image(request.params) * request.images
+    assert request.credits == model.pricing.rate(request.params) * request.images
     assert (request.width, request.height) in model.allowed_pixel_sizes()
 
 
