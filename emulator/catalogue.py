@@ -225,7 +225,7 @@ class Model:
         seconds = max(
             float(spec.get("min_s", 1.0)), self.characters(params) / spec["characters_per_s"]
         )
-        return round(seconds / speed, 1)
+        return float(round(seconds / speed, 1))
 
     def characters(self, params: Mapping[str, Any]) -> int:
         """How many characters of text the request carries (speech is priced by them)."""
@@ -318,8 +318,8 @@ def aspect_pixels(ratio: str, scale: int = 1) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=256)
 def even_pixels(ratio: str, short: int) -> tuple[int, int]:
-    """A video frame: ``short`` px on the short side, the long side ``short`` × the ratio
-    rounded to the nearest even number (16:9 at 480: 854×480)."""
+    """A video frame: ``short`` px on the short side, the long side ``short`` times the ratio
+    rounded to the nearest even number (16:9 at 480: 854x480)."""
     w, h = (int(part) for part in ratio.split(":"))
     long = 2 * round(short * max(w, h) / min(w, h) / 2)
     return (long, short) if w >= h else (short, long)
