@@ -1,4 +1,5 @@
-"""The emulated endpoints of https://apiin.one: create a task, poll it, download its images.
+"""The emulated endpoints of https://apiin.one: create a task (on any create route of the
+catalogue: images, videos, speech, image tools), poll it, download its files.
 
 These paths are the hot path of every client's test suite, so :class:`API` serves them
 straight from the ASGI scope, ahead of Starlette's router and middleware (which cost more than
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
 
 from starlette.requests import ClientDisconnect
@@ -24,12 +25,13 @@ from .engine import Decision, Request, ScenarioRuntime, as_api_error
 from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
 from .faults import FaultResponse, NetworkFault
 from .http import load_object, read_json_body
+from .catalogue import Catalogue
 from .journal import Entry
-from .media import file_index
+from .media import file_name
+from .ranges import file_reply
 from .service import Emulator
 from .validation import validate_create
 from .wire import (
-    CREATE_PATH,
     FILES_PREFIX,
     SCENARIO_HEADER,
     TASKS_PREFIX,
@@ -122,10 +124,13 @@ Handler = Callable[..., Awaitable[Answer]]
 # -- the endpoints ------------------------------------------------------------------------
 
 
-async def create_generation(emulator: Emulator, call: Call) -> Answer:
+async def create_generation(emulator: Emulator, call: Call, route: str = "images") -> Answer:
     key, body, decision = await read_json_call(emulator, call, "create")
     runtime = _runtime(call)
-    request = validate_create(body, emulator.catalogue, strict=runtime.scenario.strict)
+    request = validate_create(
+        body, emulator.catalogue, strict=runtime.scenario.strict,
+        route=emulator.catalogue.routes[route],
+    )  # fmt: skip
     task = emulator.create_task(
         key, request, effect=decision.task, runtime=runtime, base_url=call.base_url
     )
@@ -145,21 +150,25 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     return _answer(decision, success(data))
 
 
-async def get_image(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
+async def get_file(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
+    """A finished task's file (image, video, clip): 200, or 206 for a Range, 304, 416."""
     call.task_id = task_id[:200]
-    task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (image() settles)
+    task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (file() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
     decision = await _decide(emulator, call, "image", owner, model=model)
-    image = emulator.image(task_id, file_index(name))
-    headers = [(b"etag", image.etag.encode()), (b"cache-control", b"public, max-age=3600")]
-    if call.header(b"if-none-match") == image.etag:
-        return Reply(304, b"", headers)
-    if decision.fault is not None:
-        return FaultResponse(decision.fault, image.body, options=decision.fault_options,
-                             media_type="image/png")  # fmt: skip
-    headers += [(b"content-type", b"image/png"), (b"content-length", b"%d" % len(image.body))]
-    body = b"" if call.scope["method"] == "HEAD" else image.body
-    return Reply(200, body, headers)
+    index, ext = file_name(name)
+    file = await emulator.file(task_id, index, ext)
+    reply = file_reply(
+        call.scope["method"], call.raw_headers, file.body, file.etag,
+        file.media_type.encode(), _FILE_HEADERS,
+    )  # fmt: skip
+    if decision.fault is not None and reply.status in (200, 206):
+        return FaultResponse(decision.fault, reply.body, options=decision.fault_options,
+                             media_type=file.media_type, status_code=reply.status)  # fmt: skip
+    return reply
+
+
+_FILE_HEADERS = ((b"cache-control", b"public, max-age=3600"),)
 
 
 async def read_json_call(
@@ -237,14 +246,20 @@ def _endpoint(handler: Handler, *methods: str) -> Endpoint:
 
 CREATE = _endpoint(create_generation, "POST")
 TASK = _endpoint(get_task, "GET", "HEAD")
-IMAGE = _endpoint(get_image, "GET", "HEAD")
+IMAGE = _endpoint(get_file, "GET", "HEAD")
+#: the create route of each path of the shipped catalogue (an API with another catalogue
+#: routes its own: :meth:`API.route`)
+DEFAULT_CREATES = {r.path: (r.name,) for r in Catalogue.default().routes.values()}
 
 
-def route(path: str) -> tuple[Endpoint, tuple[str, ...]] | None:
+def route(
+    path: str, creates: Mapping[str, tuple[str, ...]] = DEFAULT_CREATES
+) -> tuple[Endpoint, tuple[str, ...]] | None:
     """The endpoint serving ``path`` and its path parameters (None: not an emulated path).
     Parameters match one non-empty path segment each, like Starlette's ``{name}``."""
-    if path == CREATE_PATH:
-        return CREATE, ()
+    create = creates.get(path)
+    if create is not None:
+        return CREATE, create
     if path.startswith(TASKS_PREFIX):
         task_id = path[len(TASKS_PREFIX) :]
         if task_id and "/" not in task_id:
@@ -263,6 +278,11 @@ class API:
     def __init__(self, emulator: Emulator, cors: Cors | None = None) -> None:
         self.emulator = emulator
         self.cors = cors or Cors()
+        self.creates = {r.path: (r.name,) for r in emulator.catalogue.routes.values()}
+
+    def route(self, path: str) -> tuple[Endpoint, tuple[str, ...]] | None:
+        """:func:`route`, with this emulator's catalogue's create routes."""
+        return route(path, self.creates)
 
     async def serve(
         self, endpoint: Endpoint, params: tuple[str, ...], scope: Scope, receive: Receive,

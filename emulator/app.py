@@ -42,7 +42,7 @@ class EmulatorApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            found = api.route(path)
+            found = self.api.route(path)
             if found is not None:
                 await self.api.serve(found[0], found[1], scope, receive, send)
                 return

@@ -524,7 +524,7 @@ def _field(name: str, raw: Mapping[str, Any]) -> Field:
         raise ValueError(f"field {name!r}: default {raw['default']!r} is not one of its values")
     if kind == "duration" and raw.get("type") not in ("integer", "string"):
         raise ValueError(f"field {name!r}: a duration needs 'type': integer or string")
-    item = {k: _field(f"{name}[].{k}", v) for k, v in raw.get("item", {}).items()}
+    item = {k: _field(k, v) for k, v in raw.get("item", {}).items()}
     if kind == "object_list" and not item:
         raise ValueError(f"field {name!r}: an object_list needs 'item' fields")
     special = {"kind", "values", "item"}

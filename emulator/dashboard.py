@@ -21,7 +21,7 @@ from .clock import iso
 from .errors import NotFound
 from .http import json_response
 from .journal import Entry
-from .media import file_index
+from .media import file_name
 from .service import Emulator
 from .tasks import State, Task, observe
 from .wire import DEFAULT_FAILURE, StatusWords
@@ -152,12 +152,12 @@ async def image(request: Request) -> Response:
     """A finished task's image for the page: the same PNG as ``/files/{id}/{n}.png``, but not
     journaled and past the scenario's rules, so looking at it changes nothing (no rule counter
     moves, no latency, no entry in what the app under test sent)."""
-    index = file_index(request.path_params["name"])
-    rendered = _emulator(request).image(request.path_params["task_id"], index)
+    index, ext = file_name(request.path_params["name"])
+    rendered = await _emulator(request).file(request.path_params["task_id"], index, ext)
     headers = {"etag": rendered.etag, "cache-control": "private, max-age=3600"}
     if request.headers.get("if-none-match") == rendered.etag:
         return Response(status_code=304, headers=headers)
-    return Response(rendered.body, headers=headers, media_type="image/png")
+    return Response(rendered.body, headers=headers, media_type=rendered.media_type)
 
 
 async def request_detail(request: Request) -> Response:

@@ -21,7 +21,7 @@ from typing import Any
 from .errors import APIError
 from .scenarios import Distribution, ErrorEffect, Match, RateLimit, Rule, Scenario, TaskEffect
 from .tasks import State, TaskScript
-from .wire import DEFAULT_FAILURE, StatusWords, status_words
+from .wire import StatusWords, status_words
 
 __all__ = ["CompiledRule", "Decision", "Request", "ScenarioRuntime", "as_api_error"]
 
@@ -234,7 +234,7 @@ class ScenarioRuntime:
             queued_s=self._duration(effect.queued, default.queued_s),
             running_s=self._duration(effect.running, default.running_s),
             outcome=State.FAILED if effect.outcome == "fail" else State.SUCCEEDED,
-            error=(effect.error or DEFAULT_FAILURE) if failed else None,
+            error=effect.error if failed else None,  # None: the route's default reason
             forever=effect.forever,
             fail_at_poll=effect.fail_at_poll,
             progress_steps=effect.progress_steps,

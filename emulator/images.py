@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont, features
 
-__all__ = ["ImageCache", "Placeholder", "RenderedImage", "render_png"]
+__all__ = ["ImageCache", "Placeholder", "RenderedImage", "encode_as", "render_png"]
 
 RGB = tuple[int, int, int]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -69,7 +69,7 @@ class RenderedImage:
     etag: str
 
 
-def render_png(p: Placeholder, *, max_pixels: int) -> bytes:
+def render_png(p: Placeholder, *, max_pixels: int, transparent: bool = False) -> bytes:
     """Encode the placeholder as PNG bytes (deterministic for a given `Placeholder`).
 
     Raises ValueError before allocating anything if a side is < 1 or the pixel count
@@ -97,8 +97,25 @@ def render_png(p: Placeholder, *, max_pixels: int) -> bytes:
         palette.extend(colour)
     palette.extend([0, 0, 0] * (_PALETTE_ENTRIES - len(palette) // 3))
     canvas.putpalette(palette)  # "L" -> "P": pixel values are already palette indices
+    image: Image.Image = canvas
+    if transparent:  # a background remover's output: RGBA, the background fully transparent
+        canvas.info["transparency"] = _BG
+        image = canvas.convert("RGBA")
     buf = io.BytesIO()
-    canvas.save(buf, "PNG", compress_level=_COMPRESS_LEVEL, compress_type=_COMPRESS_TYPE)
+    image.save(buf, "PNG", compress_level=_COMPRESS_LEVEL, compress_type=_COMPRESS_TYPE)
+    return buf.getvalue()
+
+
+#: Pillow's format name and options per file extension of an image tool's ``output_format``
+_FORMATS = {"jpg": ("JPEG", {"quality": 85}), "webp": ("WEBP", {"quality": 80, "method": 0})}
+
+
+def encode_as(png: bytes, ext: str) -> bytes:
+    """A rendered PNG in another format (``jpg`` or ``webp``), deterministic."""
+    name, options = _FORMATS[ext]
+    with Image.open(io.BytesIO(png)) as image:
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, name, **options)
     return buf.getvalue()
 
 

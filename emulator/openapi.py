@@ -22,7 +22,6 @@ from .catalogue import Catalogue, Field, Model
 from .tasks import State
 from .validation import MAX_URL_LENGTH, URL_PATTERN
 from .wire import (
-    CREATE_PATH,
     DEFAULT_STATUS_WORDS,
     ERROR_TYPES,
     FILES_PREFIX,
@@ -86,30 +85,76 @@ def field_schema(spec: Field) -> dict[str, Any]:
             out["minimum"] = spec.min
         if spec.max is not None:
             out["maximum"] = spec.max
+        if spec.values:
+            out["enum"] = list(spec.values)
+    elif spec.kind == "number":
+        out = {"type": "number"}
+        if spec.min is not None:
+            out["minimum"] = spec.min
+        if spec.max is not None:
+            out["maximum"] = spec.max
+    elif spec.kind == "boolean":
+        out = {"type": "boolean"}
+    elif spec.kind == "duration":
+        out = _duration_schema(spec)
     elif spec.kind == "url":
         out = dict(url)
-    else:  # url_list
-        out = {"type": "array", "items": dict(url)}
+    elif spec.kind == "object_list":
+        out = {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [f.name for f in spec.item.values() if f.required],
+                "properties": {name: field_schema(f) for name, f in spec.item.items()},
+            },
+        }
+    else:  # url_list, array
+        out = {"type": "array", "items": dict(url) if spec.kind == "url_list" else {}}
+    if spec.kind in ("url_list", "object_list", "array"):
         if spec.min_items is not None:
             out["minItems"] = spec.min_items
         if spec.max_items is not None:
             out["maxItems"] = spec.max_items
     if spec.default is not None:
         out["default"] = spec.default
+    if spec.lenient:
+        out["description"] = "Sent by real clients, on no public page: refused in strict mode."
     return out
+
+
+def _duration_schema(spec: Field) -> dict[str, Any]:
+    """A duration as documented (strict mode); the lenient default also takes any whole
+    number of seconds from 1 to the maximum, as a number or a numeric string."""
+    if spec.values:
+        documented: dict[str, Any] = {"type": spec.type, "enum": list(spec.values)}
+        top = max(float(v) for v in spec.values)
+    else:
+        documented = {"type": "integer", "minimum": spec.min, "maximum": spec.max}
+        top = float(spec.max or 0)
+    return {
+        **documented,
+        "description": (
+            "Seconds, as documented. Outside strict mode any whole number of seconds from 1 to "
+            f"{top:g} is accepted, as a number or a numeric string (the price is that of the "
+            "next documented duration)."
+        ),
+    }
 
 
 def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
     """The request body of one ``model`` value (family ids that default to it included)."""
     names = [model.id, *aliases]
+    pricing = model.pricing
+    unit = {"files": "per file", "duration": "per second",
+            "characters": f"per {pricing.per} characters"}[pricing.times]  # fmt: skip
     price = (
-        f"{model.pricing.flat} credits per image"
-        if model.pricing.flat is not None
-        else "credits per image by "
-        + ", ".join(model.pricing.by)
+        f"{pricing.flat:g} credits {unit}"
+        if pricing.flat is not None
+        else f"credits {unit} by "
+        + ", ".join(pricing.by)
         + ": "
-        + "; ".join(f"{k} = {v}" for k, v in model.pricing.table.items())
-    )
+        + "; ".join(f"{k} = {v:g}" for k, v in pricing.table.items())
+    ) + (f", at least {pricing.min}" if pricing.min else "")
     return {
         "type": "object",
         "title": model.id,
@@ -157,7 +202,7 @@ def _error_schemas() -> dict[str, Any]:
     }
 
 
-def _task_schemas() -> dict[str, Any]:
+def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
     status = {
         "type": "string",
         "minLength": 1,
@@ -166,6 +211,7 @@ def _task_schemas() -> dict[str, Any]:
         "examples": list(DEFAULT_STATUS_WORDS_DOC),
     }
     stamp = {"type": "string", "format": "date-time", "description": "ISO-8601 UTC"}
+    outputs = sorted({(r.output.url_field, r.output.urls_field) for r in catalogue.routes.values()})
     return {
         "CreateResponse": _success(
             {
@@ -179,13 +225,20 @@ def _task_schemas() -> dict[str, Any]:
             }
         ),
         "TaskOutput": {
-            "type": "object",
-            "required": ["image_url", "image_urls"],
-            "additionalProperties": False,
-            "properties": {
-                "image_url": {"type": "string"},
-                "image_urls": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-            },
+            "description": "What a finished task gives, by its route's output: images, videos "
+            "or audio [choice: the non-image shapes are not documented].",
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": [one, many],
+                    "additionalProperties": False,
+                    "properties": {
+                        one: {"type": "string"},
+                        many: {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                    },
+                }
+                for one, many in outputs
+            ],
         },
         "Task": {
             "type": "object",
@@ -361,24 +414,39 @@ def _preflight(operation_id: str, *parameters: dict[str, Any]) -> dict[str, Any]
     )
 
 
-def _paths() -> dict[str, Any]:
-    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-    task_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    name_param = {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,2})\\.png$"},
-    }
-    control = {"tags": ["control"]}
-    body = {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
-    return {
-        CREATE_PATH: {
+#: per create route: the OpenAPI tag, the operation's summary, its id and request schema name
+_CREATE_OPERATIONS = {
+    "images": ("images", "Create an image generation task", "createGeneration", "CreateRequest"),
+    "videos": ("videos", "Create a video generation task", "createVideo", "CreateVideoRequest"),
+    "speech": ("speech", "Create a speech (text to speech) task", "createSpeech",
+               "CreateSpeechRequest"),
+    "remove-bg": ("tools", "Remove an image's background", "createRemoveBg",
+                  "CreateRemoveBgRequest"),
+    "upscale": ("tools", "Upscale an image", "createUpscale", "CreateUpscaleRequest"),
+    "face-swap": ("tools", "Swap a face into an image", "createFaceSwap", "CreateFaceSwapRequest"),
+}  # fmt: skip
+
+
+def _operation(name: str) -> tuple[str, str, str, str]:
+    """The tag, summary, operation id and request schema of create route ``name`` (a route
+    the table does not know gets names made from its own)."""
+    known = _CREATE_OPERATIONS.get(name)
+    if known is not None:
+        return known
+    camel = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name))
+    return name, f"Create a {name} task", f"create{camel}", f"Create{camel}Request"
+
+
+def _create_paths(catalogue: Catalogue, bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """One create operation per route of the catalogue."""
+    out: dict[str, Any] = {}
+    for route in catalogue.routes.values():
+        if not catalogue.route_models(route):
+            continue
+        tag, summary, operation_id, schema = _operation(route.name)
+        out[route.path] = {
             "post": _op(
-                "Create an image generation task",
+                summary,
                 {
                     "200": {
                         **_json(_ref("CreateResponse"), "Task created"),
@@ -391,16 +459,41 @@ def _paths() -> dict[str, Any]:
                     },
                     **_errors(*_API_ERRORS),
                 },
-                operationId="createGeneration",
-                tags=["images"],
+                operationId=operation_id,
+                tags=[tag],
                 security=bearer,
                 requestBody={
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("CreateRequest")}},
+                    "content": {"application/json": {"schema": _ref(schema)}},
                 },
             ),
-            "options": _preflight("preflightCreate"),
-        },
+            "options": _preflight("preflight" + operation_id[len("create") :]),
+        }
+    return out
+
+
+_FILE_CONTENT = {
+    media: {"schema": {"type": "string"}}
+    for media in ("image/png", "image/jpeg", "image/webp", "video/mp4", "audio/mpeg")
+}
+
+
+def _paths(catalogue: Catalogue) -> dict[str, Any]:
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    task_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    name_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,2})\\.(png|jpg|webp|mp4|mp3)$"},
+    }
+    control = {"tags": ["control"]}
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    return {
+        **_create_paths(catalogue, bearer),
         TASKS_PREFIX + "{task_id}": {
             "get": _op(
                 "Poll a generation task",
@@ -428,14 +521,16 @@ def _paths() -> dict[str, Any]:
         },
         FILES_PREFIX + "{task_id}/{name}": {
             "get": _op(
-                "Download image n of a completed task ({n}.png); public, no key",
+                "Download file n of a completed task ({n}.png, .jpg, .webp, .mp4 or .mp3, as "
+                "its output's URLs name it); public, no key; Range requests answered with 206",
                 {
-                    "200": {
-                        "description": "The PNG",
-                        "content": {"image/png": {"schema": {"type": "string"}}},
+                    "200": {"description": "The file", "content": _FILE_CONTENT},
+                    "206": {
+                        "description": "The part of the file a Range asked for",
+                        "content": _FILE_CONTENT,
                     },
                     "304": {"description": "Not modified (If-None-Match matched the ETag)"},
-                    **_errors(404, 429, 500, 503),
+                    **_errors(404, 416, 429, 500, 503),
                 },
                 operationId="getImage",
                 tags=["images"],
@@ -538,37 +633,45 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
         schema_name(model.id): model_schema(model, aliases.get(model.id, []))
         for model in catalogue.models.values()
     }
-    tasks = _task_schemas()
-    create = {
-        "description": "One schema per model value; `model` selects it.",
-        "oneOf": [_ref(name) for name in models],
+    tasks = _task_schemas(catalogue)
+    creates = {
+        _operation(route.name)[3]: {
+            "description": f"POST {route.path}: one schema per model value; `model` selects it.",
+            "oneOf": [_ref(schema_name(m.id)) for m in catalogue.route_models(route)],
+        }
+        for route in catalogue.routes.values()
+        if catalogue.route_models(route)
     }
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "API in One image API (emulator)",
+            "title": "API in One (emulator)",
             "version": __version__,
             "description": (
-                "The emulated wire contract of https://apiin.one/api/v1 (image generation), plus "
+                "The emulated wire contract of https://apiin.one/api/v1 (images, videos, speech, "
+                "image tools, chat), plus "
                 "the emulator's own control API under /_emulator/. Request schemas are generated "
                 "from the model catalogue the validator uses."
             ),
         },
         "servers": [{"url": "/"}],
         "tags": [
-            {"name": "images", "description": "The emulated API in One endpoints"},
+            {"name": "images", "description": "Images: create, poll, download (any family)"},
+            {"name": "videos", "description": "Video generation"},
+            {"name": "speech", "description": "Text to speech"},
+            {"name": "tools", "description": "Image tools: background removal, upscale, face swap"},
             {"name": "chat", "description": "OpenAI-compatible chat completions"},
             {"name": "cors", "description": "Preflights of browsers on another origin"},
             {"name": "control", "description": "The emulator's own control API"},
             {"name": "meta", "description": "This description"},
         ],
-        "paths": {**_paths(), **chat_paths()},
+        "paths": {**_paths(catalogue), **chat_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
             },
             "schemas": {
-                "CreateRequest": create,
+                **creates,
                 **models,
                 **tasks,
                 **_error_schemas(),

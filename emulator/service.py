@@ -11,18 +11,18 @@ import math
 import random
 import secrets
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .auth import Authenticator
 from .billing import Account, Ledger
-from .catalogue import Catalogue, Model
+from .catalogue import Catalogue, Model, Route
 from .clock import Clock, RealClock, VirtualClock
 from .config import Config
 from .engine import ScenarioRuntime
 from .errors import APIError, InsufficientCredits, NotFound, store_full
 from .journal import Journal
-from .media import Media
+from .media import Media, MediaFile
 from .scenarios import Scenario, TaskEffect
 from .selection import ScenarioSelection, ScenarioSpec
 from .tasks import (
@@ -40,8 +40,6 @@ from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
 from .wire import StatusWords, task_data
 
-if TYPE_CHECKING:
-    from .images import RenderedImage
 
 __all__ = ["Emulator"]
 
@@ -72,7 +70,7 @@ class Emulator:
             on_drop=self._forget,
         )
         self.media = Media(
-            self.tasks, self.clock.now, self.config.image_cache_bytes, self.catalogue.max_pixels
+            self.tasks, self.clock.now, self.config.image_cache_bytes, self.catalogue
         )
         self.webhooks = WebhookDispatcher(self, backoff_s=self.config.webhook_backoff_s)
         self.authenticate = Authenticator(
@@ -85,8 +83,8 @@ class Emulator:
             resolve_model=self._resolve_model,
             clock=self.clock.now,
         )
-        #: image ``index`` of a finished task, as its scenario serves it (404 if none)
-        self.image: Callable[[str, int], RenderedImage] = self.media.image
+        #: file ``index`` of a finished task, as its scenario serves it (404 if none)
+        self.file: Callable[..., Awaitable[MediaFile]] = self.media.file
         #: count a poll of a task and give its state now (the store's own operation)
         self.poll: Callable[[Task], TaskView] = self.tasks.poll
         #: tracebacks of emulator bugs, newest last (shown by GET /_emulator/health)
@@ -109,8 +107,10 @@ class Emulator:
 
     # -- the image API --------------------------------------------------------------------
 
-    def validate(self, body: dict[str, Any], *, strict: bool = False) -> CreateRequest:
-        return validate_create(body, self.catalogue, strict=strict)
+    def validate(
+        self, body: dict[str, Any], *, strict: bool = False, route: Route | None = None
+    ) -> CreateRequest:
+        return validate_create(body, self.catalogue, strict=strict, route=route)
 
     def create_task(
         self,
@@ -184,7 +184,8 @@ class Emulator:
     ) -> dict[str, Any]:
         """``data`` of GET /api/v1/tasks/{id}, image URLs under ``config.public_url`` if set,
         else under ``base_url`` (where the client reached the server)."""
-        return task_data(task, view, self.config.public_url or base_url, words)
+        model = self.catalogue.models.get(task.model)
+        return task_data(task, view, self.config.public_url or base_url, words, model)
 
     def task_listing(self, base_url: str, key: str | None = None) -> list[dict[str, Any]]:
         """Every task (of ``key``), oldest first: its wire body under the status words of the

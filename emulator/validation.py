@@ -81,14 +81,14 @@ def validate_create(
             + _allowed(catalogue, route, strict)
         )
     params = _fields(body, model.fields, model.id, strict, "")
-    for check in model.checks:
-        CHECKS[check["check"]](check, params, model, strict)
     unknown = _unknown(body, model, strict)
     if strict and unknown:
         allowed = ", ".join(["model", *_documented(model.fields)])
         raise InvalidRequest(
             f"{unknown[0]}: unknown field for model {model.id} (strict mode). Allowed: {allowed}"
         )
+    for check in model.checks:
+        CHECKS[check["check"]](check, params, model, strict)
     width, height = model.pixel_size(params)
     files = model.file_count(params)
     credits = model.credits(params)
@@ -165,6 +165,8 @@ def _check_integer(spec: Field, value: Any, strict: bool, label: str) -> int:
         value = int(value)  # 4.0 is an integer in JSON (and JSON Schema), as in JS backends
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{label}: expected an integer, got {_type_name(value)}")
+    if spec.values and value not in spec.values:
+        raise InvalidRequest(f"{label}: {value} is not one of: {', '.join(map(str, spec.values))}")
     _check_range(spec, value, label)
     return value
 
@@ -212,7 +214,7 @@ def _check_duration(spec: Field, value: Any, strict: bool, label: str) -> int:
             ok = (spec.min is None or value >= spec.min) and (spec.max is None or value <= spec.max)
         if not ok:
             raise InvalidRequest(
-                f"{label}: {_short(value)} is not allowed (strict mode): {allowed}"
+                f"{label}: {_shown(value)} is not allowed (strict mode): {allowed}"
             )
         return int(value)
     number: Any = value
@@ -222,7 +224,7 @@ def _check_duration(spec: Field, value: Any, strict: bool, label: str) -> int:
         number = int(number)
     if isinstance(number, bool) or not isinstance(number, int):
         raise InvalidRequest(
-            f"{label}: expected a whole number of seconds, got {_short(value)}. Allowed: {allowed}"
+            f"{label}: expected a whole number of seconds, got {_shown(value)}. Allowed: {allowed}"
         )
     top = max(float(v) for v in documented) if documented else spec.max
     if number < 1 or (top is not None and number > top):
@@ -398,6 +400,15 @@ CHECKS: dict[str, Check] = {
 
 def _type_name(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: strings quoted and cut, numbers and booleans as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)[:40]
+    return _short(value)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .catalogue import Model
 from .clock import iso
 from .tasks import State, Task, TaskView
 
@@ -63,9 +64,10 @@ def task_path(task_id: str) -> str:
     return TASKS_PREFIX + task_id
 
 
-def file_url(base_url: str, task_id: str, index: int) -> str:
-    """The public URL of image ``index`` of a task, under ``base_url``."""
-    return f"{base_url.rstrip('/')}{FILES_PREFIX}{task_id}/{index}.png"
+def file_url(base_url: str, task_id: str, index: int, ext: str = "png") -> str:
+    """The public URL of file ``index`` (an image, a video, a clip) of a task, under
+    ``base_url``."""
+    return f"{base_url.rstrip('/')}{FILES_PREFIX}{task_id}/{index}.{ext}"
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -147,14 +149,23 @@ def error_body(status: int, message: str, type: str) -> dict[str, dict[str, Any]
     return {"error": {"code": status, "message": message, "type": type}}
 
 
-def task_data(task: Task, view: TaskView, base_url: str, words: StatusWords) -> dict[str, Any]:
-    """``data`` of ``GET /api/v1/tasks/{id}`` (and of a webhook), with image URLs under
-    ``base_url``."""
+def task_data(
+    task: Task, view: TaskView, base_url: str, words: StatusWords, model: Model | None = None
+) -> dict[str, Any]:
+    """``data`` of ``GET /api/v1/tasks/{id}`` (and of a webhook), with file URLs under
+    ``base_url``; ``output`` and the default failure reason as ``model``'s route has them
+    (an image model's when None)."""
     state = view.state
     output = None
     if state is State.SUCCEEDED:
-        urls = [file_url(base_url, task.id, i) for i in range(task.images)]
-        output = {"image_url": urls[0], "image_urls": urls}
+        if model is None:
+            urls = [file_url(base_url, task.id, i) for i in range(task.images)]
+            output = {"image_url": urls[0], "image_urls": urls}
+        else:
+            kind, ext = model.output, model.file_ext(task.params)
+            urls = [file_url(base_url, task.id, i, ext) for i in range(task.images)]
+            output = {kind.url_field: urls[0], kind.urls_field: urls}
+    failure = model.route.failure if model is not None else DEFAULT_FAILURE
     return {
         "task_id": task.id,
         "model": task.model,
@@ -163,7 +174,7 @@ def task_data(task: Task, view: TaskView, base_url: str, words: StatusWords) -> 
         "created_at": iso(task.created_at),
         "updated_at": iso(view.updated_at),
         "output": output,
-        "error": (view.error or DEFAULT_FAILURE) if state is State.FAILED else None,
+        "error": (view.error or failure) if state is State.FAILED else None,
         "credits_consumed": task.credits if state is State.SUCCEEDED else 0,
     }
 

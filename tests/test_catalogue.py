@@ -55,7 +55,7 @@ def test_aspect_pixels_formula(ratio, scale, size) -> None:
 
 def test_max_pixels_bounds_every_model() -> None:
     cat = Catalogue.load()
-    assert cat.max_pixels == 3136 * 1344
+    assert cat.max_pixels == 4096 * 4096  # image-upscale at 4x of a 1024x1024 input
 
 
 def test_adding_a_model_is_adding_an_entry() -> None:

@@ -172,7 +172,7 @@ def test_oversize_body_by_content_length_gets_413(client: Client) -> None:
 
 
 def test_unknown_path_and_wrong_method_get_the_envelope(client: Client) -> None:
-    assert_error(client.get("/api/v1/videos/generations"), 404, "not_found", "Unknown path")
+    assert_error(client.get("/api/v1/models"), 404, "not_found", "Unknown path")
     assert_error(client.get("/"), 404, "not_found")
     r = client.get(CREATE, headers=AUTH)
     assert_error(r, 405, "method_not_allowed", "POST")
