@@ -19,10 +19,12 @@ from PIL import Image, ImageDraw, ImageFont, features
 
 __all__ = [
     "BG",
+    "COVERAGE_LUT",
     "LINE",
     "PALETTE_ENTRIES",
     "PANEL",
     "RGB",
+    "TEXT",
     "TEXT0",
     "Font",
     "Label",
@@ -47,12 +49,13 @@ FontLoader = Callable[[int], Font]
 # Palette index layout. The canvas is drawn in mode "L" with these values, then turned into
 # a "P" image by attaching the palette (no pixel conversion needed).
 BG, LINE, PANEL, TEXT0 = 0, 1, 2, 3  # TEXT0..TEXT0+3: anti-aliasing ramp, last = text
+TEXT = TEXT0 + 3  # the text colour itself (full coverage)
 _RAMP = (0.3, 0.55, 0.8, 1.0)  # text coverage represented by each ramp entry
 # More than 16 palette entries keeps Pillow at bit depth 8; packing to 4 bits per pixel
 # costs more time in Pillow than it saves in zlib.
 PALETTE_ENTRIES = 17
 # Maps anti-aliased text coverage (0..255) to the panel -> text palette ramp.
-_COVERAGE_LUT = [PANEL + sum(v >= t for t in (40, 100, 170, 230)) for v in range(256)]
+COVERAGE_LUT = [PANEL + sum(v >= t for t in (40, 100, 170, 230)) for v in range(256)]
 _PROMPT_CHARS = 60
 _ELLIPSIS = "\u2026"
 _LOW_CONTRAST_LUMINANCE = 0.179  # luminance where black and white text contrast equally
@@ -367,7 +370,7 @@ def _draw_label(
         draw_text(mask, (panel_w - width) / 2, y, line.text, line.font)
         y += height + gap
     left, top = (w - panel_w) // 2, (h - panel_h) // 2
-    canvas.paste(mask.point(_COVERAGE_LUT), (left, top))
+    canvas.paste(mask.point(COVERAGE_LUT), (left, top))
     draw.rectangle((left - 1, top - 1, left + panel_w, top + panel_h), outline=LINE, width=1)
 
 

@@ -1,0 +1,370 @@
+"""The placeholder MP4 renderer: a real H.264 file that a browser plays, cheap enough to render
+on the first download.
+
+This is the only module of the emulator that imports PyAV for video (lazily: importing the
+module costs nothing; the first render pays for ``import av``). The picture is the placeholder
+image of ``labels.py`` (seeded background, border, cross, the label with model, prompt and task
+id) above a bottom band where a progress bar grows and a counter ("2.0 / 5 s") runs, so a person
+sees it play.
+
+Choices, measured on this machine (2-core AMD EPYC VM, one core pinned, PyAV 18.1, x264 core
+165; ``benchmarks/render_video.py``), and why:
+
+- Nothing is drawn in RGB per frame and swscale is never called: the canvas holds palette
+  indices (as for the PNG), and three 256-entry lookup tables (BT.709, limited range) turn it
+  into the Y, U and V planes; U and V are 2x2 box averages (``Image.reduce``). The static frame
+  is converted once; each frame redraws and converts only the band (a few thousand pixels).
+  Converting that band with swscale cost 0.5-1 ms a frame, a third of the whole render.
+- ``FPS = 5``: the render time is almost linear in the frame count, the counter's tenths are
+  exact at 5 fps, and 5 fps still looks like motion. 720p 5 s at 4/5/6/8 fps: see the figures
+  in the module constants below.
+- x264 ``preset=ultrafast`` with a constant quantiser (``qp``) rather than ``crf``: crf needs
+  x264's low-resolution lookahead, a third of the encode time, and made bigger files here
+  (720p 5 s: crf 23 47 ms/81 kB of encoding, qp 23 31 ms/41 kB). superfast and veryfast took
+  1.7x and 1.8x longer. ``tune=stillimage`` changed nothing measurable (ultrafast turns off the
+  psychovisual options it tunes), so it is not set.
+- One keyframe every ``_KEYINT_S`` seconds: a seek decodes at most that far, and an extra
+  keyframe of this mostly flat picture costs about one P-frame's worth of time.
+- ``threads=1``: x264's output depends on its thread count, and its default derives that from
+  the CPU count (and affinity), so the same placeholder would encode differently on another
+  machine or under ``taskset``. One thread is also the fastest on one core.
+- Determinism: the container is written with ``fflags=+bitexact`` (no ``Lavf`` version string)
+  and no ``creation_time`` (the MP4 times stay 0). x264 still writes its SEI with its version
+  and options ("x264 - core 165 ..."); identical for a given libx264, so bytes are identical run
+  after run, but a PyAV wheel with another libx264 may give other bytes.
+- Faststart: ``movflags=+faststart`` moves ``moov`` before ``mdat`` at the end. The muxer opens
+  the output again to read it back; for an in-memory output that is the ``io_open`` callback,
+  which hands it a copy of what was written so far.
+- Audio, when asked: silent mono AAC-LC at 48 kHz (FFmpeg's native encoder), encoded in step
+  with the video so the muxer interleaves the two. Its priming samples are hidden by the edit
+  list the muxer writes, so the track lasts exactly the requested duration.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image, ImageDraw
+
+from . import labels
+
+if TYPE_CHECKING:
+    from av.audio.frame import AudioFrame
+    from av.audio.stream import AudioStream
+    from av.container import OutputContainer
+    from av.packet import Packet
+    from av.video.plane import VideoPlane
+
+__all__ = ["FPS", "VideoPlaceholder", "render_mp4"]
+
+#: Frames per second of every placeholder video.
+FPS = 5
+_TIMESCALE = 90_000  # ticks per second of the video track: every fps of 4-8 divides it
+_KEYINT_S = 5  # seconds between keyframes
+_QP = 23  # x264's constant quantiser for P-frames (I-frames get about 20)
+_X264 = {"preset": "ultrafast", "qp": str(_QP)}
+_SAMPLE_RATE = 48_000
+_AAC_FRAME = 1024  # samples per AAC frame
+_MAX_SIDE = 8192  # H.264 level 6.2's widest frame (8192x4320); Chromium decodes up to 16384
+# BT.709 tags of the stream (the values of FFmpeg's AVColorPrimaries, AVColorTransferCharacteristic
+# and AVColorSpace, and AVCOL_RANGE_MPEG): the lookup tables below compute limited-range BT.709.
+_BT709 = 1
+_RANGE_MPEG = 1
+
+
+@dataclass(frozen=True, slots=True)
+class VideoPlaceholder:
+    """Everything that determines the bytes of one placeholder video."""
+
+    width: int  # even, >= 2
+    height: int  # even, >= 2
+    duration_s: float  # > 0; the file lasts exactly this long
+    seed: int  # drives the background colour
+    model: str
+    prompt: str  # arbitrary user text; sanitised before drawing
+    task_id: str
+    index: int = 0  # which video of the task (0-based)
+    audio: bool = False  # add a silent AAC track
+
+
+def render_mp4(
+    p: VideoPlaceholder, *, max_pixels: int = 1920 * 1080, max_duration_s: float = 60.0
+) -> bytes:
+    """Encode the placeholder as a faststart H.264 (yuv420p) MP4; the same input gives the
+    same bytes.
+
+    Raises ValueError before allocating anything if a side is odd, < 2 or > 8192, the pixel
+    count exceeds `max_pixels`, or the duration is not a finite number in (0, max_duration_s].
+    """
+    ticks = _validate(p, max_pixels, max_duration_s)
+    import av  # here, not at the top: the server imports media renderers on first download
+
+    w, h = p.width, p.height
+    count = math.ceil(ticks * FPS / _TIMESCALE)  # the last frame may be shorter than 1/FPS
+    counters = [_counter(i / FPS, p.duration_s) for i in range(count)]
+    band = _Band.layout(w, h, counters)
+    canvas = _static_canvas(p, band)
+    luts = _yuv_luts(labels.palette(p.seed))
+
+    # One frame for the whole video: x264 copies the picture inside encode(), so each frame
+    # only overwrites the band's rows of the previous one.
+    frame = av.VideoFrame(w, h, "yuv420p")
+    planes = _to_planes(canvas, luts)
+    for plane, image in zip(frame.planes, planes, strict=True):
+        _blit(plane, image, 0, whole=True)
+    static_band = canvas.crop((0, band.top, w, band.top + band.height))
+
+    buf = io.BytesIO()
+    container = av.open(
+        buf,
+        "w",
+        format="mp4",
+        options={"movflags": "+faststart", "fflags": "+bitexact"},
+        io_open=lambda url, flags, options: io.BytesIO(buf.getvalue()),
+    )
+    try:
+        video = container.add_stream("libx264", rate=FPS, options=dict(_X264))
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        cc = video.codec_context
+        cc.time_base = Fraction(1, _TIMESCALE)
+        cc.thread_count = 1
+        cc.gop_size = _KEYINT_S * FPS
+        cc.color_primaries = cc.color_trc = cc.colorspace = _BT709
+        cc.color_range = _RANGE_MPEG
+        audio = _SilentAudio(container, p.duration_s) if p.audio else None
+
+        step = _TIMESCALE // FPS
+
+        def mux_video(packets: list[Packet[Any]]) -> None:
+            for packet in packets:
+                assert packet.pts is not None
+                packet.duration = min(step, ticks - packet.pts)  # exact end on the last one
+            container.mux(packets)
+
+        for i, text in enumerate(counters):
+            progress = i / (count - 1) if count > 1 else 1.0
+            moving = band.draw(static_band, progress, text)
+            for plane, image, top in zip(
+                frame.planes, _to_planes(moving, luts), _plane_rows(band.top), strict=True
+            ):
+                _blit(plane, image, top)
+            frame.pts = i * step
+            mux_video(video.encode(frame))
+            if audio is not None:
+                audio.until((i + 1) / FPS)
+        mux_video(video.encode(None))
+        if audio is not None:
+            audio.finish()
+    finally:
+        container.close()
+    return buf.getvalue()
+
+
+def _validate(p: VideoPlaceholder, max_pixels: int, max_duration_s: float) -> int:
+    """The duration in video ticks, after checking the size and duration; ValueError if bad."""
+    w, h = p.width, p.height
+    for name, side in (("width", w), ("height", h)):
+        if isinstance(side, bool) or not isinstance(side, int):
+            raise ValueError(f"video {name} must be an integer, got {side!r}")
+    if w < 2 or h < 2 or w % 2 or h % 2:
+        raise ValueError(f"video size {w}x{h} is invalid: width and height must be even and >= 2")
+    if w > _MAX_SIDE or h > _MAX_SIDE:
+        raise ValueError(f"video size {w}x{h} is invalid: a side exceeds {_MAX_SIDE} pixels")
+    if w * h > max_pixels:
+        raise ValueError(
+            f"video size {w}x{h} ({w * h} pixels) exceeds the limit of {max_pixels} pixels"
+        )
+    d = p.duration_s
+    if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d):
+        raise ValueError(f"video duration must be a finite number of seconds, got {d!r}")
+    if not 0 < d <= max_duration_s:
+        raise ValueError(f"video duration {d} s is not in (0, {max_duration_s}] s")
+    ticks = round(d * _TIMESCALE)
+    if ticks < 1:
+        raise ValueError(f"video duration {d} s is shorter than 1/{_TIMESCALE} s")
+    return ticks
+
+
+def _counter(t: float, duration: float) -> str:
+    """The running counter, such as "2.0 / 5 s" (tenths are exact at 5 fps)."""
+    return f"{t:.1f} / {_seconds(duration)} s"
+
+
+def _seconds(duration: float) -> str:
+    """A duration for display: "5", "2.5", "0.3333"."""
+    return f"{duration:.4g}"
+
+
+# --------------------------------------------------------------------------- picture
+
+
+def _up_even(v: int) -> int:
+    return v + (v & 1)
+
+
+def _down_even(v: int) -> int:
+    return v - (v & 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Band:
+    """Geometry of the moving band at the bottom: even rows and columns throughout, so the
+    half-resolution U and V planes cover it exactly."""
+
+    top: int  # first row of the band
+    height: int  # rows of the band
+    bar_x0: int  # the progress bar's columns [bar_x0, bar_x1) ...
+    bar_x1: int
+    bar_y0: int  # ... and rows [bar_y0, bar_y1), relative to the band
+    bar_y1: int
+    counter_x: int  # columns [counter_x, counter_x + counter_w) hold the counter; w 0: none
+    counter_w: int
+    text_y: int  # pen position of the counter's text, relative to the band
+    font: labels.Font
+
+    @classmethod
+    def layout(cls, w: int, h: int, counters: Sequence[str]) -> _Band:
+        """Band, bar and counter for a w x h frame (the counter only if every text fits)."""
+        stroke = labels.stroke_width(w, h)
+        size = labels.font_size(w, h)
+        font = labels.load_font(size)
+        line = labels.line_height(font)
+        pad = max(2, size // 4)
+        height = max(2, min(_up_even(line + 2 * pad), _down_even(h - stroke)))
+        top = max(0, _down_even(h - stroke - height))
+        x0, x1 = _up_even(stroke + pad), _down_even(w - stroke - pad)
+        if x1 - x0 < 2:
+            x0, x1 = 0, w
+        y0 = _down_even(height // 3)
+        y1 = max(y0 + 2, _up_even(height - height // 3))
+        text_w = _up_even(math.ceil(max(labels.text_width(font, t) for t in counters)))
+        gap = _up_even(pad)
+        if line <= height and text_w + gap + 2 <= x1 - x0:
+            return cls(top, height, x0, x1 - text_w - gap, y0, y1, x1 - text_w, text_w,
+                       (height - line) // 2, font)  # fmt: skip
+        return cls(top, height, x0, x1, y0, y1, 0, 0, 0, font)
+
+    def draw(self, static: Image.Image, progress: float, counter: str) -> Image.Image:
+        """The band (palette indices) of one frame: the bar filled to `progress`, the counter."""
+        band = static.copy()
+        end = self.bar_x0 + _down_even(round((self.bar_x1 - self.bar_x0) * progress))
+        if end > self.bar_x0:
+            band.paste(labels.TEXT, (self.bar_x0, self.bar_y0, end, self.bar_y1))
+        if self.counter_w:
+            mask = Image.new("L", (self.counter_w, self.height), 0)
+            x = self.counter_w - labels.text_width(self.font, counter)  # right-aligned
+            labels.draw_text(mask, x, self.text_y, counter, self.font)
+            band.paste(mask.point(labels.COVERAGE_LUT), (self.counter_x, 0))
+        return band
+
+
+def _static_canvas(p: VideoPlaceholder, band: _Band) -> Image.Image:
+    """The picture's unchanging part, in palette indices: the placeholder image with its
+    label above the band, and the band's panel and empty bar track."""
+    parts = [f"{_seconds(p.duration_s)} s at {FPS} fps"]
+    if p.audio:
+        parts.append("silent audio")
+    if p.index:
+        parts.append(f"video {p.index + 1}")
+    label = labels.Label(model=p.model, prompt=p.prompt, task_id=p.task_id, detail=", ".join(parts))
+    w, h = p.width, p.height
+    canvas = labels.draw_placeholder(w, h, label, bottom=h - band.top)
+    stroke = labels.stroke_width(w, h)
+    left, right = (stroke, w - 1 - stroke) if w > 2 * stroke else (0, w - 1)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((left, band.top, right, band.top + band.height - 1), fill=labels.PANEL)
+    bar = (band.bar_x0, band.top + band.bar_y0, band.bar_x1 - 1, band.top + band.bar_y1 - 1)
+    draw.rectangle(bar, fill=labels.LINE)
+    return canvas
+
+
+_Luts = tuple[list[int], list[int], list[int]]
+
+
+def _yuv_luts(palette: Sequence[int]) -> _Luts:
+    """Palette index -> Y, U, V (BT.709, limited range: Y 16..235, U and V 16..240)."""
+    ys, us, vs = [16] * 256, [128] * 256, [128] * 256
+    for i in range(len(palette) // 3):
+        r, g, b = (c / 255 for c in palette[3 * i : 3 * i + 3])
+        y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        ys[i] = round(16 + 219 * y)
+        us[i] = round(128 + 224 * (b - y) / 1.8556)
+        vs[i] = round(128 + 224 * (r - y) / 1.5748)
+    return ys, us, vs
+
+
+def _to_planes(indices: Image.Image, luts: _Luts) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """Y at full resolution, U and V averaged over 2x2 blocks (4:2:0)."""
+    y, u, v = luts
+    return indices.point(y), indices.point(u).reduce(2), indices.point(v).reduce(2)
+
+
+def _plane_rows(top: int) -> tuple[int, int, int]:
+    return top, top // 2, top // 2
+
+
+def _blit(plane: VideoPlane, image: Image.Image, top: int, *, whole: bool = False) -> None:
+    """Copy an "L" image into `plane` from row `top` (rows of the plane are ``line_size``
+    bytes, padding included). ``whole`` writes every byte of the plane, padding as zeros, so
+    no uninitialised memory reaches the encoder."""
+    stride, width = plane.line_size, image.width
+    data = image.tobytes()
+    if whole:
+        if stride != width:
+            padded = Image.new("L", (stride, image.height), 0)
+            padded.paste(image, (0, 0))
+            data = padded.tobytes()
+        plane.update(data)
+        return
+    view = memoryview(plane)
+    if stride == width:
+        view[top * stride : top * stride + len(data)] = data
+        return
+    for row in range(image.height):
+        start = (top + row) * stride
+        view[start : start + width] = data[row * width : (row + 1) * width]
+
+
+# --------------------------------------------------------------------------- audio
+
+
+class _SilentAudio:
+    """A silent mono AAC track, encoded up to a given time so it interleaves with the video."""
+
+    def __init__(self, container: OutputContainer, duration_s: float) -> None:
+        import av
+
+        self._av = av
+        self._container = container
+        self._stream: AudioStream = container.add_stream("aac", rate=_SAMPLE_RATE)
+        self._stream.layout = "mono"
+        self._total = max(1, round(duration_s * _SAMPLE_RATE))  # an empty track would vanish
+        self._done = 0
+        self._frame = self._silence(_AAC_FRAME)
+
+    def _silence(self, samples: int) -> AudioFrame:
+        frame = self._av.AudioFrame(format="fltp", layout="mono", samples=samples)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate = _SAMPLE_RATE
+        return frame
+
+    def until(self, t: float | None) -> None:
+        """Encode silence up to second `t` (at most the whole duration; None: all of it)."""
+        target = self._total if t is None else min(self._total, round(t * _SAMPLE_RATE))
+        while self._done < target:
+            n = min(_AAC_FRAME, self._total - self._done)
+            frame = self._frame if n == _AAC_FRAME else self._silence(n)
+            frame.pts = self._done
+            self._container.mux(self._stream.encode(frame))
+            self._done += n
+
+    def finish(self) -> None:
+        """Encode the rest and flush the encoder."""
+        self.until(None)
+        self._container.mux(self._stream.encode(None))
