@@ -28,10 +28,12 @@ Choices, measured on this machine (2-core AMD EPYC VM, one core pinned, PyAV 18.
 - ``threads=1``: x264's output depends on its thread count, and its default derives that from
   the CPU count (and affinity), so the same placeholder would encode differently on another
   machine or under ``taskset``. One thread is also the fastest on one core.
-- Determinism: the container is written with ``fflags=+bitexact`` (no ``Lavf`` version string)
-  and no ``creation_time`` (the MP4 times stay 0). x264 still writes its SEI with its version
-  and options ("x264 - core 165 ..."); identical for a given libx264, so bytes are identical run
-  after run, but a PyAV wheel with another libx264 may give other bytes.
+- Determinism: the muxer runs with ``fflags=+bitexact`` (no "Lavf" version string) and no
+  ``creation_time`` (the MP4's times stay 0), the AAC encoder with ``flags=+bitexact`` (no
+  "Lavc" string in its first frame), and x264's SEI message (its version, copyright years and
+  options) is dropped by a bitstream filter. What remains depends on the encoders' code alone:
+  the same bytes run after run and process after process; another libx264 or FFmpeg build
+  (another PyAV wheel) may still encode differently.
 - Faststart: ``movflags=+faststart`` moves ``moov`` before ``mdat`` at the end. The muxer opens
   the output again to read it back; for an in-memory output that is the ``io_open`` callback,
   which hands it a copy of what was written so far.
@@ -56,6 +58,7 @@ from . import labels
 if TYPE_CHECKING:
     from av.audio.frame import AudioFrame
     from av.audio.stream import AudioStream
+    from av.bitstream import BitStreamFilterContext
     from av.container import OutputContainer
     from av.packet import Packet
     from av.video.plane import VideoPlane
@@ -68,6 +71,9 @@ _TIMESCALE = 90_000  # ticks per second of the video track: every fps of 4-8 div
 _KEYINT_S = 5  # seconds between keyframes
 _QP = 23  # x264's constant quantiser for P-frames (I-frames get about 20)
 _X264 = {"preset": "ultrafast", "qp": str(_QP)}
+# x264 puts its version, copyright years and options in an SEI message of the first frame; no
+# x264 option turns it off, so this bitstream filter drops SEI NAL units (type 6).
+_DROP_SEI = "filter_units=remove_types=6"
 _SAMPLE_RATE = 48_000
 _AAC_FRAME = 1024  # samples per AAC frame
 _MAX_SIDE = 8192  # H.264 level 6.2's widest frame (8192x4320); Chromium decodes up to 16384
@@ -139,12 +145,18 @@ def render_mp4(
         audio = _SilentAudio(container, p.duration_s) if p.audio else None
 
         step = _TIMESCALE // FPS
+        strip: list[BitStreamFilterContext] = []  # made once the encoder has opened
 
-        def mux_video(packets: list[Packet[Any]]) -> None:
-            for packet in packets:
+        def mux_video(packets: list[Packet[Any]], *, last: bool = False) -> None:
+            if not strip:
+                strip.append(av.bitstream.BitStreamFilterContext(_DROP_SEI, video))
+            out = [q for packet in packets for q in strip[0].filter(packet)]
+            if last:
+                out.extend(strip[0].filter(None))
+            for packet in out:
                 assert packet.pts is not None
                 packet.duration = min(step, ticks - packet.pts)  # exact end on the last one
-            container.mux(packets)
+            container.mux(out)
 
         for i, text in enumerate(counters):
             progress = i / (count - 1) if count > 1 else 1.0
@@ -157,7 +169,7 @@ def render_mp4(
             mux_video(video.encode(frame))
             if audio is not None:
                 audio.until((i + 1) / FPS)
-        mux_video(video.encode(None))
+        mux_video(video.encode(None), last=True)
         if audio is not None:
             audio.finish()
     finally:
@@ -341,7 +353,9 @@ class _SilentAudio:
 
         self._av = av
         self._container = container
-        self._stream: AudioStream = container.add_stream("aac", rate=_SAMPLE_RATE)
+        # bitexact: FFmpeg's AAC encoder otherwise writes its version ("Lavc62...") in frame 1
+        options = {"flags": "+bitexact"}
+        self._stream: AudioStream = container.add_stream("aac", rate=_SAMPLE_RATE, options=options)
         self._stream.layout = "mono"
         self._total = max(1, round(duration_s * _SAMPLE_RATE))  # an empty track would vanish
         self._done = 0
