@@ -123,7 +123,8 @@ def render_mp4(
     planes = _to_planes(canvas, luts)
     for plane, image in zip(frame.planes, planes, strict=True):
         _blit(plane, image, 0, whole=True)
-    static_band = canvas.crop((0, band.top, w, band.top + band.height))
+    static_band = _crop_rows(planes, band.top, band.height)
+    text_yuv = _colour(luts, labels.TEXT)
 
     buf = io.BytesIO()
     container = av.open(
@@ -160,10 +161,8 @@ def render_mp4(
 
         for i, text in enumerate(counters):
             progress = i / (count - 1) if count > 1 else 1.0
-            moving = band.draw(static_band, progress, text)
-            for plane, image, top in zip(
-                frame.planes, _to_planes(moving, luts), _plane_rows(band.top), strict=True
-            ):
+            moving = band.draw(static_band, text_yuv, progress, text)
+            for plane, image, top in zip(frame.planes, moving, _plane_rows(band.top), strict=True):
                 _blit(plane, image, top)
             frame.pts = i * step
             mux_video(video.encode(frame))
@@ -215,6 +214,11 @@ def _seconds(duration: float) -> str:
 # --------------------------------------------------------------------------- picture
 
 
+_Luts = tuple[list[int], list[int], list[int]]  # palette index -> Y, U, V
+_Planes = tuple[Image.Image, Image.Image, Image.Image]  # "L" images: Y, then U and V at half size
+_Yuv = tuple[int, int, int]
+
+
 def _up_even(v: int) -> int:
     return v + (v & 1)
 
@@ -261,18 +265,27 @@ class _Band:
                        (height - line) // 2, font)  # fmt: skip
         return cls(top, height, x0, x1, y0, y1, 0, 0, 0, font)
 
-    def draw(self, static: Image.Image, progress: float, counter: str) -> Image.Image:
-        """The band (palette indices) of one frame: the bar filled to `progress`, the counter."""
-        band = static.copy()
+    def draw(self, static: _Planes, colour: _Yuv, progress: float, counter: str) -> _Planes:
+        """The band's Y, U and V planes in one frame: the bar filled to `progress` and the
+        counter, in `colour`, over copies of the static band (whose counter area is blank)."""
+        y, u, v = (plane.copy() for plane in static)
         end = self.bar_x0 + _down_even(round((self.bar_x1 - self.bar_x0) * progress))
         if end > self.bar_x0:
-            band.paste(labels.TEXT, (self.bar_x0, self.bar_y0, end, self.bar_y1))
+            box = (self.bar_x0, self.bar_y0, end, self.bar_y1)
+            y.paste(colour[0], box)
+            half = (box[0] // 2, box[1] // 2, box[2] // 2, box[3] // 2)
+            u.paste(colour[1], half)
+            v.paste(colour[2], half)
         if self.counter_w:
             mask = Image.new("L", (self.counter_w, self.height), 0)
             x = self.counter_w - labels.text_width(self.font, counter)  # right-aligned
             labels.draw_text(mask, x, self.text_y, counter, self.font)
-            band.paste(mask.point(labels.COVERAGE_LUT), (self.counter_x, 0))
-        return band
+            # blending by coverage in Y, U and V is blending in RGB: the planes are affine in it
+            y.paste(colour[0], (self.counter_x, 0), mask)
+            half_mask = mask.reduce(2)
+            u.paste(colour[1], (self.counter_x // 2, 0), half_mask)
+            v.paste(colour[2], (self.counter_x // 2, 0), half_mask)
+        return y, u, v
 
 
 def _static_canvas(p: VideoPlaceholder, band: _Band) -> Image.Image:
@@ -295,9 +308,6 @@ def _static_canvas(p: VideoPlaceholder, band: _Band) -> Image.Image:
     return canvas
 
 
-_Luts = tuple[list[int], list[int], list[int]]
-
-
 def _yuv_luts(palette: Sequence[int]) -> _Luts:
     """Palette index -> Y, U, V (BT.709, limited range: Y 16..235, U and V 16..240)."""
     ys, us, vs = [16] * 256, [128] * 256, [128] * 256
@@ -310,10 +320,24 @@ def _yuv_luts(palette: Sequence[int]) -> _Luts:
     return ys, us, vs
 
 
-def _to_planes(indices: Image.Image, luts: _Luts) -> tuple[Image.Image, Image.Image, Image.Image]:
+def _to_planes(indices: Image.Image, luts: _Luts) -> _Planes:
     """Y at full resolution, U and V averaged over 2x2 blocks (4:2:0)."""
     y, u, v = luts
     return indices.point(y), indices.point(u).reduce(2), indices.point(v).reduce(2)
+
+
+def _colour(luts: _Luts, index: int) -> _Yuv:
+    return luts[0][index], luts[1][index], luts[2][index]
+
+
+def _crop_rows(planes: _Planes, top: int, height: int) -> _Planes:
+    """Rows [top, top + height) of a frame's planes (half as many, from top / 2, in U and V)."""
+    y, u, v = planes
+    return (
+        y.crop((0, top, y.width, top + height)),
+        u.crop((0, top // 2, u.width, (top + height) // 2)),
+        v.crop((0, top // 2, v.width, (top + height) // 2)),
+    )
 
 
 def _plane_rows(top: int) -> tuple[int, int, int]:
