@@ -111,7 +111,7 @@ def render_mp4(
     import av  # here, not at the top: the server imports media renderers on first download
 
     w, h = p.width, p.height
-    count = math.ceil(ticks * FPS / _TIMESCALE)  # the last frame may be shorter than 1/FPS
+    count = -(-ticks * FPS // _TIMESCALE)  # ceil: the last frame may be shorter than 1/FPS
     counters = [_counter(i / FPS, p.duration_s) for i in range(count)]
     band = _Band.layout(w, h, counters)
     canvas = _static_canvas(p, band)
