@@ -7,27 +7,31 @@ image of ``labels.py`` (seeded background, border, cross, the label with model, 
 id) above a bottom band where a progress bar grows and a counter ("2.0 / 5 s") runs, so a person
 sees it play.
 
-Choices, measured on this machine (2-core AMD EPYC VM, one core pinned, PyAV 18.1, x264 core
-165; ``benchmarks/render_video.py``), and why:
+One render, CPU time on one core (wall-clock median in brackets, file size): 5 s of 1280x720
+41 ms (50 ms, 62 kB; the target is 250 ms), with silent audio 50 ms (68 ms, 67 kB); 5 s of
+854x480 20 ms; 10 s of 1920x1080 169 ms (245 ms, 189 kB); 15 s of 1080x1920 287 ms (401 ms,
+296 kB). A new interpreter's first render of 5 s of 1280x720, ``import av`` included: 213 ms.
+
+Choices, and the figures behind them (``benchmarks/render_video.py --sweep``: CPU time of one
+render of 5 s of 1280x720 on one pinned core of a shared 2-core AMD EPYC VM, PyAV 18.1 with
+x264 core 165; wall-clock medians ran 1.0-1.5x these while other jobs shared the machine):
 
 - Nothing is drawn in RGB per frame and swscale is never called: the canvas holds palette
-  indices (as for the PNG), and three 256-entry lookup tables (BT.709, limited range) turn it
-  into the Y, U and V planes; U and V are 2x2 box averages (``Image.reduce``). The static frame
-  is converted once; each frame redraws and converts only the band (a few thousand pixels).
-  Converting that band with swscale cost 0.5-1 ms a frame, a third of the whole render.
-- ``FPS = 5``: the render time is almost linear in the frame count, the counter's tenths are
-  exact at 5 fps, and 5 fps still looks like motion. 720p 5 s at 4/5/6/8 fps: see the figures
-  in the module constants below.
-- x264 ``preset=ultrafast`` with a constant quantiser (``qp``) rather than ``crf``: crf needs
-  x264's low-resolution lookahead, a third of the encode time, and made bigger files here
-  (720p 5 s: crf 23 47 ms/81 kB of encoding, qp 23 31 ms/41 kB). superfast and veryfast took
-  1.7x and 1.8x longer. ``tune=stillimage`` changed nothing measurable (ultrafast turns off the
-  psychovisual options it tunes), so it is not set.
-- One keyframe every ``_KEYINT_S`` seconds: a seek decodes at most that far, and an extra
-  keyframe of this mostly flat picture costs about one P-frame's worth of time.
+  indices (as for the PNG) and three 256-entry tables (BT.709, limited range) turn it into the
+  Y, U and V planes, U and V averaged over 2x2 blocks (``Image.reduce``), once per video. Each
+  frame then draws only the band, straight into its three planes: 0.06 ms a frame, where
+  converting the band from RGB with swscale took 0.4 ms at 720p and 0.6 ms at 1080p.
+- ``FPS = 5``: the encode is most of the time and grows with the frame count (4/5/6/8 fps:
+  39/37/43/69 ms), the counter's tenths are exact at 5 fps, and 5 fps still reads as motion.
+- x264 ``preset=ultrafast`` with a constant quantiser, ``qp=23``: ``crf=23`` needs x264's
+  low-resolution lookahead and took 73 ms for a 127 kB file against 37 ms and 62 kB; superfast
+  and veryfast took 110 and 124 ms. ``tune=stillimage`` gives the very same bytes (ultrafast has
+  already turned off what it tunes), so it is not set.
+- A keyframe every ``_KEYINT_S`` (5) seconds: a seek decodes at most 25 frames. Keyframes cost
+  size, not time: one a second made the 5 s file 261 kB instead of 62 kB in the same time.
 - ``threads=1``: x264's output depends on its thread count, and its default derives that from
   the CPU count (and affinity), so the same placeholder would encode differently on another
-  machine or under ``taskset``. One thread is also the fastest on one core.
+  machine or under ``taskset``. On one core, more threads would only take turns.
 - Determinism: the muxer runs with ``fflags=+bitexact`` (no "Lavf" version string) and no
   ``creation_time`` (the MP4's times stay 0), the AAC encoder with ``flags=+bitexact`` (no
   "Lavc" string in its first frame), and x264's SEI message (its version, copyright years and
