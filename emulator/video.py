@@ -1,11 +1,11 @@
 """The placeholder MP4 renderer: a real H.264 file that a browser plays, cheap enough to render
 on the first download.
 
-This is the only module of the emulator that imports PyAV for video (lazily: importing the
-module costs nothing; the first render pays for ``import av``). The picture is the placeholder
-image of ``labels.py`` (seeded background, border, cross, the label with model, prompt and task
-id) above a bottom band where a progress bar grows and a counter ("2.0 / 5 s") runs, so a person
-sees it play.
+This is the only module of the emulator that imports PyAV for video, and only inside
+``render_mp4``: importing this module does not import PyAV; the first render pays for it (about
+50 ms). The picture is the placeholder image of ``labels.py`` (seeded background, border, cross,
+the label with model, prompt and task id) above a bottom band where a progress bar grows and a
+counter ("2.0 / 5 s") runs, so a person sees it play.
 
 One render, CPU time on one core (wall-clock median in brackets, file size): 5 s of 1280x720
 41 ms (50 ms, 62 kB; the target is 250 ms), with silent audio 50 ms (68 ms, 67 kB); 5 s of
@@ -71,7 +71,7 @@ __all__ = ["FPS", "VideoPlaceholder", "render_mp4"]
 
 #: Frames per second of every placeholder video.
 FPS = 5
-_TIMESCALE = 90_000  # ticks per second of the video track: every fps of 4-8 divides it
+_TIMESCALE = 90_000  # ticks per second of the video track (MPEG's clock); FPS divides it
 _KEYINT_S = 5  # seconds between keyframes
 _QP = 23  # x264's constant quantiser for P-frames (I-frames get about 20)
 _X264 = {"preset": "ultrafast", "qp": str(_QP)}
