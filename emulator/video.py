@@ -3,7 +3,7 @@ on the first download.
 
 This is the only module of the emulator that imports PyAV for video, and only inside
 ``render_mp4``: importing this module does not import PyAV; the first render pays for it (about
-50 ms). The picture is the placeholder image of ``labels.py`` (seeded background, border, cross,
+60 ms). The picture is the placeholder image of ``labels.py`` (seeded background, border, cross,
 the label with model, prompt and task id) above a bottom band where a progress bar grows and a
 counter ("2.0 / 5 s") runs, so a person sees it play.
 
