@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
+from .catalogue import Catalogue
 from .cors import Cors, is_preflight
 from .engine import Decision, Request, ScenarioRuntime, as_api_error
 from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
 from .faults import FaultResponse, NetworkFault
 from .http import load_object, read_json_body
-from .catalogue import Catalogue
 from .journal import Entry
 from .media import file_name
 from .ranges import file_reply

@@ -15,6 +15,8 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from PIL import Image
+
 from . import labels
 
 __all__ = ["ImageCache", "Placeholder", "RenderedImage", "encode_as", "render_png"]

@@ -40,7 +40,6 @@ from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
 from .wire import StatusWords, task_data
 
-
 __all__ = ["Emulator"]
 
 #: most tracebacks of emulator bugs kept for GET /_emulator/health

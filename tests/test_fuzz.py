@@ -221,8 +221,12 @@ _scalars = st.one_of(
     st.sampled_from(
         [
             *sorted(
-                {v for m in CATALOGUE.route_models(IMAGES) for f in m.fields.values()
-                 for v in f.values}  # fmt: skip
+                {
+                    v
+                    for m in CATALOGUE.route_models(IMAGES)
+                    for f in m.fields.values()
+                    for v in f.values
+                }
             ),
             *("https://example.com/a.png", "ftp://x", "a lighthouse at dusk"),
         ]

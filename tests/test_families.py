@@ -1,0 +1,348 @@
+"""Videos, speech and image tools, black-box through HTTP: create -> poll -> download for every
+model of every route, the files they give (decoded), credits, validation and leniency."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import av
+import pytest
+from PIL import Image
+
+from emulator.catalogue import Catalogue
+
+from .conftest import KEY, Client, make_client
+
+CATALOGUE = Catalogue.load()
+AUTH = {"Authorization": f"Bearer {KEY}"}
+IMAGE = "https://example.test/in.png"
+
+#: the smallest valid body of each model (its own required fields)
+BODIES: dict[str, dict[str, Any]] = {
+    "kling-3": {"prompt": "a lighthouse at dusk"},
+    "seedance-1-5-pro": {"prompt": "a lighthouse at dusk"},
+    "hailuo/2-3-image-to-video-standard": {"prompt": "a lighthouse", "image": IMAGE},
+    "hailuo/2-3-image-to-video-pro": {"prompt": "a lighthouse", "image": IMAGE},
+    "grok-imagine/text-to-video": {"prompt": "a lighthouse at dusk"},
+    "grok-imagine/image-to-video": {"image_urls": [IMAGE]},
+    "wan-2-6": {"prompt": "a lighthouse at dusk"},
+    "elevenlabs-v3": {"dialogue": [{"text": "Hello there, this is a test line.", "voice": "A"}]},
+    "elevenlabs-multilingual-v2": {"text": "Hello there", "voice_id": "v1"},
+    "elevenlabs-multilingual-v1": {"text": "Hello there", "voice_id": "v1"},
+    "elevenlabs-turbo-v2-5": {"text": "Hello there", "voice_id": "v1"},
+    "bg-remover": {"image": IMAGE},
+    "image-upscale": {"image": IMAGE, "scale": 2},
+    "face-swap": {"image": IMAGE, "face_image": IMAGE, "output_format": "webp"},
+}
+OTHER_ROUTES = [r for r in CATALOGUE.routes.values() if r.name != "images"]
+CASES = [(r, m) for r in OTHER_ROUTES for m in CATALOGUE.route_models(r)]
+
+
+def strict_client() -> Client:
+    client = make_client()
+    r = client.put("/_emulator/scenario", json={"scenario": {"name": "strict", "strict": True}})
+    assert r.status_code == 200, r.text
+    return client
+
+
+def create(client: Client, path: str, **body: Any) -> Any:
+    return client.post(path, json=body, headers=AUTH)
+
+
+def finish(client: Client, task_id: str) -> dict[str, Any]:
+    client.advance(600)
+    r = client.poll(task_id)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def test_every_model_of_every_new_route_has_a_body_here() -> None:
+    assert {m.id for _, m in CASES} == set(BODIES)
+
+
+@pytest.mark.parametrize(("route", "model"), CASES, ids=[m.id for _, m in CASES])
+def test_create_poll_download_for_every_model(client: Client, route: Any, model: Any) -> None:
+    before = client.get(f"/_emulator/keys/{KEY}").json()["credits"]
+    r = create(client, route.path, model=model.id, **BODIES[model.id])
+    assert r.status_code == 200, r.text
+    created = r.json()
+    assert created["code"] == 200 and created["data"]["status"] == "IN_PROGRESS"
+    task_id = created["data"]["task_id"]
+    assert task_id.startswith(f"n{model.node}") and task_id.endswith(f"_{model.tag}")
+    data = finish(client, task_id)
+    assert data["status"] == "completed" and data["model"] == model.id
+    output = data["output"]
+    kind = route.output
+    assert set(output) == {kind.url_field, kind.urls_field}
+    url = output[kind.url_field]
+    assert output[kind.urls_field] == [url]
+    file = client.get(url.replace("http://emulator.test", ""))
+    assert file.status_code == 200
+    assert file.headers["content-type"] == kind.formats[url.rsplit(".", 1)[1]]
+    assert file.headers["accept-ranges"] == "bytes"
+    after = client.get(f"/_emulator/keys/{KEY}").json()["credits"]
+    assert before - after == data["credits_consumed"] > 0
+    if kind.kind == "image":
+        with Image.open(io.BytesIO(file.content)) as image:
+            assert image.size[0] >= 1024
+    else:
+        with av.open(io.BytesIO(file.content)) as container:
+            assert container.duration is not None and container.duration > 0
+
+
+def test_a_kling_video_is_the_size_and_length_asked(client: Client) -> None:
+    r = create(
+        client,
+        "/api/v1/videos/generations",
+        model="kling-3",
+        prompt="a red fox",
+        duration=4,
+        aspect_ratio="9:16",
+        mode="pro",
+        sound=False,
+    )
+    data = finish(client, r.json()["data"]["task_id"])
+    assert data["credits_consumed"] == 4 * 60
+    body = client.get(data["output"]["video_url"].replace("http://emulator.test", "")).content
+    with av.open(io.BytesIO(body)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (1080, 1920)
+        assert stream.codec_context.name == "h264"
+        assert container.duration == pytest.approx(4_000_000, abs=250_000)
+        assert not container.streams.audio  # no sound asked
+
+
+@pytest.mark.parametrize(
+    ("body", "credits"),
+    [
+        ({"model": "kling-3", "prompt": "a cat"}, 300),  # the documented default: std 5 s sound
+        ({"model": "kling-3", "prompt": "a cat", "sound": False, "duration": 3}, 120),
+        ({"model": "kling-3", "prompt": "a cat", "mode": "pro", "duration": 15}, 1200),
+        ({"model": "seedance-1-5-pro", "prompt": "a cat", "duration": "4"}, 14),
+        (
+            {
+                "model": "seedance-1-5-pro",
+                "prompt": "a cat",
+                "duration": "12",
+                "generateAudio": True,
+            },
+            84,
+        ),
+        (
+            {"model": "seedance-1-5-pro", "prompt": "a cat", "duration": "4", "resolution": "480p"},
+            8,
+        ),
+        ({"model": "hailuo-2-3", "prompt": "a cat", "image": IMAGE}, 30),
+        (
+            {
+                "model": "hailuo/2-3-image-to-video-pro",
+                "prompt": "a cat",
+                "image": IMAGE,
+                "resolution": "1080P",
+            },
+            85,
+        ),
+        ({"model": "grok-video", "prompt": "a cat"}, 24),
+        ({"model": "wan-2-6", "prompt": "a cat", "duration": 15}, 80),
+    ],
+)
+def test_video_prices_follow_the_contract(
+    client: Client, body: dict[str, Any], credits: int
+) -> None:
+    r = create(client, "/api/v1/videos/generations", **body)
+    assert r.status_code == 200, r.text
+    assert finish(client, r.json()["data"]["task_id"])["credits_consumed"] == credits
+
+
+def test_what_the_video_director_sends_is_accepted_and_refused_only_when_strict() -> None:
+    """The public browser app sends seedance an integer duration (10) and a 'sound' field,
+    and kling-3 a duration of 2 with four scenes: lenient by default, 400 in strict mode."""
+    seedance = {
+        "model": "seedance-1-5-pro",
+        "prompt": "a scene",
+        "duration": 10,
+        "aspect_ratio": "16:9",
+        "sound": False,
+        "resolution": "720p",
+        "generateAudio": False,
+    }
+    kling = {
+        "model": "kling-3",
+        "prompt": "a scene",
+        "duration": 2,
+        "aspect_ratio": "16:9",
+        "sound": False,
+        "mode": "std",
+    }
+    with make_client() as client:
+        r = create(client, "/api/v1/videos/generations", **seedance)
+        assert r.status_code == 200, r.text
+        data = finish(client, r.json()["data"]["task_id"])
+        assert data["credits_consumed"] == 42  # priced as the next documented duration, 12 s
+        video = client.get(data["output"]["video_url"].replace("http://emulator.test", ""))
+        with av.open(io.BytesIO(video.content)) as container:
+            assert container.duration == pytest.approx(10_000_000, abs=250_000)  # as asked
+        assert create(client, "/api/v1/videos/generations", **kling).status_code == 200
+    with strict_client() as client:
+        r = create(client, "/api/v1/videos/generations", **seedance)
+        assert r.status_code == 400 and "duration" in r.json()["error"]["message"]
+        r = create(client, "/api/v1/videos/generations", **{**seedance, "duration": "12"})
+        assert r.status_code == 400 and "sound" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/videos/generations", {"model": "cogview-4", "prompt": "a cat"}, "model"),
+        ("/api/v1/images/generations", {"model": "kling-3", "prompt": "a cat"}, "model"),
+        ("/api/v1/videos/generations", {"model": "kling-3"}, "prompt"),
+        (
+            "/api/v1/videos/generations",
+            {"model": "kling-3", "prompt": "a cat", "duration": 16},
+            "duration",
+        ),
+        (
+            "/api/v1/videos/generations",
+            {"model": "kling-3", "prompt": "a cat", "duration": 2.5},
+            "duration",
+        ),
+        (
+            "/api/v1/videos/generations",
+            {"model": "kling-3", "prompt": "a cat", "sound": "yes"},
+            "sound",
+        ),
+        ("/api/v1/videos/generations", {"model": "kling-3", "multi_shots": True}, "multi_prompt"),
+        ("/api/v1/videos/generations", {"model": "hailuo-2-3", "prompt": "a cat"}, "image"),
+        (
+            "/api/v1/videos/generations",
+            {
+                "model": "hailuo-2-3",
+                "prompt": "a cat",
+                "image": IMAGE,
+                "resolution": "1080P",
+                "duration": "10",
+            },
+            "duration",
+        ),
+        ("/api/v1/videos/generations", {"model": "grok-imagine/image-to-video"}, "image_urls"),
+        ("/api/v1/audio/speech", {"model": "elevenlabs-v3"}, "dialogue"),
+        (
+            "/api/v1/audio/speech",
+            {"model": "elevenlabs-v3", "dialogue": [{"voice": "A"}]},
+            "dialogue[0].text",
+        ),
+        ("/api/v1/audio/speech", {"model": "elevenlabs-v3", "text": "hi", "speed": 3}, "speed"),
+        ("/api/v1/audio/speech", {"model": "elevenlabs-v3", "text": "x" * 5001}, "text"),
+        (
+            "/api/v1/images/tools/upscale",
+            {"model": "image-upscale", "image": IMAGE, "scale": 5},
+            "scale",
+        ),
+        ("/api/v1/images/tools/face-swap", {"model": "face-swap", "image": IMAGE}, "face_image"),
+        ("/api/v1/images/tools/remove-bg", {"model": "bg-remover", "image": "ftp://x"}, "image"),
+    ],
+)
+def test_bad_bodies_get_the_envelope_naming_the_field(
+    client: Client, path: str, body: dict[str, Any], field: str
+) -> None:
+    r = create(client, path, **body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"].startswith(field)
+    assert client.get(f"/_emulator/keys/{KEY}").json()["reserved"] == 0
+
+
+def test_speech_lasts_as_its_text_and_is_priced_per_character(client: Client) -> None:
+    text = "word " * 60  # 300 characters: 20 s at 15 a second, 9 credits at 28 per 1000
+    r = create(
+        client,
+        "/api/v1/audio/speech",
+        model="elevenlabs-v3",
+        dialogue=[{"text": text[:150]}, {"text": text[150:], "voice": "B"}],
+    )
+    data = finish(client, r.json()["data"]["task_id"])
+    assert data["credits_consumed"] == 9
+    assert set(data["output"]) == {"audio_url", "audio_urls"}
+    audio = client.get(data["output"]["audio_url"].replace("http://emulator.test", ""))
+    assert audio.headers["content-type"] == "audio/mpeg"
+    with av.open(io.BytesIO(audio.content)) as container:
+        assert container.duration == pytest.approx(20_000_000, abs=100_000)
+
+
+def test_the_speech_body_of_the_public_app_works_on_every_id_but_not_when_strict() -> None:
+    body = {"text": "Line one.", "voice_id": "abc", "speed": 1.0, "stability": 0.5}
+    with make_client() as client:
+        for model in ("elevenlabs-multilingual-v2", "elevenlabs-turbo-v2-5", "elevenlabs-v3"):
+            assert create(client, "/api/v1/audio/speech", model=model, **body).status_code == 200
+    with strict_client() as client:
+        r = create(client, "/api/v1/audio/speech", model="elevenlabs-multilingual-v2", **body)
+        assert r.status_code == 400 and "strict mode" in r.json()["error"]["message"]
+        r = create(client, "/api/v1/audio/speech", model="elevenlabs-v3", **body)
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("text")
+
+
+def test_image_tools_give_their_formats_and_sizes(client: Client) -> None:
+    cases = [
+        (
+            "/api/v1/images/tools/remove-bg",
+            {"model": "bg-remover", "image": IMAGE},
+            "PNG",
+            "RGBA",
+            (1024, 1024),
+        ),
+        (
+            "/api/v1/images/tools/upscale",
+            {"model": "image-upscale", "image": IMAGE},
+            "PNG",
+            None,
+            (4096, 4096),
+        ),
+        (
+            "/api/v1/images/tools/face-swap",
+            {"model": "face-swap", "image": IMAGE, "face_image": IMAGE, "output_format": "jpg"},
+            "JPEG",
+            "RGB",
+            (1024, 1024),
+        ),
+    ]
+    for path, body, fmt, mode, size in cases:
+        data = finish(client, create(client, path, **body).json()["data"]["task_id"])
+        url = data["output"]["image_url"]
+        with Image.open(
+            io.BytesIO(client.get(url.replace("http://emulator.test", "")).content)
+        ) as im:
+            assert (im.format, im.size) == (fmt, size)
+            if mode is not None:
+                assert im.mode == mode
+            if mode == "RGBA":
+                assert im.getpixel((5, im.size[1] // 3))[3] == 0  # the background is see-through
+
+
+def test_a_video_is_served_in_ranges_as_players_ask(client: Client) -> None:
+    r = create(client, "/api/v1/videos/generations", model="grok-video", prompt="a cat")
+    url = finish(client, r.json()["data"]["task_id"])["output"]["video_url"]
+    path = url.replace("http://emulator.test", "")
+    whole = client.get(path)
+    part = client.get(path, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    tail = client.get(path, headers={"Range": f"bytes={len(whole.content)}-"})
+    assert tail.status_code == 416
+    assert tail.headers["content-range"] == f"bytes */{len(whole.content)}"
+    head = client.head(path)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(whole.content))
+    assert client.get(path.replace(".mp4", ".png")).status_code == 404  # not this task's kind
+    again = client.get(path, headers={"If-None-Match": whole.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_a_failed_video_gets_the_video_failure_reason() -> None:
+    with make_client() as client:
+        fail = {"name": "fail", "defaults": {"task": {"outcome": "fail"}}}
+        assert client.put("/_emulator/scenario", json={"scenario": fail}).status_code == 200
+        r = create(client, "/api/v1/videos/generations", model="wan-2-6", prompt="a cat")
+        data = finish(client, r.json()["data"]["task_id"])
+        assert data["status"] == "failed" and data["error"] == "Video generation failed"
+        assert data["credits_consumed"] == 0
