@@ -123,7 +123,10 @@ def test_every_scenario_in_the_docs_is_valid(block: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-@pytest.mark.parametrize("name", ["control-api.md", "scenarios/index.md"])
+@pytest.mark.parametrize(
+    "name",
+    ["control-api.md", "scenarios/index.md", "api/videos.md", "api/speech.md", "api/tools.md"],
+)
 def test_the_curl_examples_run(name: str) -> None:
     (script,) = [b for b in blocks(page(name), "sh") if b.startswith("curl ")]
     with LiveServer(create_app(Config(seed=3, clock="virtual"))) as live:
@@ -205,10 +208,17 @@ def test_the_scenario_pages_name_every_key_and_ready_scenario() -> None:
     assert sorted(listed) == ready
 
 
-def test_the_images_page_lists_every_family_of_the_catalogue() -> None:
+#: the page of each create route's families
+ROUTE_PAGES = {"images": "api/images.md", "videos": "api/videos.md", "speech": "api/speech.md",
+               "remove-bg": "api/tools.md", "upscale": "api/tools.md", "face-swap": "api/tools.md"}  # fmt: skip
+
+
+def test_the_family_pages_list_every_family_of_the_catalogue() -> None:
     catalogue = json.loads((ROOT / "emulator/data/models.json").read_text("utf-8"))
-    rows = dict(re.findall(r"^\| `([^`]+)` \| (.*)$", page("api/images.md"), re.M))
+    assert set(ROUTE_PAGES) == set(catalogue["routes"])
     for family in catalogue["families"]:
+        text = page(ROUTE_PAGES[family.get("route", "images")])
+        rows = dict(re.findall(r"^\| `([^`]+)` \| (.*)$", text, re.M))
         row = rows[family["family"]]
         assert f"`n{family['node']}…_{family['tag']}`" in row
         for model in family["models"]:
@@ -243,16 +253,27 @@ def test_the_architecture_page_lists_every_module() -> None:
         assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), f"{path.name}: no docstring"
 
 
-def test_the_task_body_shown_is_the_one_served() -> None:
+@pytest.mark.parametrize(
+    ("name", "path", "body", "task_id"),
+    [
+        ("api/images.md", "/api/v1/images/generations",
+         {"model": "cogview-4", "prompt": "a red fox", "size": "1024*1024"}, r"n48[0-9a-f]{16}_cv4"),
+        ("api/videos.md", "/api/v1/videos/generations",
+         {"model": "kling-3", "prompt": "a red fox"}, r"n75[0-9a-f]{16}_kling3"),
+    ],
+)  # fmt: skip
+def test_the_task_body_shown_is_the_one_served(
+    name: str, path: str, body: dict[str, str], task_id: str
+) -> None:
     from starlette.testclient import TestClient
 
-    (shown,) = blocks(page("api/images.md"), "json")
+    (shown,) = blocks(page(name), "json")
     shown = json.loads(shown)
     auth = {"Authorization": "Bearer aio_docs"}
-    body = {"model": "cogview-4", "prompt": "a red fox", "size": "1024*1024"}
     with TestClient(create_app(Config(seed=1, clock="virtual", scenario="instant"))) as client:
-        task_id = client.post("/api/v1/images/generations", json=body, headers=auth).json()
-        served = client.get(f"/api/v1/tasks/{task_id['data']['task_id']}", headers=auth).json()
+        created = client.post(path, json=body, headers=auth).json()
+        served = client.get(f"/api/v1/tasks/{created['data']['task_id']}", headers=auth).json()
     assert shown.keys() == served.keys() and shown["data"].keys() == served["data"].keys()
     assert shown["data"]["output"].keys() == served["data"]["output"].keys()
-    assert re.fullmatch(r"n48[0-9a-f]{16}_cv4", shown["data"]["task_id"])
+    assert shown["data"]["credits_consumed"] == served["data"]["credits_consumed"]
+    assert re.fullmatch(task_id, shown["data"]["task_id"])
