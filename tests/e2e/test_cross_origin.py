@@ -45,6 +45,67 @@ window.run = async (api) => {
 </script>
 """.replace("KEY", KEY)
 
+#: what the public AI Video Director does against https://apiin.one/api/v1 (shared/contract-more.md,
+#: "What real public clients send"): speech per dialogue line, then one video per scene with
+#: duration = floor(total / scenes), polling /tasks/{id} until a terminal word, reading
+#: data.output.video_url; here the results also go into <audio> and <video> elements
+DIRECTOR_PAGE = """<!doctype html><meta charset="utf-8"><title>director</title>
+<script>
+const DONE = ["COMPLETED", "completed", "SUCCESS", "success"];
+const FAILED = ["FAILED", "failed", "ERROR", "error"];
+window.direct = async (api, scenes, lines) => {
+  const headers = {"Authorization": "Bearer KEY", "Content-Type": "application/json"};
+  const call = async (path, body) => {
+    const r = await fetch(api + path, body === undefined ? {headers}
+                          : {method: "POST", headers, body: JSON.stringify(body)});
+    if (r.headers.get("content-type").includes("audio")) return {blob: await r.blob()};
+    const json = await r.json();
+    if (!r.ok) throw new Error((json.error && json.error.message) || ("API error " + r.status));
+    return json;
+  };
+  const wait = async (id) => {
+    for (let i = 0; i < 50; i++) {
+      const data = (await call("/tasks/" + id)).data;
+      const status = data.status;
+      if (DONE.includes(status)) return data;
+      if (FAILED.includes(status)) throw new Error(data.error);
+    }
+    throw new Error("timeout");
+  };
+  const play = (tag, url) => new Promise((done, fail) => {
+    const el = document.createElement(tag);
+    el.muted = true; el.preload = "auto";
+    el.onloadedmetadata = () => done({width: el.videoWidth, height: el.videoHeight,
+                                      duration: el.duration, url});
+    el.onerror = () => fail(new Error("cannot play " + url));
+    el.src = url; document.body.appendChild(el);
+  });
+  const speech = [];
+  for (const line of lines) {
+    const created = await call("/audio/speech", {model: line.model, text: line.text,
+      voice_id: line.voice, speed: 1.0, stability: 0.5});
+    if (created.blob) continue;
+    const data = await wait(created.data.task_id);
+    speech.push(await play("audio", data.output.audio_url));
+  }
+  const videos = [];
+  const duration = Math.floor(10 / scenes.length);
+  for (const scene of scenes) {
+    const body = {model: scene.model, prompt: scene.prompt, duration,
+                  aspect_ratio: scene.aspect, sound: false};
+    if (scene.model === "kling-3") body.mode = scene.mode;
+    else { body.resolution = scene.resolution; body.generateAudio = false; }
+    const created = await call("/videos/generations", body);
+    if (!created.data || !created.data.task_id) continue;
+    const data = await wait(created.data.task_id);
+    const url = (data.output && data.output.video_url) || data.video_url;
+    videos.push(await play("video", url));
+  }
+  return {speech, videos, duration};
+};
+</script>
+""".replace("KEY", KEY)
+
 HOSTILE_PAGE = """<!doctype html><meta charset="utf-8"><title>hostile</title>
 <script>
 window.attack = async (api) => {
@@ -77,7 +138,7 @@ def emulator_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pages() -> Iterator[str]:
     """The pages' own origin: a plain static server on 127.0.0.1."""
-    bodies = {"/app.html": APP_PAGE, "/hostile.html": HOSTILE_PAGE}
+    bodies = {"/app.html": APP_PAGE, "/hostile.html": HOSTILE_PAGE, "/director.html": DIRECTOR_PAGE}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -119,6 +180,37 @@ def test_a_page_on_another_origin_runs_create_poll_and_download(
         page.close()
     assert result["status"] == "completed" and result["width"] == 1024
     assert result["notFound"] == 404 and result["message"].startswith("Task not found")
+
+
+def test_the_video_directors_flow_runs_and_its_videos_play(
+    browser: Any, pages: str, emulator_url: str
+) -> None:
+    """Four scenes of a 10 s story: each video is 2 s (kling-3 gets 2 where its docs say at
+    least 3, seedance an integer 2 where they say "4" | "8" | "12": lenient durations)."""
+    scenes = [
+        {"model": "kling-3", "prompt": "a harbour at dawn", "aspect": "16:9", "mode": "std"},
+        {"model": "kling-3", "prompt": "gulls over the pier", "aspect": "9:16", "mode": "pro"},
+        {"model": "seedance-1-5-pro", "prompt": "a boat", "aspect": "16:9", "resolution": "480p"},
+        {"model": "seedance-1-5-pro", "prompt": "a storm", "aspect": "1:1", "resolution": "720p"},
+    ]
+    lines = [
+        {"model": "elevenlabs-multilingual-v2", "text": "Once upon a time.", "voice": "v1"},
+        {"model": "elevenlabs-turbo-v2-5", "text": "There was a harbour " * 3, "voice": "v2"},
+    ]
+    page = browser.new_page()
+    try:
+        page.goto(f"{pages}/director.html")
+        result = page.evaluate("([api, s, l]) => window.direct(api + '/api/v1', s, l)",
+                               [emulator_url, scenes, lines])  # fmt: skip
+    finally:
+        page.close()
+    assert result["duration"] == 2
+    sizes = [(v["width"], v["height"]) for v in result["videos"]]
+    assert sizes == [(1280, 720), (1080, 1920), (854, 480), (720, 720)]
+    assert all(abs(v["duration"] - 2) < 0.1 for v in result["videos"])
+    # speech lasts max(1, chars / 15) s: 17 characters -> 1.1 s, 60 -> 4.0 s
+    assert [a["duration"] for a in result["speech"]] == [pytest.approx(1.1, abs=0.05),
+                                                         pytest.approx(4.0, abs=0.05)]  # fmt: skip
 
 
 def test_a_hostile_page_cannot_reset_or_read_the_emulator(
