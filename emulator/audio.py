@@ -150,7 +150,8 @@ class _Plan:
 
     def __init__(self, samples: int, rng: random.Random) -> None:
         self.samples = samples
-        self.frames = -(-(samples + DELAY) // FRAME)
+        # FFmpeg does not recognise a file of one frame (below 1 ms) as MP3: two at least
+        self.frames = max(2, -(-(samples + DELAY) // FRAME))
         self.rng = rng
         self.units: list[bytes] = []
         self._made: dict[tuple[int, int], int] = {}  # (key, frames) -> unit
@@ -371,9 +372,8 @@ def _encode(plan: _Plan, metadata: dict[str, str]) -> bytes:
         last.time_base = time_base
         last.pts = last.dts = (plan.frames - 1) * FRAME - DELAY
         skip = packets[-1].get_sidedata("skip_samples")
-        start = DELAY if plan.frames == 1 else 0
         padding = plan.frames * FRAME - DELAY - plan.samples
-        skip.update(struct.pack("<IIBB", start, padding, 0, 0))
+        skip.update(struct.pack("<IIBB", 0, padding, 0, 0))
         last.set_sidedata(skip)
         out.mux_one(last)
     return buf.getvalue()
@@ -393,10 +393,8 @@ def _output(
     buf: io.BytesIO, metadata: dict[str, str]
 ) -> Iterator[tuple[OutputContainer, AudioStream]]:
     """An mp3 muxer writing the Info frame, no encoder versions, with a libmp3lame stream."""
-    options = {"id3v2_version": "3" if metadata else "0", "write_xing": "1"}
-    with av.open(
-        buf, "w", format="mp3", options=options, container_options={"fflags": "+bitexact"}
-    ) as out:
+    muxer = {"fflags": "+bitexact", "id3v2_version": "3" if metadata else "0", "write_xing": "1"}
+    with av.open(buf, "w", format="mp3", container_options=muxer) as out:
         out.metadata.update(metadata)
         stream = out.add_stream(
             "libmp3lame",
