@@ -12,30 +12,34 @@ two formants) at a few seeded pitches, grouped into words by short pauses and in
 longer ones; ``music`` is a seeded pentatonic melody of soft plucked notes (15 ms attack,
 exponential decay), phrases A A' B A over and over. Peak about -12 dBFS.
 
-Speed, measured on this machine (one core; ``benchmarks/render_audio.py``): libmp3lame costs
-6-9 ms per second of audio (``compression_level`` 9, its fastest, saves a quarter over the
-default; 0 is three times slower), so encoding a 30 s clip whole takes about 190 ms, four times
-the 50 ms target, and 240 s about 1.5 s. Hence the clip is spliced from whole MP3 frames:
+Speed, measured on this machine (one core of two, shared; ``benchmarks/render_audio.py``):
+libmp3lame takes 8-9 ms per second of this speech at ``compression_level`` 9, its fastest (the
+default costs 1.6 times that, 0 six times; on these tones 9 even decodes closer to its input),
+so 30 s encoded whole take 250-300 ms, five times the 50 ms target, and 240 s of music 1.9-2.2
+s. Hence the file is spliced from whole MP3 frames:
 
-* The sound is made of *units* (one syllable, one note) whose length is a whole number of frames
-  (1152 samples), each with 800 samples of silence at both ends; the pauses are whole frames of
-  silence. A seed uses 6 syllables or at most 10 notes.
-* Each distinct unit is encoded once, all in one libmp3lame session (about 1-2.5 s of audio,
-  aligned so that every unit starts on a frame boundary after the encoder delay), with the bit
-  reservoir off, so that every frame carries all of its own data (``main_data_begin`` 0).
+* The sound is made of *units* (a syllable, a note) lasting a whole number of frames (1152
+  samples), with 800 samples of silence at each end; pauses are whole frames of silence. A seed
+  uses at most 6 syllables or 7 notes, plus one made shorter to fill the end of the clip.
+* Each unit is encoded once, all in one libmp3lame session (median 1.1 s of audio for speech,
+  2.1 s for music), placed so that every unit starts on a frame boundary of the decoded output,
+  with the bit reservoir off: each frame carries all of its own data (``main_data_begin`` 0).
 * The file is those frames in timeline order, muxed through PyAV's mp3 muxer, which counts them
-  for the Info frame; the last packet's ``skip_samples`` side data tells it the end padding.
+  for the Info frame; the last packet's ``skip_samples`` side data gives it the end padding.
 
-Why this decodes exactly like the session: an MP3 frame's output depends on its own data and on
-the previous frame's overlap (MDCT halves and the synthesis filterbank's memory). Around every
-splice both sides are silent for at least 800 samples, so the frames on either side of it quantise
-to zero coefficients wherever they sat in the session, and the overlap they hand on is zero in
-both places. Measured: 576 samples of margin left differences of up to 68 LSB (of a 8192 peak) at
-the splices, 800 none (the tests decode the file and compare it with the PCM it stands for). The
-price is at least 36 ms of silence between two units, which suits syllables and plucked notes.
+Why it decodes like the session: a frame's output depends on its own data and on the overlap
+the previous frame hands on (the second half of its MDCT, the synthesis filterbank's memory).
+Around every splice both sides are silent for 800 samples, so the frames there quantise to zero
+wherever they sat in the session, and the overlap they hand on is zero in both places. Measured
+on tones: with 576 samples of margin the splices differed from the session by up to 68 (of a
+peak of 8192) in 16-bit samples, with 800 by less than one (the tests check it, and compare the
+file with the PCM it stands for). The cost is at least 36 ms of silence between two units,
+which suits syllables and plucked notes.
 
-Result, median first render on one core: 30 s speech about 14 ms, 30 s music about 20 ms, 240 s
-music about 35 ms (the frame shuffling then dominates: about 1.5 us per frame).
+Result, median first render (there is no cache) on one core, over three runs: 30 s speech
+16-18 ms (of which 4 ms making the units in Python), 30 s music 28-32 ms (10-13 ms), 240 s
+music 40-47 ms, 5 s speech 16-26 ms; 4.0 kB per second of audio (30 s: 120 kB). Importing this
+module (PyAV) takes about 90 ms: import it on the first render, not at start-up.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ DELAY = 1105
 _MARGIN = 800  # silence at each end of a unit: the splices decode exactly (measured, see above)
 _MIN_UNIT = 3  # frames: the shortest unit (42 ms of sound) made to fill the end of a short clip
 _PEAK = 0.25 * 32767  # -12 dBFS
-_QUALITY = "9"  # libmp3lame's fastest; at 32 kbit/s on these tones no worse than the default
+_QUALITY = "9"  # libmp3lame's fastest; on these tones closer to the input than the default
 _TITLE_CHARS = 200
 Envelope = Callable[[float, float], float]  # (t, length) in seconds -> gain 0..1
 
