@@ -91,11 +91,11 @@ _TONIC = 6  # the last note of a phrase: the root, held for two beats
 class AudioPlaceholder:
     """Everything that determines the bytes of one placeholder MP3."""
 
-    duration_s: float  # the file's duration (to within one frame, 26 ms)
+    duration_s: float  # to the sample in gapless decoders; the frames hold at most one more
     seed: int  # the voice or the tune
     kind: str = "speech"  # "speech" | "music"
     title: str = ""  # ID3 title (e.g. the model), optional
-    task_id: str = ""  # ID3 comment with the index, optional
+    task_id: str = ""  # ID3 comment "{task_id} #{index}", optional
     index: int = 0
 
 
@@ -127,13 +127,15 @@ def _plan(p: AudioPlaceholder, max_duration_s: float) -> _Plan:
 def _sample_count(duration_s: float, max_duration_s: float) -> int:
     if isinstance(duration_s, bool) or not isinstance(duration_s, int | float):
         raise ValueError(f"audio duration must be a number of seconds, got {duration_s!r}")
-    if not math.isfinite(duration_s) or duration_s <= 0:
-        raise ValueError(f"audio duration {duration_s!r} s is invalid: it must be above 0")
-    if not duration_s <= max_duration_s:
-        raise ValueError(
-            f"audio duration {duration_s!r} s exceeds the limit of {max_duration_s!r} s"
-        )
-    return max(1, round(duration_s * SAMPLE_RATE))
+    try:
+        seconds = float(duration_s)
+    except OverflowError:  # an int beyond any float
+        seconds = math.inf if duration_s > 0 else -math.inf
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"audio duration {seconds!r} s is invalid: it must be above 0")
+    if not seconds <= max_duration_s:
+        raise ValueError(f"audio duration {seconds!r} s exceeds the limit of {max_duration_s!r} s")
+    return max(1, round(seconds * SAMPLE_RATE))
 
 
 def _metadata(p: AudioPlaceholder) -> dict[str, str]:

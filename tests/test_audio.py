@@ -296,7 +296,22 @@ def test_speech_and_music_of_one_seed_differ() -> None:
 
 
 @pytest.mark.parametrize(
-    "duration", [0, 0.0, -1.0, -0.0, math.nan, math.inf, -math.inf, 600.01, 1e300, True, "3"]
+    "duration",
+    [
+        0,
+        0.0,
+        -1.0,
+        -0.0,
+        math.nan,
+        math.inf,
+        -math.inf,
+        600.01,
+        1e300,
+        10**400,
+        -(10**400),
+        True,
+        "3",
+    ],
 )
 def test_bad_durations_are_refused_before_anything_is_made(
     duration: object, monkeypatch: pytest.MonkeyPatch
