@@ -10,12 +10,18 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from .api import route
 from .clock import VirtualClock
 from .marker import MARKER, find_scenario
-from .queries import RequestFilter, backing_off_problem, intervals, polling_too_often
+from .queries import (
+    RequestFilter,
+    backing_off_problem,
+    deliveries,
+    intervals,
+    polling_too_often,
+)
 from .scenarios import Rule, Spec, parse_rule
 from .tasks import EndlessTasks, observe
 from .wire import DEFAULT_FAILURE
@@ -25,7 +31,8 @@ if TYPE_CHECKING:
     from .service import Emulator
 
 __all__ = [
-    "AioEmulatorError", "Checks", "Direct", "EmulatorHandle", "OnLoop", "describe", "is_unserved",
+    "AioEmulatorError", "Checks", "Direct", "EmulatorHandle", "OnLoop", "Runner", "describe",
+    "is_unserved",
 ]  # fmt: skip
 
 
@@ -47,6 +54,12 @@ LOOP_TIMEOUT_S = 30.0
 
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class Runner(Protocol):
+    """Where a handle's work runs (its result comes back)."""
+
+    def __call__(self, work: Callable[[], _T]) -> _T: ...
 
 
 class Direct:
@@ -111,11 +124,11 @@ class EmulatorHandle:
         checks: Checks,
         *,
         places: Sequence[tuple[Path, str]] = (),
-        run: Direct | OnLoop | None = None,
+        run: Runner | None = None,
     ) -> None:
         self.emulator = emulator
         #: where the handle's methods run: the live server's loop, or right here
-        self._run = run or Direct()
+        self._run: Runner = run or Direct()
         #: base URL to hand to the code under test
         self.url = url
         #: a valid API key (its balance is the marker's ``credits`` when set)
@@ -269,6 +282,14 @@ class EmulatorHandle:
                 f"({len(self.emulator.journal)} request(s) journaled in this test)"
             )
         return found[-1]
+
+    @_on_loop
+    def webhooks(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """The webhook deliveries of this test (of ``task_id`` when given), oldest first, one
+        per attempt: ``url``, ``task_id``, ``attempt`` (from 1; 0: not sent at all, ``error``
+        says why), ``status`` (the receiver's, None without an answer), ``error``, ``body``
+        (the JSON sent), ``at`` (the emulator's clock) and ``duplicate``."""
+        return deliveries(self.emulator.journal.entries(), task_id)
 
     def _model_id(self, model: str | None) -> str | None:
         found = self.emulator.catalogue.resolve(model) if model is not None else None

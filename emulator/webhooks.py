@@ -118,10 +118,6 @@ class DeliveryHost(Protocol):
         for :meth:`WebhookDispatcher.drain` on the host's loop)."""
         ...
 
-    def serves(self, url: str) -> bool:
-        """Whether ``url`` reaches the emulator itself through the host (never sent)."""
-        ...
-
 
 def webhook_body(emulator: Emulator, task: Task) -> dict[str, Any]:
     """The body a task's webhook POSTs: what ``GET /api/v1/tasks/{id}`` answers now, under the
@@ -467,13 +463,9 @@ class WebhookDispatcher:
         return status, error, round((time.perf_counter() - started) * 1000, 3)
 
     async def _leads_here(self, url: str) -> bool:
-        """Whether ``url`` reaches the emulator itself, checked before another sender than
-        :func:`post_json` sends it (which checks the address it connected to): the host's
-        own URLs, and a name that resolves to one of our sockets (resolved only when its
-        port is one of theirs)."""
-        host = self.host
-        if host is not None and host.serves(url):
-            return True
+        """Whether ``url`` names one of our sockets, checked before another sender than
+        :func:`post_json` (which checks the address it connected to) sends it; the name is
+        resolved only when its port is one of theirs."""
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if not parts.hostname or all(own != port for _, own in self.own_addresses):

@@ -452,6 +452,7 @@ def test_a_delay_already_over_when_the_clock_lands_sends_at_once(
     advance(client, 60)  # ended at +1, due at +3: long past
     [entry] = attempts_after(client, 1)
     assert entry["status"] == 200 and entry["at"] == now(client)
+    assert len(hooks.received) == 1
 
 
 def test_scenario_delay_holds_the_first_attempt_on_the_real_clock(
