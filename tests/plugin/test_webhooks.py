@@ -4,6 +4,9 @@ lists every attempt."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -351,3 +354,12 @@ def test_both_fixtures(aio_emulator, aio_emulator_respx, respx_mock):
 """
     )
     suite.runpytest().assert_outcomes(passed=2)
+
+
+def test_the_docs_example_passes(suite: pytest.Pytester) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "pytest.md").read_text("utf-8")
+    section = docs.split("\n## Webhooks\n", 1)[1]
+    example = re.search(r"^```python\n(.*?)^```", section, re.S | re.M)
+    assert example is not None
+    suite.makepyfile(example.group(1))
+    suite.runpytest().assert_outcomes(passed=1)
