@@ -210,13 +210,16 @@ class EmulatorHandle:
     @_on_loop
     def advance(self, seconds: float) -> float:
         """Move the virtual clock ``seconds`` forward; returns the new time. Pass it to the
-        code under test as its ``sleep`` and back-off costs no real time."""
+        code under test as its ``sleep`` and back-off costs no real time. Webhooks due by then
+        (a task's end, a delay, a retry) are sent (in-process: before it returns)."""
         self._virtual_clock("advance()")
         return self.emulator.advance(seconds)
 
     @_on_loop
     def settle(self) -> float:
         """Advance the virtual clock until every task has finished; returns the seconds moved.
+        Their webhooks are sent (in-process: before it returns); a retry still waits for
+        :meth:`advance`.
 
         Raises :class:`AioEmulatorError` naming the tasks that never finish on their own.
         """

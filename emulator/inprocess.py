@@ -292,12 +292,15 @@ class RespxEmulatorHandle(EmulatorHandle):
 
 
 class _Driving:
-    """Runs a handle's work right here, then the webhook deliveries it started or resumed."""
+    """Runs a handle's work right here, between runs of the webhook deliveries that can go on:
+    before, those whose time has come (what the work reads includes them), after, those the
+    work started or resumed."""
 
     def __init__(self, bridge: _ASGIBridge) -> None:
         self.bridge = bridge
 
     def __call__(self, work: Callable[[], _T]) -> _T:
+        self.bridge.drive()
         result = work()
         self.bridge.drive()
         return result

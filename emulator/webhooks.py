@@ -218,7 +218,10 @@ class WebhookDispatcher:
         self._hosted.clear()
         self._parked.clear()
         for delivery in list(self._running):
-            _call_on(delivery.get_loop(), delivery.cancel)
+            if delivery.get_loop().is_closed():  # (it will never run again: forget it)
+                self._running.discard(delivery)
+            else:
+                _call_on(delivery.get_loop(), delivery.cancel)
         for loop, handle in list(self._timers.values()):
             _call_on(loop, handle.cancel)
         self._timers.clear()

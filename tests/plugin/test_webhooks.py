@@ -223,10 +223,19 @@ def test_it_gives_up_after_four_attempts(aio_emulator_respx, respx_mock):
     assert aio_emulator_respx.task(hooks[0]["task_id"])["status"] == "completed"
 
 
-def test_a_test_that_ends_with_a_retry_waiting(aio_emulator_respx, respx_mock):
+@pytest.fixture
+def nothing_left_running(aio_emulator_server):
+    yield
+    emulator = aio_emulator_server.app(aio_emulator_server.config).state.emulator
+    assert emulator.webhooks.running == 0  # the fixture's teardown cancelled the retry
+
+
+def test_a_test_that_ends_with_a_retry_waiting(nothing_left_running, aio_emulator_respx,
+                                                respx_mock):
     respx_mock.post(HOOK).respond(500)
     create(aio_emulator_respx)
     aio_emulator_respx.settle()  # the retry waits for a time this test never reaches
+    assert aio_emulator_respx.emulator.webhooks.running == 1
 
 
 def test_the_next_test_starts_with_no_delivery(aio_emulator_respx):
@@ -260,9 +269,7 @@ def test_a_dropped_delivery_is_listed_as_not_sent(aio_emulator_respx, respx_mock
     assert not route.called
 """
     )
-    result = suite.runpytest()
-    result.assert_outcomes(passed=6)
-    assert "destroyed" not in result.stdout.str() + result.stderr.str()
+    suite.runpytest().assert_outcomes(passed=6)
 
 
 def test_no_socket_for_a_mocked_host_the_network_for_the_others(suite: pytest.Pytester) -> None:
@@ -319,6 +326,38 @@ def test_a_callback_to_the_emulator_itself_is_never_sent(aio_emulator_respx, hos
 """
     )
     suite.runpytest().assert_outcomes(passed=5)
+
+
+def test_in_process_on_the_real_clock_a_retry_waits_for_the_next_call(
+    suite: pytest.Pytester,
+) -> None:
+    suite.makeconftest(
+        """
+import pytest
+
+
+@pytest.fixture(scope="session")
+def aio_emulator_config(aio_emulator_config):
+    return aio_emulator_config.with_(webhook_backoff_s=0.05)
+"""
+    )
+    suite.makepyfile(
+        HEADER
+        + """
+@pytest.mark.aio_emulator(clock="real")
+def test_real_clock(aio_emulator_respx, respx_mock):
+    route = respx_mock.post(HOOK).mock(side_effect=[httpx.Response(500), httpx.Response(200)])
+    create(aio_emulator_respx)
+    aio_emulator_respx.credits()  # settles the task (instant: ended at once): sends it
+    assert route.call_count == 1
+    time.sleep(0.1)
+    assert route.call_count == 1  # nothing runs in the background in-process
+    hooks = aio_emulator_respx.webhooks()  # the retry is due: this call sends it first
+    assert [h["status"] for h in hooks] == [500, 200] and route.call_count == 2
+    assert hooks[1]["at"] - hooks[0]["at"] >= 0.05
+"""
+    )
+    suite.runpytest().assert_outcomes(passed=1)
 
 
 def test_the_live_fixture_delivers_to_a_real_receiver(suite: pytest.Pytester) -> None:
