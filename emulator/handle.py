@@ -63,7 +63,7 @@ class Runner(Protocol):
 
 
 class Direct:
-    """Runs a handle's work right here (in-process mode: the test's thread is the server's)."""
+    """Runs a handle's work right here (no server thread to run it on)."""
 
     def __call__(self, work: Callable[[], _T]) -> _T:
         return work()
@@ -127,7 +127,8 @@ class EmulatorHandle:
         run: Runner | None = None,
     ) -> None:
         self.emulator = emulator
-        #: where the handle's methods run: the live server's loop, or right here
+        #: where the handle's methods run: the live server's loop, or right here (in-process:
+        #: with the webhook deliveries they start)
         self._run: Runner = run or Direct()
         #: base URL to hand to the code under test
         self.url = url

@@ -1,5 +1,6 @@
 """The request journal as a test reads it: entries filtered by endpoint, status, model, key and
-path, and the polls of one task, with assertions on how often the client polled.
+path, the polls of one task, with assertions on how often the client polled, and the webhook
+deliveries.
 
 Which endpoint a request went to is the emulated API's own routing (:func:`emulator.api.route`),
 so a path is never classified here by a string of its own.

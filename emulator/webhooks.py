@@ -3,7 +3,8 @@
 Tasks run nothing in the background: the store notices that a task has ended on a sweep or a
 poll, and calls :meth:`WebhookDispatcher.task_ended`. So that a webhook goes out even when
 nobody polls, a task with a callback gets a timer on the server's event loop that sweeps the
-store when the task ends (real clock); under the virtual clock, advancing it sweeps.
+store when the task ends (real clock); under the virtual clock, advancing it sweeps (in-process,
+the calls of the test settle the store: no timers).
 
 A delivery is an asyncio task: 5 s per attempt, retried with exponential backoff on connection
 errors and non-2xx answers, its ``delay`` and backoff waited on the emulator's clock (a virtual
