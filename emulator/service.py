@@ -231,6 +231,7 @@ class Emulator:
             )
         now = self.clock.advance(seconds)
         self.tasks.settle()
+        self.webhooks.wake()  # deliveries waiting for this time (delay, retry backoff) go on
         return now
 
     def settle(self) -> None:
