@@ -24,7 +24,6 @@ from .queries import (
 )
 from .scenarios import Rule, Spec, parse_rule
 from .tasks import EndlessTasks, observe
-from .wire import DEFAULT_FAILURE
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -177,10 +176,13 @@ class EmulatorHandle:
         return self._helper("fail_next_create", {"endpoint": "create"}, {"error": error})
 
     @_on_loop
-    def fail_next_task(self, reason: str = DEFAULT_FAILURE) -> str:
-        """The next task created fails with ``reason`` as its ``error``, when the scenario's
+    def fail_next_task(self, reason: str | None = None) -> str:
+        """The next task created fails with ``reason`` as its ``error`` (default: its route's,
+        e.g. ``Image generation failed``, ``Video generation failed``), when the scenario's
         timing ends it (at once under ``instant``)."""
-        task = {"outcome": "fail", "error": reason}
+        task: dict[str, Any] = {"outcome": "fail"}
+        if reason is not None:
+            task["error"] = reason
         rule = self._parse_helper("fail_next_task", {"endpoint": "create"}, {"task": task})
         timing = self.emulator.scenarios.for_key(self.api_key).scenario.task
         if timing is not None and rule.task is not None:  # the scenario's timing, not the model's
