@@ -144,7 +144,7 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     call.task_id = task_id[:200]
     task = emulator.lookup(key, task_id)
     decision = await _decide(emulator, call, "task", key, model=task.model if task else None,
-                             route=_route_of(emulator, task))  # fmt: skip
+                             task=task)  # fmt: skip
     if task is None:
         raise task_not_found(task_id)
     view = emulator.poll(task)
@@ -157,8 +157,7 @@ async def get_file(emulator: Emulator, call: Call, task_id: str, name: str) -> A
     call.task_id = task_id[:200]
     task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (file() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
-    decision = await _decide(emulator, call, "image", owner, model=model,
-                             route=_route_of(emulator, task))  # fmt: skip
+    decision = await _decide(emulator, call, "image", owner, model=model, task=task)
     index, ext = file_name(name)
     file = await emulator.file(task_id, index, ext)
     reply = file_reply(
@@ -204,15 +203,19 @@ async def _decide(
     body: dict[str, Any] | None = None,
     model: str | None = None,
     route: str | None = None,
+    task: Task | None = None,
 ) -> Decision:
     """What the scenario does to this request, applied: its latency is waited out, its error
     raised, a fault that answers nothing raised as :class:`EarlyFault`. The decision is
-    returned for what is left (a task effect, a fault on the answer)."""
+    returned for what is left (a task effect, a fault on the answer). ``route`` is what rules
+    match (a create's; else that of ``task``, looked up only when a rule may need it)."""
     runtime = call.runtime = emulator.scenarios.for_request(
         key, call.raw_headers.get(SCENARIO_HEADER)
     )
     if runtime.plain is not None:  # no rules, no latency: nothing to decide
         return runtime.plain
+    if route is None and task is not None:  # a poll's or download's: its task's route
+        route = _route_of(emulator, task)
     decision = runtime.decide(Request(endpoint, key, call.headers, body, model, route))
     call.rule = decision.rule
     if decision.latency_s > 0:
