@@ -267,7 +267,6 @@ class Emulator:
         self.ledger.reset()
         self.journal.clear()
         self.server_errors.clear()
-        self.media.clear()
         self.clock.reset()
         self.rng.seed(self.seed)
         self.scenarios.reset()
@@ -295,6 +294,7 @@ class Emulator:
             self.webhooks.task_ended(task, state)
 
     def _forget(self, task: Task) -> None:
+        """A task left the store (its rendered files stay cached by content, within the
+        cache's byte budget)."""
         if task.finished_at is None:  # evicted before it ended: it will never be billed
             self.ledger.refund(task.key, task.credits)
-        self.media.forget(task.id)

@@ -368,3 +368,19 @@ def test_a_rule_naming_an_unknown_route_is_warned_about(client: Client) -> None:
     r = client.put("/_emulator/scenario", json={"scenario": scenario})
     assert r.status_code == 200
     assert "'video' is not a route of the API" in str(r.json())
+
+
+def test_a_file_is_rendered_once_for_the_same_request_and_seed_even_after_a_reset(
+    client: Client,
+) -> None:
+    """The pytest plugin resets before every test: the same request under the same seed gets
+    the same task id, and its file comes from the cache instead of a new render."""
+    bodies = []
+    for _ in range(2):
+        r = create(client, "/api/v1/videos/generations", model="grok-video", prompt="a cat")
+        url = finish(client, r.json()["data"]["task_id"])["output"]["video_url"]
+        bodies.append((url, client.get(url.replace("http://emulator.test", "")).content))
+        assert client.post("/_emulator/reset").status_code == 200
+    assert bodies[0] == bodies[1]
+    cache = client.app.state.emulator.media.cache
+    assert len(cache) == 1

@@ -262,20 +262,6 @@ def test_cache_does_not_store_a_file_bigger_than_the_budget() -> None:
         FileCache(max_bytes=-1)
 
 
-def test_cache_discard_drops_every_file_of_a_task() -> None:
-    cache = FileCache()
-    kept = _file(make(48, 48, task_id="keep"))
-    cache.put(("keep", 0), kept)
-    for index in range(3):
-        cache.put(("gone", index), _file(make(48, 48, task_id="gone", index=index, count=3)))
-    assert len(cache) == 4
-    cache.discard("gone")
-    assert len(cache) == 1 and cache.size_bytes == len(kept.body)
-    cache.discard("gone")  # idempotent
-    cache.discard("never-seen")
-    assert cache.get(("keep", 0)) is kept
-
-
 def test_cache_clear() -> None:
     cache = FileCache()
     for index in range(3):
