@@ -24,7 +24,7 @@ import yaml
 from .catalogue import Catalogue, Model
 from .scenarios import Scenario, load
 from .tasks import State
-from .wire import CREATE_PATH, DEFAULT_STATUS_WORDS, ERROR_TYPES, task_path
+from .wire import DEFAULT_STATUS_WORDS, ERROR_TYPES, task_path
 
 __all__ = ["Check", "Report", "VerifyError", "plan", "run_verify", "scenario_from_report"]
 
@@ -145,17 +145,51 @@ class Step:
     worst_credits: int
 
 
+#: a probe value for each kind of required field (the probe's URLs are never fetched by the
+#: emulator; a real server fetches them, so the probe image is a public placeholder)
+PROBE_URL = "https://apiin.one/favicon.png"
+_PROBE_VALUES: dict[str, Any] = {
+    "url": PROBE_URL,
+    "url_list": [PROBE_URL],
+    "object_list": [{"text": PROMPT}],
+}
+
+
 def probe_model(catalogue: Catalogue, name: str) -> Model:
+    """The model ``name`` names, on any route, if the probe can make a body for it."""
     model = catalogue.resolve(name)
     if model is None:
         raise VerifyError(f"--model {name!r} is not a known model: {', '.join(catalogue.names())}")
-    extra = [f.name for f in model.fields.values() if f.required and f.name != "prompt"]
-    if extra:
+    odd = [n for n in _probe_fields(model)
+           if n != "prompt" and model.fields[n].kind not in _PROBE_VALUES]  # fmt: skip
+    if odd:
         raise VerifyError(
-            f"--model {model.id} needs {', '.join(extra)}: pick a model that only needs a prompt "
-            "(e.g. cogview-4)"
+            f"--model {model.id} needs {', '.join(odd)}: pick a model the probe can fill in "
+            "(e.g. cogview-4, kling-3, elevenlabs-v3, bg-remover)"
         )
     return model
+
+
+def _probe_fields(model: Model) -> list[str]:
+    """The fields a valid body must have: the required ones, the first of a one-of rule, the
+    field a rule requires unless a flag is set (kling-3's prompt)."""
+    names = [f.name for f in model.fields.values() if f.required]
+    for check in model.checks:
+        if check["check"] == "one_of":
+            names.append(check["fields"][0])
+        elif check["check"] == "required_unless":
+            names.append(check["field"])
+    return names
+
+
+def probe_body(model: Model) -> dict[str, Any]:
+    """The smallest valid body for ``model``: the fields it must have, filled with probe
+    values; everything else left to the defaults."""
+    return {
+        "model": model.id,
+        **{n: PROMPT if n == "prompt" else _PROBE_VALUES[model.fields[n].kind]
+           for n in _probe_fields(model)},
+    }  # fmt: skip
 
 
 def _defaults(model: Model) -> dict[str, Any]:
@@ -163,16 +197,24 @@ def _defaults(model: Model) -> dict[str, Any]:
 
 
 def _cost(model: Model) -> int:
-    params = _defaults(model)
+    body = probe_body(model)
+    params = {**_defaults(model), **{k: v for k, v in body.items() if k != "model"}}
     return model.credits(params)
 
 
 def _bad_field(model: Model) -> tuple[str, Any]:
-    """A field and a value the contract rejects (an enum value that does not exist)."""
-    for spec in model.fields.values():
+    """A field and a value the contract rejects: an enum value that does not exist, else a
+    number past its maximum, else a prompt too short, else a URL that is not one."""
+    fields = list(model.fields.values())
+    for spec in fields:
         if spec.kind == "enum":
             return spec.name, "not-a-valid-value"
-    return "prompt", "ab"
+    for spec in fields:
+        if spec.kind in ("integer", "number") and spec.max is not None:
+            return spec.name, spec.max + 1
+    if "prompt" in model.fields:
+        return "prompt", "ab"
+    return next(s.name for s in fields if s.kind == "url"), "not-a-url"
 
 
 def plan(model: Model) -> list[Step]:
@@ -325,9 +367,9 @@ def run_verify(
     words = expected_words(scenario)
     http = Http(base_url, api_key)
     report = Report(base_url, target.id)
-    create = CREATE_PATH
+    create = target.route.path
 
-    good = {"model": target.id, "prompt": PROMPT}
+    good = probe_body(target)
     _error_check(report, "invalid API key", 401, http.call("POST", create, {}, key=BAD_KEY))
     unknown = http.call("POST", create, {"model": UNKNOWN_MODEL, "prompt": PROMPT})
     _error_check(report, "unknown model", 400, unknown)
@@ -441,15 +483,19 @@ def _poll(
     report.add("progress: 0-100, never decreasing", True, monotonic and bounded)
     if state == "succeeded":
         output = final.get("output")
+        kind = model.output
         shape = sorted(output) if isinstance(output, dict) else _json_type(output)
-        report.add("output fields", ["image_url", "image_urls"], shape)
+        report.add("output fields", sorted([kind.url_field, kind.urls_field]), shape)
         expected_credits = _cost(model)
         report.add("credits_consumed", expected_credits, final.get("credits_consumed"))
-        url = output.get("image_url") if isinstance(output, dict) else None
+        url = output.get(kind.url_field) if isinstance(output, dict) else None
         if isinstance(url, str):
-            image = http.call("GET", url)
-            media = image.headers.get("Content-Type", image.headers.get("content-type", ""))
-            report.add("image download", "200 image/png", f"{image.status} {media.split(';')[0]}")
+            file = http.call("GET", url)
+            media = file.headers.get("Content-Type", file.headers.get("content-type", ""))
+            wanted = kind.formats[model.file_ext(_defaults(model))]
+            report.add(
+                f"{kind.kind} download", f"200 {wanted}", f"{file.status} {media.split(';')[0]}"
+            )
     report.observed["seconds_to_end"] = round(elapsed, 3)
     report.observed["polls"] = polls
     low, high = model.timing.min_s, model.timing.max_s

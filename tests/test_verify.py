@@ -174,8 +174,9 @@ def test_plan_costs_come_from_the_catalogue() -> None:
     catalogue = Catalogue.load()
     model = verify.probe_model(catalogue, "imagen-4")
     assert sum(s.credits for s in verify.plan(model)) == 8
-    with pytest.raises(verify.VerifyError, match="image_urls"):
-        verify.probe_model(catalogue, "seedream/4.5-edit")
+    edit = verify.probe_model(catalogue, "seedream/4.5-edit")  # image_urls: the probe's URL
+    assert verify.probe_body(edit)["image_urls"] == [verify.PROBE_URL]
+    assert sum(s.credits for s in verify.plan(verify.probe_model(catalogue, "kling-3"))) == 300
 
 
 def test_an_unreachable_server_is_a_difference_not_a_crash() -> None:
@@ -203,3 +204,19 @@ def test_a_body_shape_change_is_reported_and_commented_in_the_scenario(
     assert check.observed["percent"] == "unexpected integer"
     _, text = verify.scenario_from_report(report)
     assert "# Differences a scenario cannot express yet" in text and "percent" in text
+
+
+@pytest.mark.parametrize(
+    ("model", "download"),
+    [("kling-3", "video download"), ("elevenlabs-v3", "audio download"),
+     ("bg-remover", "image download")],
+)  # fmt: skip
+def test_verify_probes_every_family(first: LiveServer, model: str, download: str) -> None:
+    report = verify.run_verify(first.url, KEY, model=model, interval=0.05, timeout=10)
+    assert report.differences == [], report.render()
+    assert download in [c.name for c in report.checks]
+
+
+def test_verify_refuses_a_model_it_cannot_fill_in() -> None:
+    with pytest.raises(verify.VerifyError, match="task_id"):
+        verify.probe_model(Catalogue.load(), "grok-imagine/upscale")
