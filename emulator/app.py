@@ -21,7 +21,7 @@ from .errors import APIError, method_not_allowed, server_error
 from .faults import NetworkFault
 from .guards import ControlGuard
 from .service import Emulator
-from .wire import CHAT_PATH, CONTROL_PREFIX, CREATE_PATH, TASKS_PREFIX
+from .wire import CHAT_PATH, CONTROL_PREFIX, FILES_PREFIX, TASKS_PREFIX
 
 if TYPE_CHECKING:
     from .chat.handler import ChatEndpoint
@@ -148,10 +148,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
+        creates = ", ".join(request.app.state.emulator.catalogue.by_path)
         error = APIError(
             f"Unknown path {request.method} {request.url.path[:200]!r}. The emulator serves "
-            f"POST {CREATE_PATH}, GET {TASKS_PREFIX}{{task_id}}, POST {CHAT_PATH} and "
-            f"{CONTROL_PREFIX}.",
+            f"POST {creates}, GET {TASKS_PREFIX}{{task_id}}, GET {FILES_PREFIX}{{task_id}}/"
+            f"{{n}}.{{ext}}, POST {CHAT_PATH} and {CONTROL_PREFIX}.",
             status=404,
         )
         return _render(request, error, exc.headers)

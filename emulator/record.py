@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
+from .catalogue import Catalogue
 from .errors import APIError
 from .scenarios import loads
-from .wire import CREATE_PATH, DEFAULT_FAILURE, DEFAULT_STATUS_WORDS, TASKS_PREFIX, dumps
+from .wire import DEFAULT_FAILURE, DEFAULT_STATUS_WORDS, TASKS_PREFIX, dumps
 
 __all__ = ["RecordingProxy", "build_scenario", "load_exchanges", "main"]
 
@@ -213,6 +214,7 @@ def build_scenario(folder: str | Path, name: str = "recorded") -> tuple[dict[str
     """(scenario data, YAML text) replaying a recording: status words, per-model durations and
     failure rates, create errors and their rates, and the observed latency."""
     exchanges = load_exchanges(folder)
+    create_paths = Catalogue.default().by_path  # every family's create route
     tasks: dict[str, dict[str, Any]] = {}
     creates = 0
     create_errors: collections.Counter[tuple[int, str, str]] = collections.Counter()
@@ -221,7 +223,7 @@ def build_scenario(folder: str | Path, name: str = "recorded") -> tuple[dict[str
     final_words: dict[str, str] = {}
     for ex in exchanges:
         request, response, timing = ex["request"], ex["response"], ex["timing"]
-        if request["path"] == CREATE_PATH and request["method"] == "POST":
+        if request["path"] in create_paths and request["method"] == "POST":
             creates += 1
             latencies.append(timing["seconds"])
             data = _data(ex)
