@@ -26,7 +26,7 @@ from .engine import Decision, Request, ScenarioRuntime, as_api_error
 from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
 from .faults import FaultResponse, NetworkFault
 from .http import load_object, read_json_body
-from .journal import Entry
+from .journal import Entry, redact
 from .media import file_name
 from .ranges import file_reply
 from .service import Emulator
@@ -186,9 +186,10 @@ async def read_json_call(
         emulator.config.max_body_bytes,
     )  # fmt: skip
     try:
-        body, call.body = load_object(raw)
+        body, text = load_object(raw)
+        call.body = redact(text)
     except InvalidRequest:  # answered after the scenario has had its say
-        call.body = raw[:4096].decode("utf-8", "replace")
+        call.body = redact(raw[:4096].decode("utf-8", "replace"))
         await _decide(emulator, call, endpoint, key, route=route)
         raise
     call.json = True

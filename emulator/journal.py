@@ -11,13 +11,14 @@ off), so a long session's memory stays flat.
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .clock import iso
 
-__all__ = ["DEFAULT_JOURNAL_BODY_CHARS", "DEFAULT_JOURNAL_SIZE", "Entry", "Journal"]
+__all__ = ["DEFAULT_JOURNAL_BODY_CHARS", "DEFAULT_JOURNAL_SIZE", "Entry", "Journal", "redact"]
 
 DEFAULT_JOURNAL_SIZE = 10_000
 #: most characters of request bodies the journal keeps (a full journal of 1 MiB bodies would
@@ -25,6 +26,18 @@ DEFAULT_JOURNAL_SIZE = 10_000
 DEFAULT_JOURNAL_BODY_CHARS = 64 * 1024 * 1024
 #: the marker, in :meth:`Journal.stored` dicts, of a ``body`` that is JSON text
 _JSON = "_json"
+
+#: the user:password@ part of a URL in a body's text (``//`` possibly JSON-escaped as ``\/\/``)
+_CREDENTIALS = re.compile(r"(https?:(?:\\?/){2})[^/?#@\s\"\\]*@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """A request body as the journal keeps it: URLs' credentials (``user:pass@``, refused by
+    validation, never sent) replaced by ``***@``, so no secret is kept in clear or shown by
+    the dashboard."""
+    if "@" not in text:  # nearly every body: no scan
+        return text
+    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 class Entry(NamedTuple):

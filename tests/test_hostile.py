@@ -504,6 +504,16 @@ def test_bad_urls_are_refused_at_input_naming_the_field(
     message = envelope(r.status_code, r.json(), 400)
     assert message.startswith(field) and needle in message, message
     assert "pass@" not in message
+    kept = httpx.get(live.url + "/_emulator/requests").json()["requests"][-1]["body"]
+    assert "pass@" not in json.dumps(kept)  # the journal (and the dashboard) keep no secret
+
+
+def test_a_malformed_body_keeps_no_credentials_in_the_journal(live: Live) -> None:
+    raw = b'{"model": "cogview-4", "callback_url": "https:\\/\\/u:secret@x.test/h", '
+    with httpx.Client(base_url=live.url, timeout=5) as c:
+        assert _post_raw(c, raw).status_code == 400
+        kept = c.get("/_emulator/requests").json()["requests"][-1]["body"]
+    assert "secret" not in json.dumps(kept) and "***@x.test" in json.dumps(kept)
 
 
 # -- bounded resources (issue 15) ---------------------------------------------------------------
