@@ -129,7 +129,7 @@ class WebhookDispatcher:
         emulator = self.emulator
         view = observe(task, emulator.clock.now())
         words = {State(k): v for k, v in target.words.items()}
-        data = emulator.task_body(task, view, target.base_url, words)
+        data = emulator.callback_body(task, view, target.base_url, words)
         body = success(data)
         generation = self._generation
         self._spawn(
