@@ -33,6 +33,7 @@ from .media import file_name
 from .music.wire import MUSIC_PATHS, SUNO_ERROR_TYPES
 from .ranges import file_reply
 from .service import Emulator
+from .tasks import Task
 from .validation import validate_create
 from .wire import (
     FILES_PREFIX,
@@ -131,7 +132,7 @@ Handler = Callable[..., Awaitable[Answer]]
 
 
 async def create_generation(emulator: Emulator, call: Call, route: str = "images") -> Answer:
-    key, body, decision = await read_json_call(emulator, call, "create")
+    key, body, decision = await read_json_call(emulator, call, "create", route)
     runtime = _runtime(call)
     request = validate_create(
         body, emulator.catalogue, strict=runtime.scenario.strict,
@@ -148,7 +149,8 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     key = call.key = emulator.authenticate(call.raw_headers.get(b"authorization"))
     call.task_id = task_id[:200]
     task = emulator.lookup(key, task_id)
-    decision = await _decide(emulator, call, "task", key, model=task.model if task else None)
+    decision = await _decide(emulator, call, "task", key, model=task.model if task else None,
+                             task=task)  # fmt: skip
     if task is None:
         raise task_not_found(task_id)
     view = emulator.poll(task)
@@ -161,7 +163,7 @@ async def get_file(emulator: Emulator, call: Call, task_id: str, name: str) -> A
     call.task_id = task_id[:200]
     task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (file() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
-    decision = await _decide(emulator, call, "image", owner, model=model)
+    decision = await _decide(emulator, call, "image", owner, model=model, task=task)
     index, ext = file_name(name)
     file = await emulator.file(task_id, index, ext)
     reply = file_reply(
@@ -178,7 +180,7 @@ _FILE_HEADERS = ((b"cache-control", b"public, max-age=3600"),)
 
 
 async def read_json_call(
-    emulator: Emulator, call: Call, endpoint: str
+    emulator: Emulator, call: Call, endpoint: str, route: str | None = None
 ) -> tuple[str, dict[str, Any], Decision]:
     """The key, the JSON object body and the scenario's decision of a POST to ``endpoint``
     (create, chat), checked in the module's order: the key (401), the body's media type and
@@ -193,10 +195,10 @@ async def read_json_call(
         body, call.body = load_object(raw)
     except InvalidRequest:  # answered after the scenario has had its say
         call.body = raw[:4096].decode("utf-8", "replace")
-        await _decide(emulator, call, endpoint, key)
+        await _decide(emulator, call, endpoint, key, route=route)
         raise
     call.json = True
-    return key, body, await _decide(emulator, call, endpoint, key, body=body)
+    return key, body, await _decide(emulator, call, endpoint, key, body=body, route=route)
 
 
 async def _decide(
@@ -206,16 +208,21 @@ async def _decide(
     key: str | None,
     body: dict[str, Any] | None = None,
     model: str | None = None,
+    route: str | None = None,
+    task: Task | None = None,
 ) -> Decision:
     """What the scenario does to this request, applied: its latency is waited out, its error
     raised, a fault that answers nothing raised as :class:`EarlyFault`. The decision is
-    returned for what is left (a task effect, a fault on the answer)."""
+    returned for what is left (a task effect, a fault on the answer). ``route`` is what rules
+    match (a create's; else that of ``task``, looked up only when a rule may need it)."""
     runtime = call.runtime = emulator.scenarios.for_request(
         key, call.raw_headers.get(SCENARIO_HEADER)
     )
     if runtime.plain is not None:  # no rules, no latency: nothing to decide
         return runtime.plain
-    decision = runtime.decide(Request(endpoint, key, call.headers, body, model))
+    if route is None and task is not None:  # a poll's or download's: its task's route
+        route = _route_of(emulator, task)
+    decision = runtime.decide(Request(endpoint, key, call.headers, body, model, route))
     call.rule = decision.rule
     if decision.latency_s > 0:
         await asyncio.sleep(decision.latency_s)
@@ -224,6 +231,12 @@ async def _decide(
     if decision.fault in EARLY_FAULTS:
         raise EarlyFault(decision)
     return decision
+
+
+def _route_of(emulator: Emulator, task: Task | None) -> str | None:
+    """The catalogue route of a task's model (what a rule's ``route`` matches)."""
+    model = emulator.catalogue.models.get(task.model) if task is not None else None
+    return model.route.name if model is not None else None
 
 
 def _runtime(call: Call) -> ScenarioRuntime:

@@ -138,10 +138,11 @@ class Output:
     clips: bool = False
     #: progress (percent) from which the first file is served while the task still runs
     first_at: int | None = None
+    #: the default extension (the first of ``formats``)
+    ext: str = field(init=False, compare=False)
 
-    @property
-    def ext(self) -> str:
-        return next(iter(self.formats))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ext", next(iter(self.formats)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +310,10 @@ class Model:
 
     def credits(self, params: Mapping[str, Any]) -> int:
         """What a task with validated ``params`` costs."""
-        times = self.pricing.times
+        pricing = self.pricing
+        if pricing.flat is not None and pricing.times == "files" and not pricing.min:
+            return math.ceil(pricing.flat * self.file_count(params))  # most image models
+        times = pricing.times
         if times == "duration":
             quantity = self.priced_duration(params)
         elif times == "characters":

@@ -17,14 +17,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from .catalogue import Model
 from .clock import iso
 from .errors import NotFound
 from .http import json_response
 from .journal import Entry
 from .media import file_name
+from .ranges import file_reply
 from .service import Emulator
 from .tasks import State, Task, observe
-from .wire import DEFAULT_FAILURE, StatusWords
+from .wire import DEFAULT_FAILURE, FILES_PREFIX, StatusWords, task_data
 
 __all__ = ["routes"]
 
@@ -33,6 +35,8 @@ FEED_LIMIT = 200
 #: Most task ids a page may ask to watch in one poll.
 WATCH_LIMIT = 200
 PROMPT_CHARS = 500
+#: the page's own route to the files of finished tasks, every kind (images, videos, clips);
+#: named for the images it first served, kept so that links and docs keep working
 IMAGES = "/_emulator/ui/images"
 BODY_CHARS = 64 * 1024
 
@@ -46,7 +50,14 @@ _ASSETS = {
 #: prompt that slipped into the DOM as markup still could not run.
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+#: on every answer of the file route: the page's players and thumbnails may keep a file an
+#: hour (its URL names one task's file, whose bytes do not change); never sniffed
+_FILE_HEADERS = (
+    (b"cache-control", b"private, max-age=3600"),
+    (b"x-content-type-options", b"nosniff"),
 )
 
 
@@ -148,16 +159,22 @@ async def feed(request: Request) -> Response:
     )
 
 
-async def image(request: Request) -> Response:
-    """A finished task's image for the page: the same PNG as ``/files/{id}/{n}.png``, but not
-    journaled and past the scenario's rules, so looking at it changes nothing (no rule counter
-    moves, no latency, no entry in what the app under test sent)."""
+async def task_file(request: Request) -> Response:
+    """A finished task's file for the page (an image, a video, a clip): the same bytes as
+    ``/files/{id}/{n}.{ext}``, answered the same way (200, 206 for a ``Range``, as players
+    seek; 304, 416), but not journaled and past the scenario's rules, so looking at it or
+    playing it changes nothing (no rule counter moves, no latency, no entry in what the app
+    under test sent)."""
     index, ext = file_name(request.path_params["name"])
-    rendered = await _emulator(request).file(request.path_params["task_id"], index, ext)
-    headers = {"etag": rendered.etag, "cache-control": "private, max-age=3600"}
-    if request.headers.get("if-none-match") == rendered.etag:
-        return Response(status_code=304, headers=headers)
-    return Response(rendered.body, headers=headers, media_type=rendered.media_type)
+    found = await _emulator(request).file(request.path_params["task_id"], index, ext)
+    headers: dict[bytes, bytes] = dict(reversed(request.scope["headers"]))  # first values
+    reply = file_reply(
+        request.method, headers, found.body, found.etag, found.media_type.encode(),
+        _FILE_HEADERS,
+    )  # fmt: skip
+    response = Response(reply.body, reply.status)
+    response.raw_headers = reply.headers  # Content-Length and -Type as file_reply says
+    return response
 
 
 async def request_detail(request: Request) -> Response:
@@ -207,18 +224,34 @@ def _request_row(entry: Entry, body: bool = False) -> dict[str, Any]:
 
 def _task_rows(emulator: Emulator, tasks: list[Task], now: float) -> list[dict[str, Any]]:
     scenarios = emulator.scenarios  # status words per key: scenarios may differ
-    return [_task_row(task, now, scenarios.for_key(task.key).words) for task in tasks]
+    models = emulator.catalogue.models
+    return [
+        _task_row(task, now, scenarios.for_key(task.key).words, models.get(task.model))
+        for task in tasks
+    ]
 
 
-def _task_row(task: Task, now: float, words: StatusWords) -> dict[str, Any]:
+def _task_row(task: Task, now: float, words: StatusWords, model: Model | None) -> dict[str, Any]:
     view = observe(task, now)
     done = view.state is State.SUCCEEDED
+    kind = model.output.kind if model is not None else "image"
+    duration = model.duration_s(task.params) if model is not None else 0.0
+    files: list[str] = []
+    if done:  # the URLs of the task's output, as a poll gives them, on the page's own route
+        output = task_data(task, view, "", words, model)["output"] or {}
+        urls = output.get(model.output.urls_field if model is not None else "image_urls", [])
+        files = [IMAGES + "/" + url.removeprefix(FILES_PREFIX) for url in urls]
     return {
         "id": task.id,
         "model": task.model,
         "key": task.key,
-        "prompt": task.prompt[:PROMPT_CHARS],
-        "size": f"{task.width}x{task.height}",
+        "route": model.route.name if model is not None else "images",
+        "label": _label(model),
+        "kind": kind,
+        "format": model.file_ext(task.params) if model is not None else "png",
+        "prompt": _prompt(task, model)[:PROMPT_CHARS],
+        "size": f"{task.width}x{task.height}" if task.width and task.height else None,
+        "duration_s": duration or None,
         "status": words[view.state],
         "state": view.state.value,
         "terminal": view.state.terminal,
@@ -228,10 +261,43 @@ def _task_row(task: Task, now: float, words: StatusWords) -> dict[str, Any]:
         "elapsed_s": round(max(0.0, view.updated_at - task.created_at), 3),
         "credits": task.credits,
         "credits_consumed": task.credits if done else 0,
-        "error": (view.error or DEFAULT_FAILURE) if view.state is State.FAILED else None,
+        "error": (view.error or _failure(model)) if view.state is State.FAILED else None,
         "polls": task.polls,
-        "images": [f"{IMAGES}/{task.id}/{i}.png" for i in range(task.images)] if done else [],
+        "files": files,
     }
+
+
+def _label(model: Model | None) -> str:
+    """What the page calls a task's route: image, video, speech (or another audio route's
+    name), tool (an image tool)."""
+    if model is None:
+        return "image"
+    route = model.route
+    if route.output.kind == "image":
+        return "image" if route.name == "images" else "tool"
+    if route.output.kind == "audio":
+        return route.name
+    return route.output.kind
+
+
+def _prompt(task: Task, model: Model | None) -> str:
+    """The task's prompt; for speech, which has none, the text it says (dialogue lines
+    joined by " / ")."""
+    if task.prompt or model is None:
+        return task.prompt
+    said: list[str] = []
+    for name in model.text_fields:
+        outer, _, inner = name.partition(".")
+        value = task.params.get(outer)
+        if inner and isinstance(value, list):
+            said += [str(item.get(inner, "")) for item in value if isinstance(item, dict)]
+        elif isinstance(value, str):
+            said.append(value)
+    return " / ".join(text for text in said if text)
+
+
+def _failure(model: Model | None) -> str:
+    return model.route.failure if model is not None else DEFAULT_FAILURE
 
 
 def _int(text: str | None, default: int) -> int:
@@ -246,6 +312,6 @@ routes = [
     Route("/_emulator/", page, methods=["GET"]),
     Route("/_emulator/ui/feed", feed, methods=["GET"]),
     Route("/_emulator/ui/requests/{seq}", request_detail, methods=["GET"]),
-    Route(IMAGES + "/{task_id}/{name}", image, methods=["GET"]),
+    Route(IMAGES + "/{task_id}/{name}", task_file, methods=["GET"]),
     Route("/_emulator/ui/{name}", asset, methods=["GET"]),
 ]

@@ -35,6 +35,8 @@ class Request:
     headers: Mapping[str, str]
     body: Mapping[str, Any] | None = None
     model: str | None = None
+    #: the catalogue route the request is for (a create's path; a task's or file's model)
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,9 @@ def _predicates(m: Match, resolve_model: ModelResolver) -> list[Predicate]:
     if m.header is not None:
         name, wanted = m.header
         checks.append(lambda r: (v := r.headers.get(name)) is not None and wanted in (None, v))
+    if m.routes is not None:
+        routes = m.routes
+        checks.append(lambda r: r.route in routes)
     if m.models is not None:
         models = m.models
 

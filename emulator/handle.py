@@ -10,22 +10,28 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from .api import route
 from .clock import VirtualClock
 from .marker import MARKER, find_scenario
-from .queries import RequestFilter, backing_off_problem, intervals, polling_too_often
+from .queries import (
+    RequestFilter,
+    backing_off_problem,
+    deliveries,
+    intervals,
+    polling_too_often,
+)
 from .scenarios import Rule, Spec, parse_rule
 from .tasks import EndlessTasks, observe
-from .wire import DEFAULT_FAILURE
 
 if TYPE_CHECKING:
     from .clock import Clock
     from .service import Emulator
 
 __all__ = [
-    "AioEmulatorError", "Checks", "Direct", "EmulatorHandle", "OnLoop", "describe", "is_unserved",
+    "AioEmulatorError", "Checks", "Direct", "EmulatorHandle", "OnLoop", "Runner", "describe",
+    "is_unserved",
 ]  # fmt: skip
 
 
@@ -49,8 +55,14 @@ _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+class Runner(Protocol):
+    """Where a handle's work runs (its result comes back)."""
+
+    def __call__(self, work: Callable[[], _T]) -> _T: ...
+
+
 class Direct:
-    """Runs a handle's work right here (in-process mode: the test's thread is the server's)."""
+    """Runs a handle's work right here (no server thread to run it on)."""
 
     def __call__(self, work: Callable[[], _T]) -> _T:
         return work()
@@ -111,11 +123,12 @@ class EmulatorHandle:
         checks: Checks,
         *,
         places: Sequence[tuple[Path, str]] = (),
-        run: Direct | OnLoop | None = None,
+        run: Runner | None = None,
     ) -> None:
         self.emulator = emulator
-        #: where the handle's methods run: the live server's loop, or right here
-        self._run = run or Direct()
+        #: where the handle's methods run: the live server's loop, or right here (in-process:
+        #: with the webhook deliveries they start)
+        self._run: Runner = run or Direct()
         #: base URL to hand to the code under test
         self.url = url
         #: a valid API key (its balance is the marker's ``credits`` when set)
@@ -163,10 +176,13 @@ class EmulatorHandle:
         return self._helper("fail_next_create", {"endpoint": "create"}, {"error": error})
 
     @_on_loop
-    def fail_next_task(self, reason: str = DEFAULT_FAILURE) -> str:
-        """The next task created fails with ``reason`` as its ``error``, when the scenario's
+    def fail_next_task(self, reason: str | None = None) -> str:
+        """The next task created fails with ``reason`` as its ``error`` (default: its route's,
+        e.g. ``Image generation failed``, ``Video generation failed``), when the scenario's
         timing ends it (at once under ``instant``)."""
-        task = {"outcome": "fail", "error": reason}
+        task: dict[str, Any] = {"outcome": "fail"}
+        if reason is not None:
+            task["error"] = reason
         rule = self._parse_helper("fail_next_task", {"endpoint": "create"}, {"task": task})
         timing = self.emulator.scenarios.for_key(self.api_key).scenario.task
         if timing is not None and rule.task is not None:  # the scenario's timing, not the model's
@@ -197,13 +213,16 @@ class EmulatorHandle:
     @_on_loop
     def advance(self, seconds: float) -> float:
         """Move the virtual clock ``seconds`` forward; returns the new time. Pass it to the
-        code under test as its ``sleep`` and back-off costs no real time."""
+        code under test as its ``sleep`` and back-off costs no real time. Webhooks due by then
+        (a task's end, a delay, a retry) are sent (in-process: before it returns)."""
         self._virtual_clock("advance()")
         return self.emulator.advance(seconds)
 
     @_on_loop
     def settle(self) -> float:
         """Advance the virtual clock until every task has finished; returns the seconds moved.
+        Their webhooks are sent (in-process: before it returns); a retry still waits for
+        :meth:`advance`.
 
         Raises :class:`AioEmulatorError` naming the tasks that never finish on their own.
         """
@@ -269,6 +288,14 @@ class EmulatorHandle:
                 f"({len(self.emulator.journal)} request(s) journaled in this test)"
             )
         return found[-1]
+
+    @_on_loop
+    def webhooks(self, task_id: str | None = None) -> list[dict[str, Any]]:
+        """The webhook deliveries of this test (of ``task_id`` when given), oldest first, one
+        per attempt: ``url``, ``task_id``, ``attempt`` (from 1; 0: not sent at all, ``error``
+        says why), ``status`` (the receiver's, None without an answer), ``error``, ``body``
+        (the JSON sent), ``at`` (the emulator's clock) and ``duplicate``."""
+        return deliveries(self.emulator.journal.entries(), task_id)
 
     def _model_id(self, model: str | None) -> str | None:
         found = self.emulator.catalogue.resolve(model) if model is not None else None

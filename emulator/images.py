@@ -1,4 +1,4 @@
-"""Placeholder PNG rendering and a small byte-bounded LRU cache of rendered images.
+"""Placeholder image rendering: PNG (RGBA for a background remover), JPEG or WebP.
 
 Images are meant to be *obviously* fake (coloured background, border, diagonal cross and a
 text label, all drawn by ``labels.py``, which the MP4 renderer shares) while staying cheap:
@@ -9,17 +9,15 @@ few milliseconds instead of tens.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from PIL import Image
 
 from . import labels
 
-__all__ = ["ImageCache", "Placeholder", "RenderedImage", "encode_as", "render_png"]
+__all__ = ["Placeholder", "encode_as", "render_png"]
 
 # zlib settings for the PNG stream. On these flat palette images levels 1-3 cost the same
 # and level 6 is ~2.5x slower; the run-length strategy is as fast as level 1 and gives
@@ -47,14 +45,6 @@ class Placeholder:
     task_id: str
     index: int = 0  # which image of the task (0-based)
     count: int = 1  # how many images the task has
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedImage:
-    """Encoded PNG bytes plus a strong ETag (quoted blake2b-128 hex of the body)."""
-
-    body: bytes
-    etag: str
 
 
 def render_png(p: Placeholder, *, max_pixels: int, transparent: bool = False) -> bytes:
@@ -95,75 +85,3 @@ def encode_as(png: bytes, ext: str) -> bytes:
         buf = io.BytesIO()
         image.convert("RGB").save(buf, name, **options)
     return buf.getvalue()
-
-
-def _etag(body: bytes) -> str:
-    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-
-
-class ImageCache:
-    """LRU cache of rendered images keyed by (task_id, index), bounded by total body bytes.
-
-    Not thread-safe: it is used from a single event loop. An image larger than the whole
-    budget is returned but not stored.
-    """
-
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
-        if max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[tuple[str, int], RenderedImage] = OrderedDict()
-        self._by_task: dict[str, set[int]] = {}
-        self._size = 0
-
-    def get_or_render(
-        self, key: tuple[str, int], p: Placeholder, *, max_pixels: int
-    ) -> RenderedImage:
-        """Return the cached image for `key`, rendering and storing it on a miss."""
-        hit = self.get(key)
-        if hit is not None:
-            return hit
-        body = render_png(p, max_pixels=max_pixels)
-        image = RenderedImage(body=body, etag=_etag(body))
-        if len(body) <= self._max_bytes:
-            self._entries[key] = image
-            self._by_task.setdefault(key[0], set()).add(key[1])
-            self._size += len(body)
-            while self._size > self._max_bytes:
-                self._remove(next(iter(self._entries)))
-        return image
-
-    def get(self, key: tuple[str, int]) -> RenderedImage | None:
-        """The cached image for `key` (now the most recently used), or None."""
-        hit = self._entries.get(key)
-        if hit is not None:
-            self._entries.move_to_end(key)
-        return hit
-
-    def discard(self, task_id: str) -> None:
-        """Drop every cached image of `task_id` (called when the task expires)."""
-        indexes = self._by_task.get(task_id)
-        for index in list(indexes) if indexes is not None else ():
-            self._remove((task_id, index))
-
-    def clear(self) -> None:
-        """Drop everything."""
-        self._entries.clear()
-        self._by_task.clear()
-        self._size = 0
-
-    def _remove(self, key: tuple[str, int]) -> None:
-        image = self._entries.pop(key)
-        self._size -= len(image.body)
-        indexes = self._by_task[key[0]]
-        indexes.discard(key[1])
-        if not indexes:
-            del self._by_task[key[0]]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def size_bytes(self) -> int:
-        """Total size of the cached PNG bodies."""
-        return self._size

@@ -4,7 +4,10 @@ byte-bounded cache for every kind of file (PNG, JPEG, WebP, MP4, MP3).
 
 A file is rendered on its first download, on a pool of worker threads (the encoders, zlib,
 libx264 and LAME, release the GIL; a render never holds up the requests of other tasks), once:
-requests for a file being rendered wait for that render. The renderers load on the first
+requests for a file being rendered wait for that render. The cache is keyed by what decides a
+file's bytes (:class:`RenderJob`), not by task: the same request under the same seed gets the
+same task id and the same file, so after a reset (the pytest plugin resets before each test)
+or in a repeated load test nothing is rendered twice. The renderers load on the first
 download, not at start-up.
 """
 
@@ -16,14 +19,15 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import NamedTuple
 
 from .catalogue import Catalogue, Model
 from .errors import NotFound
 from .tasks import State, Task, TaskStore, observe
+from .wire import clip_title
 
-__all__ = ["FileCache", "Media", "MediaFile", "file_name", "render_file"]
+__all__ = ["FileCache", "Media", "MediaFile", "RenderJob", "file_name", "render_file", "render_job"]
 
 #: ``{n}.{ext}``: ASCII decimal digits, no leading zero (``00.png`` and ``².png`` name nothing)
 _FILE_NAME = re.compile(r"(0|[1-9][0-9]{0,2})\.([a-z0-9]{3,4})", re.ASCII)
@@ -54,115 +58,127 @@ def etag_of(body: bytes) -> str:
     return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
 
 
-#: a rendered file: (task id, index, extension); a music clip's MP3 and its cover share an index
-FileKey = tuple[str, int, str]
+#: a cached file's key: the job that renders it (tests may use any hashable pair)
+Key = Hashable
 
 
 class FileCache:
-    """LRU cache of rendered files keyed by (task_id, index, ext), bounded by their total bytes.
-    A file larger than the whole budget is served but not kept. Used from event loops only."""
+    """LRU cache of rendered files keyed by what decides their bytes (:class:`RenderJob`),
+    bounded by their total bytes. A file larger than the whole budget is served but not kept.
+    Used from event loops only."""
 
     def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[FileKey, MediaFile] = OrderedDict()
-        self._by_task: dict[str, set[tuple[int, str]]] = {}
+        self._entries: OrderedDict[Key, MediaFile] = OrderedDict()
         self.size_bytes = 0
 
-    def get(self, key: FileKey) -> MediaFile | None:
+    def get(self, key: Key) -> MediaFile | None:
         """The cached file for ``key`` (now the most recently used), or None."""
         hit = self._entries.get(key)
         if hit is not None:
             self._entries.move_to_end(key)
         return hit
 
-    def put(self, key: FileKey, file: MediaFile) -> None:
+    def put(self, key: Key, file: MediaFile) -> None:
         if len(file.body) > self.max_bytes or key in self._entries:
             return
         self._entries[key] = file
-        self._by_task.setdefault(key[0], set()).add(key[1:])
         self.size_bytes += len(file.body)
         while self.size_bytes > self.max_bytes:
             self._remove(next(iter(self._entries)))
 
-    def discard(self, task_id: str) -> None:
-        """Drop every cached file of ``task_id`` (it left the store)."""
-        for index, ext in list(self._by_task.get(task_id, ())):
-            self._remove((task_id, index, ext))
-
     def clear(self) -> None:
         self._entries.clear()
-        self._by_task.clear()
         self.size_bytes = 0
 
-    def _remove(self, key: FileKey) -> None:
+    def _remove(self, key: Key) -> None:
         self.size_bytes -= len(self._entries.pop(key).body)
-        indexes = self._by_task[key[0]]
-        indexes.discard(key[1:])
-        if not indexes:
-            del self._by_task[key[0]]
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-def render_file(
-    task: Task, index: int, model: Model | None, max_pixels: int, ext: str | None = None
-) -> MediaFile:
-    """Render file ``index`` of a finished task (pure: the same task gives the same bytes),
-    or its cover when ``ext`` is its output's cover extension. Runs on a worker thread."""
-    kind = model.output.kind if model is not None else "image"
-    main = model.file_ext(task.params) if model is not None else "png"
-    cover = model.output.cover if model is not None else None
-    if cover is not None and ext == cover[0]:
-        from .images import Placeholder, render_png
+class RenderJob(NamedTuple):
+    """Everything that decides the bytes of one file: the key of the cache, so identical
+    requests under an identical seed share one render, across resets and runs (a pytest
+    suite resetting before every test renders each file once)."""
 
-        placeholder = Placeholder(
-            width=cover[2], height=cover[3], seed=task.seed + index, model=task.model,
-            prompt=task.prompt, task_id=task.id, index=index, count=task.images,
-        )  # fmt: skip
-        body = render_png(placeholder, max_pixels=max(max_pixels, cover[2] * cover[3]))
-        return MediaFile(body, etag_of(body), cover[1])
-    ext = main
-    media_type = model.output.formats[ext] if model is not None else "image/png"
-    if kind == "video":
+    kind: str  # image | video | audio
+    ext: str
+    media_type: str
+    width: int
+    height: int
+    duration_s: float
+    seed: int
+    model: str
+    prompt: str
+    task_id: str
+    file_index: int
+    files: int
+    #: a video's silent sound track, a background remover's transparency
+    sound: bool = False
+    transparent: bool = False
+    music: bool = False
+
+
+def render_job(task: Task, index: int, model: Model | None, ext: str | None = None) -> RenderJob:
+    """What file ``index`` of a finished task is made of (its cover, for the extension of its
+    output's cover: a music clip's PNG)."""
+    if model is None:  # a model this catalogue does not know (a state file): an image
+        return RenderJob("image", "png", "image/png", task.width, task.height, 0.0, task.seed,
+                         task.model, task.prompt, task.id, index, task.images)  # fmt: skip
+    output = model.output
+    if output.cover is not None and ext == output.cover[0]:
+        cover_ext, media_type, width, height = output.cover
+        return RenderJob("image", cover_ext, media_type, width, height, 0.0, task.seed + index,
+                         task.model, clip_title(task), task.id, index, task.images)  # fmt: skip
+    ext = model.file_ext(task.params)
+    route = model.route.name
+    music = output.kind == "music"
+    return RenderJob(
+        "audio" if music else output.kind, ext, output.formats[ext], task.width, task.height,
+        model.file_seconds(task.params, task.seed, index), task.seed, task.model,
+        clip_title(task) if music else task.prompt, task.id, index, task.images,
+        sound=_with_sound(task), transparent=route == "remove-bg", music=music,
+    )  # fmt: skip
+
+
+def render_file(job: RenderJob, max_pixels: int) -> MediaFile:
+    """Render one file (pure: the same job gives the same bytes). Runs on a worker thread."""
+    if job.kind == "video":
         from .video import VideoPlaceholder, render_mp4
 
-        assert model is not None
         body = render_mp4(
             VideoPlaceholder(
-                width=task.width, height=task.height, duration_s=model.duration_s(task.params),
-                seed=task.seed, model=task.model, prompt=task.prompt, task_id=task.id,
-                index=index, audio=_with_sound(task),
+                width=job.width, height=job.height, duration_s=job.duration_s, seed=job.seed,
+                model=job.model, prompt=job.prompt, task_id=job.task_id, index=job.file_index,
+                audio=job.sound,
             ),
             max_pixels=max_pixels,
         )  # fmt: skip
-    elif kind in ("audio", "music"):
+    elif job.kind == "audio":
         from .audio import AudioPlaceholder, render_mp3
-        from .wire import clip_title
 
-        assert model is not None
         body = render_mp3(
             AudioPlaceholder(
-                duration_s=model.file_seconds(task.params, task.seed, index), seed=task.seed,
-                kind="music" if kind == "music" else "speech",
-                title=clip_title(task) if kind == "music" else task.prompt[:80],
-                task_id=task.id, index=index,
+                duration_s=job.duration_s, seed=job.seed,
+                kind="music" if job.music else "speech", title=job.prompt[:80],
+                task_id=job.task_id, index=job.file_index,
             )
         )  # fmt: skip
     else:
         from .images import Placeholder, encode_as, render_png
 
         placeholder = Placeholder(
-            width=task.width, height=task.height, seed=task.seed, model=task.model,
-            prompt=task.prompt, task_id=task.id, index=index, count=task.images,
+            width=job.width, height=job.height, seed=job.seed, model=job.model,
+            prompt=job.prompt, task_id=job.task_id, index=job.file_index, count=job.files,
         )  # fmt: skip
-        transparent = model is not None and model.route.name == "remove-bg"
-        body = render_png(placeholder, max_pixels=max_pixels, transparent=transparent)
-        if ext != "png":
-            body = encode_as(body, ext)
-    return MediaFile(body, etag_of(body), media_type)
+        body = render_png(placeholder, max_pixels=max_pixels, transparent=job.transparent)
+        if job.ext != "png":
+            body = encode_as(body, job.ext)
+    return MediaFile(body, etag_of(body), job.media_type)
 
 
 #: request fields that ask for a video's sound track
@@ -192,7 +208,7 @@ class Media:
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         #: renders in flight: a request for a file being rendered waits for the same render
-        self._rendering: dict[FileKey, concurrent.futures.Future[MediaFile]] = {}
+        self._rendering: dict[RenderJob, concurrent.futures.Future[MediaFile]] = {}
 
     def model_of(self, task: Task) -> Model | None:
         return self.catalogue.models.get(task.model)
@@ -231,30 +247,23 @@ class Media:
                 raise NotFound(f"The file of task {task_id!r} has expired")
         return task
 
-    def _key(self, task: Task, index: int, ext: str | None) -> FileKey:
-        model = self.model_of(task)
-        return task.id, index, ext or (model.file_ext(task.params) if model else "png")
-
     async def file(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
         """File ``index`` of a finished task (no key: file URLs are public, like a CDN's), as
         its scenario serves it, rendered off the event loop on first use."""
         task = self.finished(task_id, index, ext)
-        key = self._key(task, index, ext)
-        found = self.cache.get(key)
+        job = render_job(task, index, self.model_of(task), ext)
+        found = self.cache.get(job)
         if found is None:
-            pending = self._rendering.get(key)
+            pending = self._rendering.get(job)
             if pending is None:
-                pending = self._pool_of().submit(
-                    render_file, task, index, self.model_of(task), self.max_pixels, key[2]
-                )
-                self._rendering[key] = pending
+                pending = self._pool_of().submit(render_file, job, self.max_pixels)
+                self._rendering[job] = pending
             try:
                 found = await asyncio.wrap_future(pending)
             finally:
-                if self._rendering.get(key) is pending and pending.done():
-                    del self._rendering[key]
-            if self.tasks.peek(task.id) is task:  # not forgotten or reset meanwhile
-                self.cache.put(key, found)
+                if self._rendering.get(job) is pending and pending.done():
+                    del self._rendering[job]
+            self.cache.put(job, found)
         if task.image is not None and task.image.mode == "corrupt":
             return _corrupted(found)
         return found
@@ -262,11 +271,11 @@ class Media:
     def file_now(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
         """As :meth:`file`, rendered on the calling thread (for code with no event loop)."""
         task = self.finished(task_id, index, ext)
-        key = self._key(task, index, ext)
-        found = self.cache.get(key)
+        job = render_job(task, index, self.model_of(task), ext)
+        found = self.cache.get(job)
         if found is None:
-            found = render_file(task, index, self.model_of(task), self.max_pixels, key[2])
-            self.cache.put(key, found)
+            found = render_file(job, self.max_pixels)
+            self.cache.put(job, found)
         if task.image is not None and task.image.mode == "corrupt":
             return _corrupted(found)
         return found
@@ -278,11 +287,8 @@ class Media:
             )
         return self._pool
 
-    def forget(self, task_id: str) -> None:
-        """Drop the cached files of a task that left the store."""
-        self.cache.discard(task_id)
-
     def clear(self) -> None:
+        """Forget every rendered file (the cache is keyed by content: a reset keeps it)."""
         self.cache.clear()
 
     def close(self) -> None:

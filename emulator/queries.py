@@ -1,5 +1,6 @@
 """The request journal as a test reads it: entries filtered by endpoint, status, model, key and
-path, and the polls of one task, with assertions on how often the client polled.
+path, the polls of one task, with assertions on how often the client polled, and the webhook
+deliveries.
 
 Which endpoint a request went to is the emulated API's own routing (:func:`emulator.api.route`),
 so a path is never classified here by a string of its own.
@@ -18,6 +19,7 @@ __all__ = [
     "ENDPOINTS",
     "RequestFilter",
     "backing_off_problem",
+    "deliveries",
     "endpoint_of",
     "intervals",
     "polling_too_often",
@@ -89,6 +91,26 @@ class RequestFilter:
             and (self.endpoint is None or endpoint_of(entry) == self.endpoint)
             and (self.model is None or model_of(entry) == self.model)
         )
+
+
+def deliveries(entries: Iterable[Entry], task_id: str | None = None) -> list[dict[str, Any]]:
+    """The webhook deliveries among journal ``entries`` (of ``task_id`` when given), oldest
+    first: ``url``, ``task_id``, ``attempt`` (0: not sent), ``status`` (None: no answer),
+    ``error``, ``body`` (the JSON sent), ``at`` (the emulator's clock) and ``duplicate``."""
+    return [
+        {
+            "url": entry["path"],
+            "task_id": entry.get("task_id"),
+            "attempt": entry.get("attempt"),
+            "status": entry["status"],
+            "error": entry.get("error"),
+            "body": entry.get("body"),
+            "at": entry["at"],
+            "duplicate": bool(entry.get("duplicate", False)),
+        }
+        for entry in entries
+        if entry.get("kind") == "webhook" and (task_id is None or entry.get("task_id") == task_id)
+    ]
 
 
 def intervals(times: Iterable[float]) -> list[float]:

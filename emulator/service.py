@@ -243,6 +243,7 @@ class Emulator:
             )
         now = self.clock.advance(seconds)
         self.tasks.settle()
+        self.webhooks.wake()  # deliveries waiting for this time (delay, retry backoff) go on
         return now
 
     def settle(self) -> None:
@@ -278,7 +279,6 @@ class Emulator:
         self.ledger.reset()
         self.journal.clear()
         self.server_errors.clear()
-        self.media.clear()
         self.clock.reset()
         self.rng.seed(self.seed)
         self.scenarios.reset()
@@ -307,6 +307,7 @@ class Emulator:
             self.webhooks.task_ended(task, state)
 
     def _forget(self, task: Task) -> None:
+        """A task left the store (its rendered files stay cached by content, within the
+        cache's byte budget)."""
         if task.finished_at is None:  # evicted before it ended: it will never be billed
             self.ledger.refund(task.key, task.credits)
-        self.media.forget(task.id)

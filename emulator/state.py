@@ -301,8 +301,8 @@ def _task(raw: Any, where: str, catalogue: Catalogue) -> Task:
         created_at=_number(_need(d, "created_at", where), f"{where}.created_at"),
         script=script,
         seed=_int(_need(d, "seed", where), f"{where}.seed"),
-        width=_int(_need(d, "width", where), f"{where}.width", low=1),
-        height=_int(_need(d, "height", where), f"{where}.height", low=1),
+        width=_int(_need(d, "width", where), f"{where}.width", low=0),  # 0: audio
+        height=_int(_need(d, "height", where), f"{where}.height", low=0),
         images=_int(_need(d, "images", where), f"{where}.images", low=1),
         credits=_int(_need(d, "credits", where), f"{where}.credits"),
         prompt=_str(d.get("prompt", ""), f"{where}.prompt"),
@@ -348,18 +348,25 @@ def _webhook(raw: Any, where: str) -> WebhookTarget | None:
     )
 
 
+#: how deep a task's parameters nest (a speech ``dialogue`` of line objects is 2)
+MAX_PARAM_DEPTH = 4
+
+
 def _params(raw: Any, where: str) -> dict[str, Any]:
-    """A task's validated parameters: strings, numbers, booleans and lists of strings."""
+    """A task's validated parameters: JSON values (strings, finite numbers, booleans, null,
+    and lists and objects of those, e.g. a speech ``dialogue``), nested at most
+    :data:`MAX_PARAM_DEPTH` deep."""
     params = _obj(raw, where)
     for name, value in params.items():
-        if not _plain_param(value):
-            _bad(f"{where}.{name}", "a string, a number, a boolean or a list of strings", value)
+        if not _plain_param(value, MAX_PARAM_DEPTH):
+            _bad(f"{where}.{name}", "a JSON value of a validated request", value)
     return params
 
 
-def _plain_param(value: Any) -> bool:
-    if isinstance(value, list):
-        return all(isinstance(v, str) for v in value)
+def _plain_param(value: Any, depth: int) -> bool:
+    if isinstance(value, list | dict):
+        items = value.values() if isinstance(value, dict) else value
+        return depth > 0 and all(_plain_param(v, depth - 1) for v in items)
     if isinstance(value, float):
         return math.isfinite(value)
     return value is None or isinstance(value, str | int)

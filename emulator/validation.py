@@ -82,8 +82,9 @@ def validate_create(
             + ". Allowed: "
             + _allowed(catalogue, route, strict)
         )
-    params = _fields(body, model.fields, model.id, strict, "")
-    unknown = _unknown(body, model, strict)
+    params, given = _fields(body, model.fields, model.id, strict, "")
+    # every field given is the model's (the common case) when they number one more ("model")
+    unknown = () if len(body) == 1 + given else _unknown(body, model, strict)
     if strict and unknown:
         allowed = ", ".join(["model", *_documented(model.fields)])
         raise InvalidRequest(
@@ -104,7 +105,7 @@ def check_fields(
 ) -> dict[str, Any]:
     """``body``'s known ``fields`` checked, defaults applied (for bodies without a catalogue
     model: Suno's extend and upload-cover)."""
-    return _fields(body, fields, "", strict, "")
+    return _fields(body, fields, "", strict, "")[0]
 
 
 def _allowed(catalogue: Catalogue, route: Route, strict: bool) -> str:
@@ -120,14 +121,17 @@ def _documented(fields: Mapping[str, Field]) -> list[str]:
 
 def _fields(
     body: Mapping[str, Any], fields: Mapping[str, Field], model: str, strict: bool, where: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     """The known fields of ``body`` checked, defaults applied (``where``: the path of a
-    nested object, for messages)."""
+    nested object, for messages), and how many of them ``body`` gave."""
     params: dict[str, Any] = {}
+    given = 0
     for spec in fields.values():
         if strict and spec.lenient:
             continue  # an unknown field in strict mode: reported with the others
         value = body.get(spec.name, _MISSING)
+        if value is not _MISSING:
+            given += 1
         if value is not None and value is not _MISSING:
             params[spec.name] = _CHECKS[spec.kind](spec, value, strict, where + spec.name)
         elif value is None and spec.kind in _URL_KINDS:  # the API's schema has no null URL
@@ -137,7 +141,7 @@ def _fields(
             raise InvalidRequest(f"{where}{spec.name}: is required{owner}")
         elif spec.default is not None:
             params[spec.name] = _default(spec)
-    return params
+    return params, given
 
 
 def _default(spec: Field) -> Any:
@@ -258,7 +262,7 @@ def _check_object_list(spec: Field, value: Any, strict: bool, label: str) -> lis
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise InvalidRequest(f"{label}[{i}]: expected an object, got {_type_name(item)}")
-        out.append(_fields(item, spec.item, "", strict, f"{label}[{i}]."))
+        out.append(_fields(item, spec.item, "", strict, f"{label}[{i}].")[0])
     return out
 
 

@@ -11,6 +11,21 @@ from emulator.dashboard import FEED_LIMIT
 
 from .conftest import AUTH, Client, make_client
 
+UI_FILES = "/_emulator/ui/images"
+IMAGE = "https://example.test/in.png"
+#: (route, body, file name) of a task of each family besides images
+VIDEO = ("/api/v1/videos/generations", {"model": "kling-3", "prompt": "a lighthouse"}, "0.mp4")
+SPEECH = (
+    "/api/v1/audio/speech",
+    {"model": "elevenlabs-multilingual-v2", "text": "Hello there, general Kenobi", "voice_id": "v"},
+    "0.mp3",
+)
+TOOL = (
+    "/api/v1/images/tools/face-swap",
+    {"model": "face-swap", "image": IMAGE, "face_image": IMAGE, "output_format": "webp"},
+    "0.webp",
+)
+
 
 @pytest.fixture
 def client() -> Iterator[Client]:
@@ -35,6 +50,7 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(client: Client) 
     assert page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
+    assert "media-src 'self'" in csp  # the <video> and <audio> players of finished tasks
     for name in ("dashboard.js", "dashboard.css", "favicon.svg"):
         assert f"/_emulator/ui/{name}" in page.text
         assert client.get(f"/_emulator/ui/{name}").status_code == 200
@@ -71,12 +87,14 @@ def test_a_snapshot_then_only_what_changed(client: Client) -> None:
     done = feed(client, **cursor(quiet), watch=task_id)
     (task,) = done["tasks"]
     assert task["state"] == "succeeded" and task["progress"] == 100
-    assert task["images"] == [f"/_emulator/ui/images/{task_id}/0.png"]
+    assert task["files"] == [f"/_emulator/ui/images/{task_id}/0.png"]
+    assert (task["kind"], task["label"], task["route"]) == ("image", "image", "images")
+    assert (task["size"], task["format"], task["duration_s"]) == ("1024x1024", "png", None)
     assert task["credits_consumed"] == 4
-    png = client.get(task["images"][0])
+    png = client.get(task["files"][0])
     assert png.content == client.get(f"/files/{task_id}/0.png").content  # the same image
     assert (
-        client.get(task["images"][0], headers={"if-none-match": png.headers["etag"]}).status_code
+        client.get(task["files"][0], headers={"if-none-match": png.headers["etag"]}).status_code
         == 304
     )
     assert client.get(f"/_emulator/ui/images/{task_id}/9.png").status_code == 404
@@ -96,6 +114,140 @@ def test_the_page_looking_at_images_changes_nothing(client: Client) -> None:
         assert client.get(f"/_emulator/ui/images/{task_id}/0.png").status_code == 200
     assert client.get("/_emulator/requests").json()["requests"] == before  # not journaled
     assert client.get(f"/files/{task_id}/0.png").status_code == 503  # still the 1st download
+
+
+def create(client: Client, path: str, body: dict[str, Any]) -> str:
+    r = client.post(path, json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    task_id: str = r.json()["data"]["task_id"]
+    return task_id
+
+
+def finished_row(client: Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The feed row of a task of ``path`` once the clock has ended it, checked against what a
+    poll of the task says."""
+    task_id = create(client, path, body)
+    (running,) = feed(client)["tasks"]
+    assert running["state"] == "queued" and running["files"] == []
+    client.advance(600)
+    (row,) = feed(client)["tasks"]
+    assert row["id"] == task_id and row["state"] == "succeeded"
+    output = client.poll(task_id).json()["data"]["output"]
+    (urls,) = [v for k, v in output.items() if k.endswith("_urls")]
+    assert [u.replace("http://emulator.test/files", UI_FILES) for u in urls] == row["files"]
+    return row
+
+
+def test_a_video_tasks_row(client: Client) -> None:
+    row = finished_row(client, VIDEO[0], {**VIDEO[1], "duration": 10, "aspect_ratio": "9:16"})
+    assert (row["kind"], row["label"], row["route"]) == ("video", "video", "videos")
+    assert (row["size"], row["format"], row["duration_s"]) == ("720x1280", "mp4", 10.0)
+    assert row["files"] == [f"{UI_FILES}/{row['id']}/0.mp4"]
+
+
+def test_a_speech_tasks_row(client: Client) -> None:
+    row = finished_row(client, *SPEECH[:2])
+    assert (row["kind"], row["label"], row["route"]) == ("audio", "speech", "speech")
+    # no picture; as long as its text (27 characters at 15 a second) takes to say
+    assert (row["size"], row["format"], row["duration_s"]) == (None, "mp3", 1.8)
+    assert row["files"] == [f"{UI_FILES}/{row['id']}/0.mp3"]
+    assert row["prompt"] == SPEECH[1]["text"]  # speech has no prompt: the text it says
+
+
+def test_a_dialogues_row_shows_its_lines(client: Client) -> None:
+    lines = [{"text": "Hello there.", "voice": "A"}, {"text": "General Kenobi!", "voice": "B"}]
+    create(client, SPEECH[0], {"model": "elevenlabs-v3", "dialogue": lines})
+    (row,) = feed(client)["tasks"]
+    assert row["prompt"] == "Hello there. / General Kenobi!"
+    assert row["duration_s"] == 1.8  # 27 characters at 15 a second
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "label", "size", "ext"),
+    [
+        (*TOOL[:2], "tool", "1024x1024", "webp"),
+        ("/api/v1/images/tools/upscale", {"model": "image-upscale", "image": IMAGE, "scale": 2},
+         "tool", "2048x2048", "png"),
+        ("/api/v1/images/tools/face-swap", {**TOOL[1], "output_format": "jpg"}, "tool",
+         "1024x1024", "jpg"),
+    ],
+)  # fmt: skip
+def test_an_image_tool_tasks_row(
+    client: Client, route: str, body: dict[str, Any], label: str, size: str, ext: str
+) -> None:
+    row = finished_row(client, route, body)
+    assert (row["kind"], row["label"], row["route"]) == ("image", label, route.rsplit("/", 1)[1])
+    assert (row["size"], row["format"], row["duration_s"]) == (size, ext, None)
+    assert row["files"] == [f"{UI_FILES}/{row['id']}/0.{ext}"]
+    got = client.get(row["files"][0])
+    assert got.status_code == 200
+    assert got.headers["content-type"] == {"webp": "image/webp", "jpg": "image/jpeg"}.get(
+        ext, "image/png"
+    )
+
+
+def test_a_failed_tasks_row_says_its_routes_failure(client: Client) -> None:
+    client.put("/_emulator/scenario", json={"scenario": "failing-tasks"})
+    task_id = create(client, *VIDEO[:2])
+    client.advance(600)
+    (row,) = feed(client)["tasks"]
+    assert row["state"] == "failed" and row["files"] == []
+    assert row["error"] == client.poll(task_id).json()["data"]["error"]
+
+
+@pytest.mark.parametrize(("route", "body", "name"), [VIDEO, SPEECH, TOOL])
+def test_the_file_route_answers_ranges_and_revalidation(
+    client: Client, route: str, body: dict[str, Any], name: str
+) -> None:
+    task_id = create(client, route, body)
+    client.advance(600)
+    url = f"{UI_FILES}/{task_id}/{name}"
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["x-content-type-options"] == "nosniff"
+    assert int(whole.headers["content-length"]) == len(whole.content) > 1000
+    etag = whole.headers["etag"]
+
+    part = client.get(url, headers={"range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    assert part.headers["content-type"] == whole.headers["content-type"]
+    tail = client.get(url, headers={"range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == whole.content[-10:]
+    assert client.get(url, headers={"if-none-match": etag}).status_code == 304
+    assert client.get(url, headers={"if-none-match": etag, "range": "bytes=0-9"}).status_code == 304
+    past = client.get(url, headers={"range": f"bytes={len(whole.content)}-"})
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{len(whole.content)}"
+    head = client.head(url, headers={"range": "bytes=0-9"})
+    assert head.status_code == 206 and head.content == b""
+    assert head.headers["content-length"] == "10"
+
+    assert whole.content == client.get(f"/files/{task_id}/{name}").content  # the same file
+    other = "0.png" if name != "0.png" else "0.jpg"
+    assert client.get(f"{UI_FILES}/{task_id}/{other}").status_code == 404  # not its format
+    assert client.get(f"{UI_FILES}/{task_id}/1.{name.split('.')[1]}").status_code == 404
+
+
+@pytest.mark.parametrize(("route", "body", "name"), [VIDEO, SPEECH, TOOL])
+def test_playing_a_file_on_the_page_changes_nothing(
+    client: Client, route: str, body: dict[str, Any], name: str
+) -> None:
+    second_download_fails = {
+        "name": "second-download-fails",
+        "rules": [{"match": {"endpoint": "image", "nth": [2]}, "error": {"status": 503}}],
+    }
+    assert client.put("/_emulator/scenario", json={"scenario": second_download_fails}).is_success
+    task_id = create(client, route, body)
+    client.advance(600)
+    assert client.get(f"/files/{task_id}/{name}").status_code == 200  # the 1st download
+    before = client.get("/_emulator/requests").json()["requests"]
+    url = f"{UI_FILES}/{task_id}/{name}"
+    for headers in ({}, {"range": "bytes=0-"}, {"range": "bytes=500-999"}, {"if-none-match": "*"}):
+        assert client.get(url, headers=headers).status_code in (200, 206, 304)
+    client.head(url)
+    assert client.get("/_emulator/requests").json()["requests"] == before  # not journaled
+    assert client.get(f"/files/{task_id}/{name}").status_code == 503  # still the 2nd download
 
 
 def test_a_poll_refreshes_its_task(client: Client) -> None:

@@ -350,3 +350,41 @@ def test_a_failed_video_gets_the_video_failure_reason() -> None:
         data = finish(client, r.json()["data"]["task_id"])
         assert data["status"] == "failed" and data["error"] == "Video generation failed"
         assert data["credits_consumed"] == 0
+
+
+def test_a_rule_matches_a_route_for_creates_polls_and_files(client: Client) -> None:
+    rule = {"name": "no-videos", "match": {"route": "videos"}, "error": {"status": 503}}
+    scenario = {"name": "videos-down", "rules": [rule]}
+    assert client.put("/_emulator/scenario", json={"scenario": scenario}).status_code == 200
+    r = create(client, "/api/v1/videos/generations", model="grok-video", prompt="a cat")
+    assert r.status_code == 503
+    assert client.create().status_code == 200  # the image route is untouched
+    r = create(client, "/api/v1/audio/speech", model="elevenlabs-v3", text="Hello there")
+    assert r.status_code == 200
+    client.advance(600)
+    assert client.poll(r.json()["data"]["task_id"]).status_code == 200
+    entry = client.get("/_emulator/requests").json()["requests"][0]
+    assert entry["rule"] is not None and "no-videos" in entry["rule"]
+
+
+def test_a_rule_naming_an_unknown_route_is_warned_about(client: Client) -> None:
+    scenario = {"name": "typo", "rules": [{"match": {"route": "video"}, "latency": 1}]}
+    r = client.put("/_emulator/scenario", json={"scenario": scenario})
+    assert r.status_code == 200
+    assert "'video' is not a route of the API" in str(r.json())
+
+
+def test_a_file_is_rendered_once_for_the_same_request_and_seed_even_after_a_reset(
+    client: Client,
+) -> None:
+    """The pytest plugin resets before every test: the same request under the same seed gets
+    the same task id, and its file comes from the cache instead of a new render."""
+    bodies = []
+    for _ in range(2):
+        r = create(client, "/api/v1/videos/generations", model="grok-video", prompt="a cat")
+        url = finish(client, r.json()["data"]["task_id"])["output"]["video_url"]
+        bodies.append((url, client.get(url.replace("http://emulator.test", "")).content))
+        assert client.post("/_emulator/reset").status_code == 200
+    assert bodies[0] == bodies[1]
+    cache = client.app.state.emulator.media.cache
+    assert len(cache) == 1

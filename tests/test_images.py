@@ -11,12 +11,11 @@ import sys
 import time
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from PIL import Image, ImageFont
 
 from emulator import images
-from emulator.images import ImageCache, Placeholder, RenderedImage, render_png
+from emulator.images import Placeholder, render_png
+from emulator.media import FileCache, MediaFile, etag_of
 
 BIG = 10_000_000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -212,107 +211,60 @@ def test_prompt_excerpt_is_cleaned_and_truncated() -> None:
     assert images._clean("x" * 60, 60) == "x" * 60
 
 
-# -- cache ----------------------------------------------------------------------------
+# -- cache (media.FileCache: one byte budget for every kind of file) ------------------
+
+
+def _file(p: Placeholder) -> MediaFile:
+    body = render_png(p, max_pixels=BIG)
+    return MediaFile(body, etag_of(body), "image/png")
 
 
 def test_cache_returns_the_same_object_and_a_strong_etag() -> None:
-    cache = ImageCache()
-    p = make(64, 64)
-    first = cache.get_or_render(("t1", 0), p, max_pixels=BIG)
-    assert isinstance(first, RenderedImage)
-    assert cache.get_or_render(("t1", 0), p, max_pixels=BIG) is first
-    assert first.body == render_png(p, max_pixels=BIG)
+    cache = FileCache()
+    first = _file(make(64, 64))
+    cache.put(("t1", 0), first)
+    assert cache.get(("t1", 0)) is first
     digest = hashlib.blake2b(first.body, digest_size=16).hexdigest()
     assert first.etag == f'"{digest}"'
     assert len(cache) == 1
     assert cache.size_bytes == len(first.body)
 
 
-def test_cache_propagates_validation_errors_and_stores_nothing() -> None:
-    cache = ImageCache()
-    with pytest.raises(ValueError):
-        cache.get_or_render(("t1", 0), make(0, 64), max_pixels=BIG)
-    assert len(cache) == 0
-    assert cache.size_bytes == 0
-
-
-def _three() -> list[tuple[tuple[str, int], Placeholder, int]]:
+def _three() -> list[tuple[tuple[str, int], MediaFile, int]]:
     out = []
     for i, task in enumerate(("a", "b", "c")):
-        p = make(96, 96, seed=i, task_id=task)
-        out.append(((task, 0), p, len(render_png(p, max_pixels=BIG))))
+        file = _file(make(96, 96, seed=i, task_id=task))
+        out.append(((task, 0), file, len(file.body)))
     return out
 
 
 def test_cache_evicts_least_recently_used_when_over_budget() -> None:
-    (ka, pa, sa), (kb, pb, sb), (kc, pc, sc) = _three()
-    cache = ImageCache(max_bytes=sa + sb + sc - 1)
-    a = cache.get_or_render(ka, pa, max_pixels=BIG)
-    cache.get_or_render(kb, pb, max_pixels=BIG)
-    assert cache.get_or_render(ka, pa, max_pixels=BIG) is a  # a is now most recently used
-    cache.get_or_render(kc, pc, max_pixels=BIG)  # over budget: b goes
-    assert len(cache) == 2
+    (ka, a, sa), (kb, b, sb), (kc, c, sc) = _three()
+    cache = FileCache(max_bytes=sa + sb + sc - 1)
+    cache.put(ka, a)
+    cache.put(kb, b)
+    assert cache.get(ka) is a  # a is now most recently used
+    cache.put(kc, c)  # over budget: b goes
+    assert len(cache) == 2 and cache.get(kb) is None
     assert cache.size_bytes == sa + sc
-    assert cache.get_or_render(ka, pa, max_pixels=BIG) is a
-    b2 = cache.get_or_render(kb, pb, max_pixels=BIG)  # re-rendered, evicting c (LRU)
-    assert cache.size_bytes == sa + sb
-    assert cache.get_or_render(kb, pb, max_pixels=BIG) is b2
-    assert cache.size_bytes <= sa + sb + sc - 1
+    assert cache.get(ka) is a
+    cache.put(kb, b)  # back, evicting c (now the least recently used)
+    assert cache.get(kc) is None and cache.size_bytes == sa + sb
 
 
-def test_cache_does_not_store_an_image_bigger_than_the_budget() -> None:
-    (ka, pa, sa), *_ = _three()
-    cache = ImageCache(max_bytes=sa - 1)
-    image = cache.get_or_render(ka, pa, max_pixels=BIG)
-    assert len(image.body) == sa
-    assert len(cache) == 0
-    assert cache.size_bytes == 0
-    assert len(ImageCache(max_bytes=0)) == 0
+def test_cache_does_not_store_a_file_bigger_than_the_budget() -> None:
+    (ka, a, sa), *_ = _three()
+    cache = FileCache(max_bytes=sa - 1)
+    cache.put(ka, a)
+    assert len(cache) == 0 and cache.size_bytes == 0
+    assert len(FileCache(max_bytes=0)) == 0
     with pytest.raises(ValueError):
-        ImageCache(max_bytes=-1)
-
-
-def test_cache_discard_drops_every_image_of_a_task() -> None:
-    cache = ImageCache()
-    kept = cache.get_or_render(("keep", 0), make(48, 48, task_id="keep"), max_pixels=BIG)
-    for index in range(3):
-        p = make(48, 48, task_id="gone", index=index, count=3)
-        cache.get_or_render(("gone", index), p, max_pixels=BIG)
-    assert len(cache) == 4
-    cache.discard("gone")
-    assert len(cache) == 1
-    assert cache.size_bytes == len(kept.body)
-    cache.discard("gone")  # idempotent
-    cache.discard("never-seen")
-    assert cache.get_or_render(("keep", 0), make(48, 48), max_pixels=BIG) is kept
-    again = cache.get_or_render(("gone", 0), make(48, 48, task_id="gone"), max_pixels=BIG)
-    assert len(cache) == 2
-    assert cache.size_bytes == len(kept.body) + len(again.body)
+        FileCache(max_bytes=-1)
 
 
 def test_cache_clear() -> None:
-    cache = ImageCache()
+    cache = FileCache()
     for index in range(3):
-        cache.get_or_render(("t", index), make(32, 32, index=index, count=3), max_pixels=BIG)
+        cache.put(("t", index), _file(make(32, 32, index=index, count=3)))
     cache.clear()
-    assert len(cache) == 0
-    assert cache.size_bytes == 0
-
-
-# -- property -------------------------------------------------------------------------
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    width=st.integers(1, 300),
-    height=st.integers(1, 300),
-    seed=st.integers(0, 2**32 - 1),
-    prompt=st.text(max_size=200),
-    model=st.text(max_size=40),
-    count=st.integers(1, 10),
-)
-def test_any_small_size_and_text_decodes_at_exactly_that_size(
-    width: int, height: int, seed: int, prompt: str, model: str, count: int
-) -> None:
-    p = Placeholder(width, height, seed, model, prompt, "n1_cv4", count - 1, count)
-    assert decode(render_png(p, max_pixels=300 * 300)).size == (width, height)
+    assert len(cache) == 0 and cache.size_bytes == 0

@@ -663,3 +663,33 @@ def test_version_2_round_trips_any_task(tasks: list[Task], seed: int, now: float
     data = json.loads(payload)
     saved = state.parse(data, second.catalogue, "virtual", source="<test>")
     assert saved.tasks == tasks and saved.seed == seed and saved.now == now
+
+
+def test_video_speech_and_tool_tasks_survive_a_restore_and_serve_the_same_files() -> None:
+    first = _emulator()
+    client = Client(create_app(emulator=first), base_url="http://emulator.test")
+    bodies = [
+        ("/api/v1/videos/generations", {"model": "seedance-1-5-pro", "prompt": "a boat",
+                                        "duration": 10, "generateAudio": True}),
+        ("/api/v1/audio/speech", {"model": "elevenlabs-v3", "dialogue": [{"text": "Hi there."}]}),
+        ("/api/v1/images/tools/face-swap", {"model": "face-swap", "image": "https://x.test/a",
+                                            "face_image": "https://x.test/b",
+                                            "output_format": "webp"}),
+    ]  # fmt: skip
+    ids = [client.post(path, json=body, headers=AUTH).json()["data"]["task_id"]
+           for path, body in bodies]  # fmt: skip
+    client.advance(600)
+    urls = [
+        next(v for k, v in client.poll(i).json()["data"]["output"].items() if k.endswith("_url"))
+        for i in ids
+    ]
+    files = [client.get(url.replace("http://emulator.test", "")).content for url in urls]
+    second = _emulator()
+    state.restore(second, json.loads(state.dump(first)))
+    again = Client(create_app(emulator=second), base_url="http://emulator.test")
+    assert [again.poll(i).json()["data"]["credits_consumed"] for i in ids] == [
+        84,
+        1,
+        4,
+    ]  # seedance 10 s priced as 12 s, with audio
+    assert [again.get(url.replace("http://emulator.test", "")).content for url in urls] == files

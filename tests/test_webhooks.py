@@ -1,4 +1,8 @@
-"""Webhooks, black-box: a live emulator POSTs finished tasks to a live receiver on 127.0.0.1."""
+"""Webhooks, black-box: a live emulator POSTs finished tasks to a live receiver on 127.0.0.1.
+
+Under the virtual clock a delivery's delay and retry backoff are waited on the emulator's clock:
+each retry goes out when the clock is advanced to it, and its journal entry's ``at`` says when.
+"""
 
 from __future__ import annotations
 
@@ -142,6 +146,18 @@ def hooks_of(client: httpx.Client) -> list[dict[str, Any]]:
     return [e for e in journal if e.get("kind") == "webhook"]
 
 
+def now(client: httpx.Client) -> float:
+    return float(client.get("/_emulator/clock").json()["epoch"])
+
+
+def attempts_after(client: httpx.Client, n: int) -> list[dict[str, Any]]:
+    """The webhook entries once there are ``n``, after a moment to show no more come."""
+    entries = wait_until(lambda: len(hooks_of(client)) >= n and hooks_of(client))
+    time.sleep(0.05)  # (wall time passing must not send the next one: only the clock does)
+    assert len(hooks_of(client)) == n
+    return entries
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 3.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -257,21 +273,44 @@ def test_public_url_builds_the_image_urls_in_process(receiver: tuple[Receiver, s
 # -- retries and failures -------------------------------------------------------------------
 
 
-def test_retries_with_backoff_until_the_receiver_accepts(
+def test_retries_with_backoff_on_the_virtual_clock_until_the_receiver_accepts(
     client: httpx.Client, receiver: tuple[Receiver, str]
 ) -> None:
     hooks, url = receiver
     hooks.statuses.extend([500, 503])
     task_id = create(client, f"{url}/hook")
     advance(client, 60)
-    entries = wait_until(lambda: len(hooks_of(client)) >= 3 and hooks_of(client))
+    ended = now(client)
+    [first] = attempts_after(client, 1)  # the retry waits for the clock, not for wall time
+    assert (first["attempt"], first["status"], first["at"]) == (1, 500, ended)
+    advance(client, BACKOFF / 2)
+    attempts_after(client, 1)  # not yet due
+    advance(client, BACKOFF / 2)
+    attempts_after(client, 2)
+    advance(client, 2 * BACKOFF)
+    entries = attempts_after(client, 3)
     assert [e["attempt"] for e in entries] == [1, 2, 3]
     assert [e["status"] for e in entries] == [500, 503, 200]
     assert "500" in entries[0]["error"] and entries[2]["error"] is None
-    gaps = [b["wall"] - a["wall"] for a, b in itertools.pairwise(entries)]
-    assert gaps[0] >= BACKOFF - SLACK and gaps[1] >= 2 * BACKOFF - SLACK
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(entries)]
+    assert gaps == pytest.approx([BACKOFF, 2 * BACKOFF], abs=1e-6)  # on the emulator's clock
     assert len(hooks.received) == 3
     assert hooks.received[0]["body"] == hooks.received[2]["body"] == poll(client, task_id)
+    advance(client, 60)
+    attempts_after(client, 3)  # delivered: nothing more
+
+
+def test_retries_with_backoff_on_the_real_clock(
+    real_client: httpx.Client, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    hooks.statuses.extend([500, 503])
+    use(real_client, {"queued": 0, "running": 0})
+    create(real_client, f"{url}/hook", model="seedream/4.5-text-to-image")
+    entries = attempts_after(real_client, 3)
+    assert [(e["attempt"], e["status"]) for e in entries] == [(1, 500), (2, 503), (3, 200)]
+    gaps = [b["wall"] - a["wall"] for a, b in itertools.pairwise(entries)]
+    assert gaps[0] >= BACKOFF - SLACK and gaps[1] >= 2 * BACKOFF - SLACK
 
 
 def test_an_unreachable_callback_changes_nothing(client: httpx.Client) -> None:
@@ -279,16 +318,19 @@ def test_an_unreachable_callback_changes_nothing(client: httpx.Client) -> None:
     before = client.get(f"/_emulator/keys/{KEY}").json()["credits"]
     task_id = create(client, callback)
     advance(client, 60)
-    entries = wait_until(lambda: len(hooks_of(client)) >= 4 and hooks_of(client))
+    for n in (1, 2, 3):
+        attempts_after(client, n)
+        advance(client, BACKOFF * 2 ** (n - 1))
+    entries = attempts_after(client, 4)
     assert [e["attempt"] for e in entries] == [1, 2, 3, 4]
     assert all(e["status"] is None and e["error"] for e in entries)
     data = poll(client, task_id)["data"]
     assert (data["status"], data["credits_consumed"]) == ("completed", 5)
     assert client.get(f"/_emulator/keys/{KEY}").json()["credits"] == before - 5
     assert client.get("/_emulator/health").json()["status"] == "ok"
+    advance(client, 60)
+    assert len(attempts_after(client, 4)) == 4  # gave up after the default 4 attempts
     create(client, callback)  # still serving
-    time.sleep(0.1)
-    assert len(hooks_of(client)) == 4  # gave up after the default 4 attempts
 
 
 def test_a_model_without_webhooks_ignores_callback_url(
@@ -304,15 +346,30 @@ def test_a_model_without_webhooks_ignores_callback_url(
 
 
 def test_reset_cancels_pending_deliveries(
+    real_client: httpx.Client, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    use(real_client, {"queued": 0, "running": 0, "webhook": {"delay": 0.3}})
+    create(real_client, f"{url}/hook", model="seedream/4.5-text-to-image")
+    time.sleep(0.05)
+    real_client.post("/_emulator/reset")
+    time.sleep(0.4)
+    assert hooks.received == []
+    assert hooks_of(real_client) == []
+
+
+def test_reset_cancels_a_retry_waiting_for_the_virtual_clock(
     client: httpx.Client, receiver: tuple[Receiver, str]
 ) -> None:
     hooks, url = receiver
-    use(client, {"webhook": {"delay": 0.3}})
+    hooks.statuses.append(500)
     create(client, f"{url}/hook")
     advance(client, 60)
+    attempts_after(client, 1)
     client.post("/_emulator/reset")
-    time.sleep(0.4)
-    assert hooks.received == []
+    advance(client, 60)
+    time.sleep(0.05)
+    assert len(hooks.received) == 1
     assert hooks_of(client) == []
 
 
@@ -356,24 +413,57 @@ def test_scenario_fail_attempts_fails_without_sending_then_retries(
     use(client, {"webhook": {"fail_attempts": 2}})
     create(client, f"{url}/hook")
     advance(client, 60)
-    entries = wait_until(lambda: len(hooks_of(client)) >= 3 and hooks_of(client))
+    attempts_after(client, 1)
+    advance(client, BACKOFF)
+    attempts_after(client, 2)
+    advance(client, 2 * BACKOFF)
+    entries = attempts_after(client, 3)
     assert [(e["attempt"], e["status"]) for e in entries] == [(1, None), (2, None), (3, 200)]
     assert "fail_attempts" in entries[0]["error"]
     assert len(hooks.received) == 1
 
 
-def test_scenario_delay_holds_the_first_attempt(
+def test_scenario_delay_holds_the_first_attempt_on_the_virtual_clock(
     client: httpx.Client, receiver: tuple[Receiver, str]
 ) -> None:
     hooks, url = receiver
-    rule = {"match": {"model": MODEL}, "task": {"webhook": {"delay": 0.25}}}
+    task = {"queued": 0, "running": 1, "webhook": {"delay": 2}}
+    rule = {"match": {"model": MODEL}, "task": task}
     r = client.put("/_emulator/scenario", json={"scenario": {"name": "d", "rules": [rule]}})
     assert r.status_code == 200, r.text
+    start = now(client)
     create(client, f"{url}/hook")
-    advance(client, 60)
+    advance(client, 1.5)  # the task ended at +1: the delay runs from there
+    advance(client, 1.4)
+    time.sleep(0.05)
+    assert hooks.received == [] and hooks_of(client) == []
+    advance(client, 0.1)
+    [entry] = attempts_after(client, 1)
+    assert (entry["attempt"], entry["status"], entry["at"]) == (1, 200, start + 3)
+    assert len(hooks.received) == 1
+
+
+def test_a_delay_already_over_when_the_clock_lands_sends_at_once(
+    client: httpx.Client, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    use(client, {"queued": 0, "running": 1, "webhook": {"delay": 2}})
+    create(client, f"{url}/hook")
+    advance(client, 60)  # ended at +1, due at +3: long past
+    [entry] = attempts_after(client, 1)
+    assert entry["status"] == 200 and entry["at"] == now(client)
+    assert len(hooks.received) == 1
+
+
+def test_scenario_delay_holds_the_first_attempt_on_the_real_clock(
+    real_client: httpx.Client, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    use(real_client, {"queued": 0, "running": 0, "webhook": {"delay": 0.25}})
     started = time.time()
+    create(real_client, f"{url}/hook", model="seedream/4.5-text-to-image")
     wait_until(lambda: hooks.received)
-    assert hooks.received[0]["wall"] - started >= 0.2 - SLACK
+    assert hooks.received[0]["wall"] - started >= 0.25 - SLACK
 
 
 BAD = """\

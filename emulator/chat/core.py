@@ -85,7 +85,7 @@ class Core:
     async def read(self, call: Call) -> tuple[str, dict[str, object], Decision]:
         """The key (401), the JSON body and the scenario's decision (its latency waited out,
         its error raised), then the body's own 400: as a create is read."""
-        return await read_json_call(self.emulator, call, "chat")
+        return await read_json_call(self.emulator, call, "chat", "chat")
 
     def new_id(self) -> str:
         """``chatcmpl_`` and 24 hex digits from the emulator's seeded generator."""

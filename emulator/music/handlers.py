@@ -101,6 +101,13 @@ def _base(emulator: Emulator, call: Call) -> str:
     return emulator.config.public_url or call.base_url()
 
 
+async def _decide_poll(emulator: Emulator, call: Call, key: str, task: Task | None) -> Any:
+    """The scenario's decision on a status route (a ``task`` endpoint: rules match its task's
+    model and route), before the request's own 400 and 404."""
+    model = task.model if task is not None else None
+    return await decide(emulator, call, "task", key, model=model, task=task)
+
+
 def _strict(call: Call) -> bool:
     return runtime_of(call).scenario.strict
 
@@ -143,7 +150,7 @@ async def feed(emulator: Emulator, call: Call) -> Answer:
     task_id = _query(call, "task_id", "workId", "taskId")
     call.task_id = task_id[:200] if task_id else None
     found = _music_task(emulator, key, task_id)
-    decision = await decide(emulator, call, "task", key, model=found[0].model if found else None)
+    decision = await _decide_poll(emulator, call, key, found[0] if found else None)
     if task_id is None:
         raise InvalidRequest("task_id: is required (the id a music create answered)")
     if found is None:
@@ -156,7 +163,7 @@ async def feed(emulator: Emulator, call: Call) -> Answer:
 
 async def extend(emulator: Emulator, call: Call) -> Answer:
     """``POST /audio/music/extend``: two clips continuing a clip of a finished music task."""
-    key, body, decision = await read_json_call(emulator, call, "create")
+    key, body, decision = await read_json_call(emulator, call, "create", "music")
     r = rules()
     params = check_fields(body, r.extend_fields, _strict(call))
     found = _music_task(emulator, key, params["origin_task_id"])
@@ -207,7 +214,7 @@ def _cover_of(emulator: Emulator, music_id: str) -> Task | None:
 
 async def cover(emulator: Emulator, call: Call) -> Answer:
     """``POST /audio/music/cover/generate``: two images for a finished music task, once."""
-    key, body, decision = await read_json_call(emulator, call, "create")
+    key, body, decision = await read_json_call(emulator, call, "create", "music-cover")
     music_id = body.get("task_id", body.get("taskId"))
     if not isinstance(music_id, str) or not music_id:
         raise InvalidRequest(f"{BAD_PARAMS}: send task_id, the id of a finished music task")
@@ -234,7 +241,7 @@ async def cover_status_route(emulator: Emulator, call: Call) -> Answer:
     task = emulator.lookup(key, task_id) if task_id else None
     if task is not None and task.model != "suno-cover":
         task = None
-    decision = await decide(emulator, call, "task", key, model=task.model if task else None)
+    decision = await _decide_poll(emulator, call, key, task)
     if task_id is None:
         raise InvalidRequest("task_id: is required (the taskId cover/generate answered)")
     if task is None:
@@ -245,7 +252,7 @@ async def cover_status_route(emulator: Emulator, call: Call) -> Answer:
 
 async def upload_cover(emulator: Emulator, call: Call) -> Answer:
     """``POST /audio/music/upload-cover/generate``: a new rendition of an uploaded audio."""
-    key, body, decision = await read_json_call(emulator, call, "create")
+    key, body, decision = await read_json_call(emulator, call, "create", "music")
     r = rules()
     params = check_fields(body, r.upload_fields, _strict(call))
     if params["custom_mode"] and "prompt" not in params:
@@ -267,7 +274,7 @@ async def upload_status_route(emulator: Emulator, call: Call) -> Answer:
     found = _music_task(emulator, key, task_id)
     if found is not None and not found[0].id.startswith(UPLOAD_PREFIX):
         found = None
-    decision = await decide(emulator, call, "task", key, model=found[0].model if found else None)
+    decision = await _decide_poll(emulator, call, key, found[0] if found else None)
     if task_id is None:
         raise InvalidRequest("task_id: is required (the task_id upload-cover answered)")
     if found is None:
@@ -280,7 +287,7 @@ async def upload_status_route(emulator: Emulator, call: Call) -> Answer:
 
 async def lyrics(emulator: Emulator, call: Call) -> Answer:
     """``POST /audio/music/timestamped-lyrics``: synchronous, charged only when found."""
-    key, body, decision = await read_json_call(emulator, call, "create")
+    key, body, decision = await read_json_call(emulator, call, "create", "music")
     task_id, audio_id = body.get("task_id"), body.get("audio_id")
     if not (isinstance(task_id, str) and task_id and isinstance(audio_id, str) and audio_id):
         raise InvalidRequest(f"{LYRICS_MISSING}: send the music task's task_id and a clip id "

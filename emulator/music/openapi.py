@@ -60,7 +60,7 @@ _OPERATIONS = {
 
 
 def music_paths() -> dict[str, Any]:
-    bearer = [{"bearerAuth": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     out: dict[str, Any] = {}
     for path, (operation, _, methods) in MUSIC_PATHS.items():
         summary, operation_id, request, response = _OPERATIONS[operation]

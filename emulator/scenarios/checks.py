@@ -179,8 +179,8 @@ def parse_rule(data: Any, *, source: str, label: str) -> Rule:
 
 RULE_KEYS = ("name", "match", "latency", "error", "fault", "task", "rate_limit")
 MATCH_KEYS = (
-    "endpoint", "model", "prompt_contains", "prompt_regex", "size", "aspect_ratio", "quality",
-    "key", "header", "nth", "every", "probability",
+    "endpoint", "route", "model", "prompt_contains", "prompt_regex", "size", "aspect_ratio",
+    "quality", "key", "header", "nth", "every", "probability",
 )  # fmt: skip
 
 
@@ -213,6 +213,15 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
             values = kw[attr] = c.strings(m[key], f"{path}.{key}")
             if values is not None and key != "key":
                 _known(c, key, values, f"{path}.{key}", kw.get("endpoint", "any"))
+    if "route" in m:
+        routes = kw["routes"] = c.strings(m["route"], f"{path}.route")
+        known = frozenset(Catalogue.default().routes) | {"chat"}
+        for value in sorted((routes or frozenset()) - known):
+            c.warn(
+                f"{path}.route",
+                f"{value!r} is not a route of the API: the rule never matches (known: "
+                f"{', '.join(sorted(known))})",
+            )
     if "prompt_contains" in m:
         found = c.strings(m["prompt_contains"], f"{path}.prompt_contains")
         kw["prompt_contains"] = tuple(s.lower() for s in sorted(found or ()))

@@ -66,6 +66,8 @@ class Distribution:
 @dataclass(frozen=True, slots=True)
 class Match:
     endpoint: str = "any"
+    #: catalogue route names (``images``, ``videos``, ``speech``, ...; ``chat``)
+    routes: frozenset[str] | None = None
     models: frozenset[str] | None = None
     prompt_contains: tuple[str, ...] = ()
     prompt_regex: Any = None  # an RE2 pattern

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
+import pytest
 
 try:
     from playwright.sync_api import expect
@@ -41,7 +43,7 @@ def test_tasks_appear_then_complete_with_thumbnails(page: Any, api: httpx.Client
         row = task_row(page, task_id)
         expect(row.locator(".badge")).to_have_text("completed")
         expect(row.locator(".credits")).to_have_text("4 / 4")
-        thumbnail = row.locator("td.images img")
+        thumbnail = row.locator("td.output img")
         expect(thumbnail).to_have_count(1)
         page.wait_for_function(
             "img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle()
@@ -50,7 +52,7 @@ def test_tasks_appear_then_complete_with_thumbnails(page: Any, api: httpx.Client
     downloads = api.get("/_emulator/requests", params={"path": f"/files/{ids[0]}/0.png"})
     assert downloads.json()["requests"] == []  # the page's thumbnails are not the app's traffic
 
-    task_row(page, ids[0]).locator("td.images a").click()  # full size in a dialog
+    task_row(page, ids[0]).locator("td.output a").click()  # full size in a dialog
     full = page.locator("#detail img.full")
     expect(full).to_be_visible()
     page.wait_for_function(
@@ -175,3 +177,82 @@ def test_the_screenshot_script_renders_the_page(browser: Any, tmp_path: Any) -> 
 
     png = take(tmp_path / "dashboard.png", browser).read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def finished(page: Any, api: httpx.Client, path: str, body: dict[str, Any]) -> Any:
+    """The row of a task of ``path`` once the clock has ended it."""
+    r = api.post(path, json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    row = task_row(page, r.json()["data"]["task_id"])
+    expect(row.locator(".badge")).to_have_text("IN_PROGRESS")
+    expect(row.locator("td.output")).to_be_empty()  # nothing to show until it has finished
+    api.post("/_emulator/clock/advance", json={"seconds": 600}).raise_for_status()
+    expect(row.locator(".badge")).to_have_text("completed")
+    return row
+
+
+def test_a_finished_video_plays_in_its_row(page: Any, api: httpx.Client) -> None:
+    row = finished(page, api, "/api/v1/videos/generations", {"model": "kling-3", "prompt": "a fox"})
+    task_id = row.get_attribute("data-task")
+    expect(row.locator(".family")).to_have_text("video")
+    expect(row.locator(".timing .dim")).to_have_text("1280x720 mp4 · 5 s · 0 polls")
+    video = row.locator("td.output video")
+    expect(video).to_have_count(1)
+    assert video.evaluate("v => [v.controls, v.muted, v.preload]") == [True, True, "metadata"]
+    page.wait_for_function("v => v.readyState >= 1", arg=video.element_handle())  # metadata
+    seen = video.evaluate("v => ({w: v.videoWidth, h: v.videoHeight, d: v.duration})")
+    assert (seen["w"], seen["h"]) == (1280, 720)
+    assert seen["d"] == pytest.approx(5, abs=0.1)
+    files = api.get("/_emulator/requests", params={"path": f"/files/{task_id}/0.mp4"})
+    assert files.json()["requests"] == []  # the page's player is not the app's traffic
+
+    video.evaluate("v => { v.seen = true; }")
+    api.get(f"/api/v1/tasks/{task_id}", headers=AUTH).raise_for_status()  # the app polls it
+    expect(row.locator(".timing .dim")).to_contain_text("1 polls")  # the row is redrawn...
+    assert row.locator("td.output video").evaluate("v => v.seen") is True  # ... not its player
+
+    row.locator("td.output a.open").click()  # full size in the dialog
+    full = page.locator("#detail video.full")
+    expect(full).to_be_visible()
+    page.wait_for_function(
+        "v => v.readyState >= 1 && v.videoWidth === 1280", arg=full.element_handle()
+    )
+    full.evaluate("v => v.play()")  # muted: allowed without a gesture
+    page.wait_for_function("v => v.currentTime > 0", arg=full.element_handle())
+    page.locator("#detail-close").click()
+    expect(page.locator("#detail")).to_be_hidden()
+    assert full.evaluate("v => v.paused") is True  # closing the dialog stops it
+
+
+def test_a_finished_speech_task_has_an_audio_player(page: Any, api: httpx.Client) -> None:
+    text = "Welcome aboard, the next stop is the harbour."  # 45 characters: 3 s
+    body = {"model": "elevenlabs-multilingual-v2", "text": text, "voice_id": "v1"}
+    row = finished(page, api, "/api/v1/audio/speech", body)
+    expect(row.locator(".family")).to_have_text("speech")
+    expect(row.locator(".timing .dim")).to_have_text("mp3 · 3 s · 0 polls")
+    expect(row.locator(".prompt")).to_have_text(text)
+    audio = row.locator("td.output audio")
+    expect(audio).to_have_count(1)
+    # it loads nothing until played
+    assert audio.evaluate("a => [a.controls, a.preload, a.readyState]") == [True, "none", 0]
+    duration = audio.evaluate(
+        """a => new Promise((done, fail) => {
+             a.onloadedmetadata = () => done(a.duration);
+             a.onerror = () => fail(new Error("cannot load: " + (a.error && a.error.code)));
+             a.load(); a.preload = "metadata";
+           })"""
+    )
+    assert duration == pytest.approx(3, abs=0.1)
+
+
+def test_an_image_tools_output_is_a_thumbnail_in_its_format(page: Any, api: httpx.Client) -> None:
+    image = "https://example.test/in.png"
+    body = {"model": "face-swap", "image": image, "face_image": image, "output_format": "webp"}
+    row = finished(page, api, "/api/v1/images/tools/face-swap", body)
+    expect(row.locator(".family")).to_have_text("tool")
+    expect(row.locator(".family")).to_have_attribute("title", "route: face-swap")
+    thumbnail = row.locator("td.output img")
+    expect(thumbnail).to_have_attribute("src", re.compile(r"/0\.webp$"))
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 1024", arg=thumbnail.element_handle()
+    )

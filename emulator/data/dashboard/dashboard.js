@@ -144,6 +144,11 @@ function upsertTask(task) {
   const known = state.tasks.get(task.id);
   const row = taskRow(task);
   if (known) {
+    // a finished task comes back whenever the app polls it or downloads its files: keep its
+    // players (and thumbnails) as they are, so that a video being watched is not restarted
+    if (task.files.length && task.files.join() === known.data.files.join()) {
+      row.querySelector("td.output").replaceWith(known.row.querySelector("td.output"));
+    }
     known.row.replaceWith(row);
     known.row = row;
     known.data = task;
@@ -167,19 +172,15 @@ function taskRow(task) {
     el("progress", { max: 100, value: task.progress, title: task.progress + "%" }),
     el("span", { class: "pct", text: task.progress + "%" }));
   if (task.error) status.append(el("div", { class: "error", text: task.error }));
-  const images = el("td", { class: "images" });
-  task.images.forEach((url, n) => {
-    const img = el("img", { src: url, alt: "image " + n + " of " + task.id, loading: "lazy" });
-    const link = el("a", { href: url, title: "full size" }, img);
-    link.addEventListener("click", (event) => {
-      event.preventDefault();
-      showImage(url, task);
-    });
-    images.append(link);
-  });
+  const media = [task.size, task.format].filter(Boolean).join(" ");
+  const facts = [media, task.duration_s === null ? null : seconds(task.duration_s),
+    task.polls + " polls"];
   return el("tr", { "data-task": task.id, class: task.state },
     el("td", { class: "task" },
-      el("div", { class: "model", text: task.model }),
+      el("div", {},
+        el("span", { class: "family " + task.label, text: task.label, title: "route: " + task.route }),
+        " ",
+        el("span", { class: "model", text: task.model })),
       el("div", { class: "id mono", text: task.id }),
       el("div", { class: "key mono", text: task.key })),
     el("td", { class: "prompt", title: task.prompt, text: excerpt(task.prompt, 140) }),
@@ -187,18 +188,64 @@ function taskRow(task) {
     el("td", { class: "timing" },
       el("div", { text: "created " + hms(task.created_at) }),
       el("div", { text: (task.terminal ? "took " : "for ") + task.elapsed_s.toFixed(1) + " s" }),
-      el("div", { class: "dim", text: task.size + " · " + task.polls + " polls" })),
+      el("div", { class: "dim", text: facts.filter(Boolean).join(" · ") })),
     el("td", { class: "credits", text: task.credits_consumed + " / " + task.credits }),
-    images);
+    outputCell(task));
 }
 
-function showImage(url, task) {
+function seconds(value) {
+  return (Number.isInteger(value) ? value : value.toFixed(1)) + " s";
+}
+
+// A finished task's files: thumbnails of images, small muted players of videos, players of
+// audio that load nothing until played. Each opens full size in the dialog.
+function outputCell(task) {
+  const cell = el("td", { class: "output" });
+  task.files.forEach((url, n) => {
+    const what = task.label + " " + n + " of " + task.id;
+    const open = (event) => {
+      event.preventDefault();
+      showFile(url, task);
+    };
+    if (task.kind === "video") {
+      const link = el("a", { href: url, class: "open", title: "full size", text: "⤢" });
+      link.addEventListener("click", open);
+      cell.append(el("div", { class: "player" }, player("video", url, what), link));
+    } else if (task.kind === "audio") {
+      cell.append(el("div", { class: "player" }, player("audio", url, what)));
+    } else {
+      const img = el("img", { src: url, alt: what, loading: "lazy" });
+      const link = el("a", { href: url, title: "full size" }, img);
+      link.addEventListener("click", open);
+      cell.append(link);
+    }
+  });
+  return cell;
+}
+
+function player(tag, url, label) {
+  // videos load their metadata (size, duration) at once; audio nothing until played
+  const attrs = { src: url, controls: true, "aria-label": label, title: label };
+  if (tag === "video") Object.assign(attrs, { muted: true, playsinline: true, preload: "metadata" });
+  else attrs.preload = "none";
+  const node = el(tag, attrs);
+  node.muted = tag === "video"; // the attribute alone does not mute an element made by script
+  return node;
+}
+
+function showFile(url, task) {
   const body = $("detail-body");
-  const n = url.split("/").pop();
+  const name = url.split("/").pop();
+  const what = "full size " + task.label + " of " + task.id;
+  const shown = task.kind === "video"
+    ? player("video", url, what)
+    : el("img", { src: url, alt: what });
+  shown.classList.add("full");
+  const title = [task.model, task.size, task.duration_s === null ? null : seconds(task.duration_s)];
   body.replaceChildren(
-    el("h3", { text: task.model + " · " + task.size }),
-    el("p", { class: "mono", text: "/files/" + task.id + "/" + n }),
-    el("img", { src: url, alt: "full size image of " + task.id, class: "full" }));
+    el("h3", { text: title.filter(Boolean).join(" · ") }),
+    el("p", { class: "mono", text: "/files/" + task.id + "/" + name }),
+    shown);
   if (!$("detail").open) $("detail").showModal();
 }
 
@@ -319,6 +366,9 @@ function setup() {
     refresh(true);
   });
   $("detail-close").addEventListener("click", () => $("detail").close());
+  $("detail").addEventListener("close", () => {
+    for (const media of $("detail-body").querySelectorAll("video, audio")) media.pause();
+  });
   $("detail").addEventListener("click", (event) => {
     if (event.target === $("detail")) $("detail").close();
   });
