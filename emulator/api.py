@@ -1,5 +1,7 @@
 """The emulated endpoints of https://apiin.one: create a task (on any create route of the
-catalogue: images, videos, speech, image tools), poll it, download its files.
+catalogue: images, videos, speech, image tools, music), poll it, download its files; the rest
+of the Suno suite (feed, extend, covers, lyrics) is routed here and served by
+:mod:`emulator.music`, loaded on its first call.
 
 These paths are the hot path of every client's test suite, so :class:`API` serves them
 straight from the ASGI scope, ahead of Starlette's router and middleware (which cost more than
@@ -28,6 +30,7 @@ from .faults import FaultResponse, NetworkFault
 from .http import load_object, read_json_body
 from .journal import Entry, redact
 from .media import file_name
+from .music.wire import MUSIC_PATHS, SUNO_ERROR_TYPES
 from .ranges import file_reply
 from .service import Emulator
 from .tasks import Task
@@ -44,7 +47,10 @@ from .wire import (
     success,
 )
 
-__all__ = ["API", "CLIENT_GONE", "Call", "EarlyFault", "Endpoint", "read_json_call", "route"]
+__all__ = [
+    "API", "CLIENT_GONE", "Answer", "Call", "EarlyFault", "Endpoint", "answer", "decide",
+    "fixed_routes", "read_json_call", "route", "runtime_of",
+]  # fmt: skip
 
 #: status the journal records for a request whose client went away before it was answered
 CLIENT_GONE = 499
@@ -245,6 +251,10 @@ def _answer(decision: Decision, data: Any) -> Answer:
     return FaultResponse(decision.fault, dumps(data), options=decision.fault_options)
 
 
+#: for the endpoints served outside this module (emulator/music): the same steps
+decide, runtime_of, answer = _decide, _runtime, _answer
+
+
 # -- routing and serving ------------------------------------------------------------------
 
 
@@ -252,28 +262,57 @@ class Endpoint(NamedTuple):
     handler: Handler
     methods: frozenset[str]
     allow: str  # the Allow header of a 405
+    #: what scenario rules and journal queries call it: create, task or image
+    kind: str
+    #: error ``type`` by status where the route has its own (Suno's 400 ``bad_request``)
+    error_types: Mapping[int, str] = {}
 
 
-def _endpoint(handler: Handler, *methods: str) -> Endpoint:
-    return Endpoint(handler, frozenset(methods), ", ".join(methods))
+def _endpoint(
+    handler: Handler, kind: str, *methods: str, error_types: Mapping[int, str] | None = None
+) -> Endpoint:
+    return Endpoint(handler, frozenset(methods), ", ".join(methods), kind, error_types or {})
 
 
-CREATE = _endpoint(create_generation, "POST")
-TASK = _endpoint(get_task, "GET", "HEAD")
-IMAGE = _endpoint(get_file, "GET", "HEAD")
-#: the create route of each path of the shipped catalogue (an API with another catalogue
-#: routes its own: :meth:`API.route`)
-DEFAULT_CREATES = {r.path: (r.name,) for r in Catalogue.default().routes.values()}
+async def music(emulator: Emulator, call: Call, operation: str) -> Answer:
+    """A Suno route other than generate (feed, extend, covers, lyrics): emulator/music."""
+    from .music.handlers import HANDLERS
+
+    return await HANDLERS[operation](emulator, call)
 
 
-def route(
-    path: str, creates: Mapping[str, tuple[str, ...]] = DEFAULT_CREATES
-) -> tuple[Endpoint, tuple[str, ...]] | None:
+CREATE = _endpoint(create_generation, "create", "POST")
+TASK = _endpoint(get_task, "task", "GET", "HEAD")
+IMAGE = _endpoint(get_file, "image", "GET", "HEAD")
+Routes = Mapping[str, tuple[Endpoint, tuple[str, ...]]]
+
+
+def fixed_routes(catalogue: Catalogue) -> dict[str, tuple[Endpoint, tuple[str, ...]]]:
+    """The endpoint and parameters of every fixed path: each create route of ``catalogue``
+    (those its generic create serves), then the Suno suite's other routes."""
+    out: dict[str, tuple[Endpoint, tuple[str, ...]]] = {}
+    for r in catalogue.routes.values():
+        if r.served_by is None:
+            endpoint = CREATE if not r.error_types else _endpoint(
+                create_generation, "create", "POST", error_types=r.error_types
+            )  # fmt: skip
+            out[r.path] = (endpoint, (r.name,))
+    for path, (operation, kind, methods) in MUSIC_PATHS.items():
+        out[path] = (_endpoint(music, kind, *methods, error_types=SUNO_ERROR_TYPES), (operation,))
+    return out
+
+
+#: the fixed paths of the shipped catalogue (an API with another catalogue routes its own:
+#: :meth:`API.route`)
+DEFAULT_CREATES = fixed_routes(Catalogue.default())
+
+
+def route(path: str, creates: Routes = DEFAULT_CREATES) -> tuple[Endpoint, tuple[str, ...]] | None:
     """The endpoint serving ``path`` and its path parameters (None: not an emulated path).
     Parameters match one non-empty path segment each, like Starlette's ``{name}``."""
-    create = creates.get(path)
-    if create is not None:
-        return CREATE, create
+    fixed = creates.get(path)
+    if fixed is not None:
+        return fixed
     if path.startswith(TASKS_PREFIX):
         task_id = path[len(TASKS_PREFIX) :]
         if task_id and "/" not in task_id:
@@ -292,7 +331,7 @@ class API:
     def __init__(self, emulator: Emulator, cors: Cors | None = None) -> None:
         self.emulator = emulator
         self.cors = cors or Cors()
-        self.creates = {r.path: (r.name,) for r in emulator.catalogue.routes.values()}
+        self.creates = fixed_routes(emulator.catalogue)
 
     def route(self, path: str) -> tuple[Endpoint, tuple[str, ...]] | None:
         """:func:`route`, with this emulator's catalogue's create routes."""
@@ -324,7 +363,7 @@ class API:
                 status = await _send_fault(answer, scope, receive, send, status)
         except APIError as exc:
             status, error = exc.status, exc.message
-            await send_reply(send, exc.reply())
+            await send_reply(send, exc.reply(endpoint.error_types))
         except EarlyFault as fault:
             status = await _send_fault(fault.response, scope, receive, send, status)
         except ClientDisconnect:

@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import math
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,14 +32,17 @@ __all__ = [
     "Timing",
     "aspect_pixels",
     "even_pixels",
+    "parse_fields",
+    "seeded_int",
 ]
 
 FIELD_KINDS = (
     "string", "enum", "integer", "number", "boolean", "duration", "url", "url_list",
     "object_list", "array",
 )  # fmt: skip
-#: what a price is multiplied by: the number of files, the (priced) duration, the characters
-QUANTITIES = ("files", "duration", "characters")
+#: what a price is multiplied by: the number of files, the (priced) duration, the characters,
+#: or nothing (``task``: one price per task, however many files it gives)
+QUANTITIES = ("files", "duration", "characters", "task")
 
 
 class CatalogueError(ValueError):
@@ -64,6 +68,8 @@ class Field:
     type: str | None = None
     #: accepted outside strict mode only (what real clients send beyond the docs)
     lenient: bool = False
+    #: a tighter ``max_length`` that strict mode applies (an older page's limit)
+    strict_max_length: int | None = None
     #: an ``object_list``'s item fields
     item: Mapping[str, Field] = field(default_factory=dict)
 
@@ -86,7 +92,7 @@ def table_key(value: Any) -> str:
 class Pricing:
     """Credits of a task: a flat price or a table keyed by some fields' values, times a
     quantity (``files``: per file; ``duration``: per second; ``characters``: per ``per``
-    characters), rounded up, at least ``min``."""
+    characters; ``task``: once), rounded up, at least ``min``."""
 
     flat: float | None = None
     by: tuple[str, ...] = ()
@@ -120,11 +126,18 @@ class Timing:
 class Output:
     """A kind of file a finished task gives, and its keys in ``data.output``."""
 
-    kind: str  # image | video | audio
+    kind: str  # image | video | audio | music
     url_field: str
     urls_field: str
     #: file extension -> media type; the first is the default
     formats: Mapping[str, str]
+    #: cover art served beside every file (``{n}.png`` next to ``{n}.mp3``): its extension,
+    #: media type and (width, height); None: no cover
+    cover: tuple[str, str, int, int] | None = None
+    #: ``data.output`` also lists the files as ``clips`` (id, URLs, title, duration)
+    clips: bool = False
+    #: progress (percent) from which the first file is served while the task still runs
+    first_at: int | None = None
     #: the default extension (the first of ``formats``)
     ext: str = field(init=False, compare=False)
 
@@ -141,6 +154,12 @@ class Route:
     output: Output
     #: the ``error`` of a failed task when its script names none
     failure: str
+    #: error ``type`` by HTTP status where this route's differs from the default (Suno's 400)
+    error_types: Mapping[int, str] = field(default_factory=dict)
+    #: the package that serves the route (None: the generic create of ``emulator.api``)
+    served_by: str | None = None
+    #: the model a request without ``model`` gets (None: ``model`` is required)
+    default_model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +186,23 @@ class Model:
     undocumented: bool = False
     #: the field choosing the file format (an extension of the output), if any
     format_field: str | None = None
-    #: ``%`` format of this model's task ids: ``n{node}{64 random bits as 16 hex}_{tag}``
-    id_format: str = field(init=False, repr=False, compare=False)
+    #: other ``model`` values naming this model (older pages' names)
+    aliases: tuple[str, ...] = ()
+    #: how many files a task gives when the request has no ``num_images``
+    files: int = 1
+    #: ``%`` format of this model's task ids and how many random bits fill it; default
+    #: ``n{node}{64 bits as 16 hex}_{tag}``
+    id_format: str = ""
+    id_bits: int = 64
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id_format", f"n{self.node}%016x_{self.tag}")
+        if not self.id_format:
+            object.__setattr__(self, "id_format", f"n{self.node}%016x_{self.tag}")
+
+    @property
+    def id_shape(self) -> str:
+        """The id format as the docs write it: random digits as an ellipsis (``gen…bksv``)."""
+        return re.sub(r"%0\d+x", "…", self.id_format)
 
     @property
     def output(self) -> Output:
@@ -211,10 +242,13 @@ class Model:
         return int(short)
 
     def duration_s(self, params: Mapping[str, Any]) -> float:
-        """How long the task's video or audio is, in seconds (0: an image)."""
+        """How long the task's video or audio is, in seconds (0: an image; clips: the
+        shortest a clip can be)."""
         spec = self.duration
         if not spec:
             return 0.0
+        if "clips" in spec:
+            return float(spec["clips"][0])
         if "fixed" in spec:
             return float(spec["fixed"])
         if "field" in spec:
@@ -227,6 +261,19 @@ class Model:
             float(spec.get("min_s", 1.0)), self.characters(params) / spec["characters_per_s"]
         )
         return float(round(seconds / speed, 1))
+
+    def file_seconds(self, params: Mapping[str, Any], seed: int, index: int) -> float:
+        """How long file ``index`` of a task is. Clips (``duration: {"clips": [lo, hi]}``)
+        last whole seconds drawn from the task's seed and the index, unless ``params`` fix
+        them (``clip_seconds``: a list, one per clip); other media as :meth:`duration_s`."""
+        spec = self.duration
+        if "clips" not in spec:
+            return self.duration_s(params)
+        fixed = params.get("clip_seconds")
+        if isinstance(fixed, list) and index < len(fixed):
+            return float(fixed[index])
+        low, high = (int(v) for v in spec["clips"])
+        return float(seeded_int(seed, index, low, high))
 
     def characters(self, params: Mapping[str, Any]) -> int:
         """How many characters of text the request carries (speech is priced by them)."""
@@ -253,7 +300,7 @@ class Model:
         return max(seconds, spec.min or 0)
 
     def file_count(self, params: Mapping[str, Any]) -> int:
-        return int(params.get("num_images", 1))
+        return int(params.get("num_images", self.files))
 
     def file_ext(self, params: Mapping[str, Any]) -> str:
         """The extension of the task's files: the format field's value, else the output's."""
@@ -271,6 +318,8 @@ class Model:
             quantity = self.priced_duration(params)
         elif times == "characters":
             quantity = float(self.characters(params))
+        elif times == "task":
+            quantity = 1.0
         else:
             quantity = float(self.file_count(params))
         if self.pricing.by:
@@ -300,6 +349,11 @@ class Model:
         sizes = {self.pixel_size(dict(zip(names, combo, strict=True)))
                  for combo in itertools.product(*domains)}  # fmt: skip
         return sorted(s for s in sizes if s != (0, 0))
+
+
+def seeded_int(seed: int, index: int, low: int, high: int) -> int:
+    """A whole number in [low, high], a pure function of a task's seed and a file index."""
+    return random.Random(f"{seed}:{index}").randint(low, high)
 
 
 @functools.lru_cache(maxsize=256)  # sizes are a model's enum values: a handful
@@ -344,6 +398,8 @@ class Catalogue:
         self.routes: dict[str, Route] = dict(routes or {})
         for model in self.models.values():
             self.routes.setdefault(model.route.name, model.route)
+        #: alias -> model id
+        self.aliases = {a: m.id for m in self.models.values() for a in m.aliases}
         #: create path -> route
         self.by_path = {route.path: route for route in self.routes.values()}
         sizes = [w * h for m in self.models.values() for w, h in m.allowed_pixel_sizes()]
@@ -355,10 +411,13 @@ class Catalogue:
         )  # fmt: skip
 
     def resolve(self, name: str, route: Route | None = None) -> Model | None:
-        """The model ``name`` names (on ``route`` only, when given), or None."""
+        """The model ``name`` (a model id, a family id or an alias) names (on ``route`` only,
+        when given), or None."""
         model = self.models.get(name)
         if model is None and name in self.family_defaults:
             model = self.models[self.family_defaults[name]]
+        if model is None and name in self.aliases:
+            model = self.models[self.aliases[name]]
         if model is not None and route is not None and model.route is not route:
             return None
         return model
@@ -374,14 +433,16 @@ class Catalogue:
 
     def names(self, route: Route | None = None) -> list[str]:
         """Every accepted ``model`` value (of ``route``): model ids, then family ids that are
-        not also models."""
+        not also models, then aliases."""
         ids = [m.id for m in self.models.values() if route is None or m.route is route]
         extra = [
             f
             for f, default in self.family_defaults.items()
             if f not in self.models and (route is None or self.models[default].route is route)
         ]
-        return [*ids, *extra]
+        aliases = [a for a, m in self.aliases.items()
+                   if route is None or self.models[m].route is route]  # fmt: skip
+        return [*ids, *extra, *aliases]
 
     def route_models(self, route: Route) -> list[Model]:
         return [m for m in self.models.values() if m.route is route]
@@ -433,6 +494,12 @@ class Catalogue:
                     f"{where}: default_model {fam['default_model']!r} is not one of its models"
                 )
             family_defaults[fam["family"]] = fam["default_model"]
+        taken = set(models) | set(family_defaults)
+        for model in models.values():
+            for alias in model.aliases:
+                if alias in taken:
+                    raise CatalogueError(f"{source}: alias {alias!r} of {model.id!r} is taken")
+                taken.add(alias)
         return cls(models, family_defaults, routes)
 
 
@@ -446,13 +513,25 @@ def _output(name: str, raw: Mapping[str, Any]) -> Output:
     formats = {str(k): str(v) for k, v in raw["formats"].items()}
     if not formats:
         raise ValueError(f"output {name!r}: needs at least one format")
-    return Output(name, str(raw["url_field"]), str(raw["urls_field"]), formats)
+    cover = raw.get("cover")
+    if cover is not None:
+        width, height = cover["size"]
+        cover = (str(cover["format"]), str(cover["media_type"]), int(width), int(height))
+    first_at = raw.get("first_at")
+    return Output(
+        name, str(raw["url_field"]), str(raw["urls_field"]), formats, cover,
+        bool(raw.get("clips", False)), None if first_at is None else int(first_at),
+    )  # fmt: skip
 
 
 def _route(name: str, raw: Mapping[str, Any], outputs: Mapping[str, Output]) -> Route:
     if raw["output"] not in outputs:
         raise ValueError(f"route {name!r}: output {raw['output']!r} is not one of {list(outputs)}")
-    return Route(name, str(raw["path"]), outputs[raw["output"]], str(raw["failure"]))
+    types = {int(k): str(v) for k, v in raw.get("error_types", {}).items()}
+    return Route(
+        name, str(raw["path"]), outputs[raw["output"]], str(raw["failure"]), types,
+        raw.get("served_by"), raw.get("default_model"),
+    )  # fmt: skip
 
 
 def _pair(value: Any) -> tuple[float, float]:
@@ -461,7 +540,8 @@ def _pair(value: Any) -> tuple[float, float]:
 
 
 #: per-model keys that override the family's
-_MODEL_KEYS = ("pixels", "duration", "text_fields", "checks", "undocumented", "format_field")
+_MODEL_KEYS = ("pixels", "duration", "text_fields", "checks", "undocumented", "format_field",
+               "files")  # fmt: skip
 
 
 def _family_models(
@@ -479,6 +559,7 @@ def _family_models(
     if route_name not in routes:
         raise ValueError(f"route {route_name!r} is not one of: {', '.join(routes)}")
     base_fields = {"prompt": defaults["prompt"], **fam.get("fields", {})}
+    ids = fam.get("id") or {}
     out = []
     for model_id, spec in fam["models"].items():
         raw_fields = {**base_fields, **spec.get("fields", {})}
@@ -490,8 +571,8 @@ def _family_models(
             id=model_id,
             family=fam["family"],
             route=routes[route_name],
-            node=int(fam["node"]),
-            tag=str(fam["tag"]),
+            node=int(fam["node"] if "format" not in ids else fam.get("node", 0)),
+            tag=str(fam["tag"] if "format" not in ids else fam.get("tag", "")),
             webhook=bool(fam.get("webhook", False)),
             timing=timing,
             pricing=_pricing(spec["credits"], fields),
@@ -502,6 +583,10 @@ def _family_models(
             checks=tuple(options["checks"] or ()),
             undocumented=bool(options["undocumented"]),
             format_field=options["format_field"],
+            aliases=tuple(spec.get("aliases", ())),
+            files=int(options["files"] or 1),
+            id_format=str(ids.get("format", "")),
+            id_bits=int(ids.get("bits", 64)),
         )
         for w, h in model.allowed_pixel_sizes():  # fails early on a bad pixels rule
             if w < 1 or h < 1:
@@ -515,6 +600,11 @@ def _family_models(
             raise ValueError(f"model {model_id!r}: duration field {duration_field!r} missing")
         out.append(model)
     return out
+
+
+def parse_fields(raw: Mapping[str, Any]) -> dict[str, Field]:
+    """Field specs as the catalogue writes them (for routes described outside it: Suno's)."""
+    return {name: _field(name, spec) for name, spec in raw.items()}
 
 
 def _field(name: str, raw: Mapping[str, Any]) -> Field:

@@ -55,15 +55,21 @@ class APIError(Exception):
         if status is not None:
             self.status = status
         self.type = type or error_type(self.status)
+        #: the type was given (a scenario's): a route's own types do not replace it
+        self.typed = type is not None
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, dict[str, object]]:
-        """The error envelope."""
-        return error_body(self.status, self.message, self.type)
+    def body(self, types: Mapping[int, str] | None = None) -> dict[str, dict[str, object]]:
+        """The error envelope; ``types``: the route's error type by status, where it has its
+        own (Suno's ``bad_request``)."""
+        kind = self.type
+        if types and not self.typed:
+            kind = types.get(self.status, kind)
+        return error_body(self.status, self.message, kind)
 
-    def reply(self) -> Reply:
+    def reply(self, types: Mapping[int, str] | None = None) -> Reply:
         """The whole answer: status, the envelope as JSON, and the error's headers."""
-        return json_reply(self.body(), self.status, self.headers)
+        return json_reply(self.body(types), self.status, self.headers)
 
 
 class InvalidRequest(APIError):

@@ -25,6 +25,7 @@ from typing import NamedTuple
 from .catalogue import Catalogue, Model
 from .errors import NotFound
 from .tasks import State, Task, TaskStore, observe
+from .wire import clip_title
 
 __all__ = ["FileCache", "Media", "MediaFile", "RenderJob", "file_name", "render_file", "render_job"]
 
@@ -122,18 +123,25 @@ class RenderJob(NamedTuple):
     music: bool = False
 
 
-def render_job(task: Task, index: int, model: Model | None) -> RenderJob:
-    """What file ``index`` of a finished task is made of."""
+def render_job(task: Task, index: int, model: Model | None, ext: str | None = None) -> RenderJob:
+    """What file ``index`` of a finished task is made of (its cover, for the extension of its
+    output's cover: a music clip's PNG)."""
     if model is None:  # a model this catalogue does not know (a state file): an image
         return RenderJob("image", "png", "image/png", task.width, task.height, 0.0, task.seed,
                          task.model, task.prompt, task.id, index, task.images)  # fmt: skip
+    output = model.output
+    if output.cover is not None and ext == output.cover[0]:
+        cover_ext, media_type, width, height = output.cover
+        return RenderJob("image", cover_ext, media_type, width, height, 0.0, task.seed + index,
+                         task.model, clip_title(task), task.id, index, task.images)  # fmt: skip
     ext = model.file_ext(task.params)
     route = model.route.name
+    music = output.kind == "music"
     return RenderJob(
-        model.output.kind, ext, model.output.formats[ext], task.width, task.height,
-        model.duration_s(task.params), task.seed, task.model, task.prompt, task.id, index,
-        task.images, sound=_with_sound(task), transparent=route == "remove-bg",
-        music=route == "music",
+        "audio" if music else output.kind, ext, output.formats[ext], task.width, task.height,
+        model.file_seconds(task.params, task.seed, index), task.seed, task.model,
+        clip_title(task) if music else task.prompt, task.id, index, task.images,
+        sound=_with_sound(task), transparent=route == "remove-bg", music=music,
     )  # fmt: skip
 
 
@@ -214,12 +222,22 @@ class Media:
             raise NotFound(f"No file at this URL: task {task_id!r} has no file {index}")
         model = self.model_of(task)
         wanted = model.file_ext(task.params) if model is not None else "png"
-        if ext is not None and ext != wanted:
+        cover = model.output.cover if model is not None else None
+        if ext is not None and ext != wanted and (cover is None or ext != cover[0]):
+            also = f" (and .{cover[0]} covers)" if cover is not None else ""
             raise NotFound(
-                f"No file at this URL: the files of task {task_id!r} are .{wanted}, not .{ext}"
+                f"No file at this URL: the files of task {task_id!r} are .{wanted}{also}, not "
+                f".{ext}"
             )
-        if observe(task, now).state is not State.SUCCEEDED:
-            raise NotFound(f"Task {task_id!r} has not completed: it has no files yet")
+        view = observe(task, now)
+        if view.state is not State.SUCCEEDED and not (
+            model is not None and _early(model.output.first_at, view.state, view.progress,
+                                         index, ext in (None, wanted))
+        ):  # fmt: skip
+            raise NotFound(
+                f"Task {task_id!r} has not completed: it has no files yet. Poll it until its "
+                "status is final."
+            )
         effect = task.image
         if effect is not None and effect.mode == "404":
             raise NotFound(f"No file at this URL (scenario: image 404) for task {task_id!r}")
@@ -233,7 +251,7 @@ class Media:
         """File ``index`` of a finished task (no key: file URLs are public, like a CDN's), as
         its scenario serves it, rendered off the event loop on first use."""
         task = self.finished(task_id, index, ext)
-        job = render_job(task, index, self.model_of(task))
+        job = render_job(task, index, self.model_of(task), ext)
         found = self.cache.get(job)
         if found is None:
             pending = self._rendering.get(job)
@@ -253,7 +271,7 @@ class Media:
     def file_now(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
         """As :meth:`file`, rendered on the calling thread (for code with no event loop)."""
         task = self.finished(task_id, index, ext)
-        job = render_job(task, index, self.model_of(task))
+        job = render_job(task, index, self.model_of(task), ext)
         found = self.cache.get(job)
         if found is None:
             found = render_file(job, self.max_pixels)
@@ -278,6 +296,17 @@ class Media:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _early(first_at: int | None, state: State, progress: int, index: int, main: bool) -> bool:
+    """Whether a running task serves its first file already (Suno's first clip streams from
+    ``first_at`` percent of the run)."""
+    return (
+        first_at is not None
+        and state is State.RUNNING
+        and progress >= first_at
+        and (index == 0 and main)
+    )
 
 
 def _corrupted(file: MediaFile) -> MediaFile:

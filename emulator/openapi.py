@@ -143,9 +143,9 @@ def _duration_schema(spec: Field) -> dict[str, Any]:
 
 def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
     """The request body of one ``model`` value (family ids that default to it included)."""
-    names = [model.id, *aliases]
+    names = [model.id, *aliases, *model.aliases]
     pricing = model.pricing
-    unit = {"files": "per file", "duration": "per second",
+    unit = {"files": "per file", "duration": "per second", "task": "per task",
             "characters": f"per {pricing.per} characters"}[pricing.times]  # fmt: skip
     price = (
         f"{pricing.flat:g} credits {unit}"
@@ -164,7 +164,10 @@ def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
             f"{'supported' if model.webhook else 'not supported'}. Unknown fields are accepted "
             "and ignored unless the scenario is strict."
         ),
-        "required": ["model", *(f.name for f in model.fields.values() if f.required)],
+        "required": [
+            *(["model"] if model.route.default_model is None else []),
+            *(f.name for f in model.fields.values() if f.required),
+        ],
         "properties": {
             "model": {"type": "string", "enum": names},
             **{name: field_schema(spec) for name, spec in model.fields.items()},
@@ -202,6 +205,17 @@ def _error_schemas() -> dict[str, Any]:
     }
 
 
+def id_pattern(catalogue: Catalogue) -> str:
+    """A pattern every task id of ``catalogue`` matches (its models' id formats)."""
+    shapes = {id_regex(m.id_format) for m in catalogue.models.values()}
+    return "^(" + "|".join(sorted(shapes)) + ")$"
+
+
+def id_regex(id_format: str) -> str:
+    """A regular expression of the ids an id format (``gen%033xbksv``) makes."""
+    return re.sub(r"%0(\d+)x", r"[0-9a-f]{\1}", re.escape(id_format))
+
+
 def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
     status = {
         "type": "string",
@@ -211,7 +225,22 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
         "examples": list(DEFAULT_STATUS_WORDS_DOC),
     }
     stamp = {"type": "string", "format": "date-time", "description": "ISO-8601 UTC"}
-    outputs = sorted({(r.output.url_field, r.output.urls_field) for r in catalogue.routes.values()})
+    outputs = sorted({(r.output.url_field, r.output.urls_field)
+                      for r in catalogue.routes.values() if not r.output.clips})  # fmt: skip
+    clip_outputs = sorted({(r.output.url_field, r.output.urls_field)
+                           for r in catalogue.routes.values() if r.output.clips})  # fmt: skip
+    clip = {
+        "type": "object",
+        "required": ["id", "audio_url", "image_url", "title", "duration"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "audio_url": {"type": "string"},
+            "image_url": {"type": "string"},
+            "title": {"type": "string"},
+            "duration": {"type": "number", "minimum": 0},
+        },
+    }
     return {
         "CreateResponse": _success(
             {
@@ -219,7 +248,7 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
                 "required": ["task_id", "status"],
                 "additionalProperties": False,
                 "properties": {
-                    "task_id": {"type": "string", "pattern": "^n[0-9]+[0-9a-z]+_[0-9a-z]+$"},
+                    "task_id": {"type": "string", "pattern": id_pattern(catalogue)},
                     "status": status,
                 },
             }
@@ -238,6 +267,20 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
                     },
                 }
                 for one, many in outputs
+            ]
+            + [
+                {
+                    "type": "object",
+                    "description": "Music: the clips with their covers and lengths",
+                    "required": [one, many, "clips"],
+                    "additionalProperties": False,
+                    "properties": {
+                        one: {"type": "string"},
+                        many: {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                        "clips": {"type": "array", "minItems": 1, "items": clip},
+                    },
+                }
+                for one, many in clip_outputs
             ],
         },
         "Task": {
@@ -420,6 +463,8 @@ _CREATE_OPERATIONS = {
     "videos": ("videos", "Create a video generation task", "createVideo", "CreateVideoRequest"),
     "speech": ("speech", "Create a speech (text to speech) task", "createSpeech",
                "CreateSpeechRequest"),
+    "music": ("music", "Generate music (Suno): two clips with covers", "createMusic",
+              "CreateMusicRequest"),
     "remove-bg": ("tools", "Remove an image's background", "createRemoveBg",
                   "CreateRemoveBgRequest"),
     "upscale": ("tools", "Upscale an image", "createUpscale", "CreateUpscaleRequest"),
@@ -441,7 +486,7 @@ def _create_paths(catalogue: Catalogue, bearer: list[dict[str, list[str]]]) -> d
     """One create operation per route of the catalogue."""
     out: dict[str, Any] = {}
     for route in catalogue.routes.values():
-        if not catalogue.route_models(route):
+        if not catalogue.route_models(route) or route.served_by is not None:
             continue
         tag, summary, operation_id, schema = _operation(route.name)
         out[route.path] = {
@@ -623,6 +668,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
 def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``catalogue`` (the packaged one by default)."""
     from .chat.openapi import chat_paths, chat_schemas  # (imported here, not at start-up)
+    from .music.openapi import music_paths, music_schemas
 
     catalogue = catalogue or Catalogue.load()
     aliases: dict[str, list[str]] = {}
@@ -640,7 +686,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
             "oneOf": [_ref(schema_name(m.id)) for m in catalogue.route_models(route)],
         }
         for route in catalogue.routes.values()
-        if catalogue.route_models(route)
+        if catalogue.route_models(route) and route.served_by is None
     }
     return {
         "openapi": "3.1.0",
@@ -648,8 +694,8 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
             "title": "API in One (emulator)",
             "version": __version__,
             "description": (
-                "The emulated wire contract of https://apiin.one/api/v1 (images, videos, speech, "
-                "image tools, chat), plus "
+                "The emulated wire contract of https://apiin.one/api/v1 (images, videos, music, "
+                "speech, image tools, chat), plus "
                 "the emulator's own control API under /_emulator/. Request schemas are generated "
                 "from the model catalogue the validator uses."
             ),
@@ -659,13 +705,18 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
             {"name": "images", "description": "Images: create, poll, download (any family)"},
             {"name": "videos", "description": "Video generation"},
             {"name": "speech", "description": "Text to speech"},
+            {
+                "name": "music",
+                "description": "Music (Suno): generate, feed, extend, covers, "
+                "upload-cover, timestamped lyrics",
+            },
             {"name": "tools", "description": "Image tools: background removal, upscale, face swap"},
             {"name": "chat", "description": "OpenAI-compatible chat completions"},
             {"name": "cors", "description": "Preflights of browsers on another origin"},
             {"name": "control", "description": "The emulator's own control API"},
             {"name": "meta", "description": "This description"},
         ],
-        "paths": {**_paths(catalogue), **chat_paths()},
+        "paths": {**_paths(catalogue), **music_paths(), **chat_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
@@ -676,6 +727,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
                 **tasks,
                 **_error_schemas(),
                 **_control_schemas(tasks["Task"]),
+                **music_schemas(id_pattern(catalogue)),
                 **chat_schemas(),
             },
         },

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from .api import CREATE, IMAGE, TASK, route
+from .api import route
 from .wire import CHAT_PATH
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
 
 #: what ``endpoint=`` can name: the emulated endpoints, webhook deliveries, and anything else
 ENDPOINTS = ("create", "task", "image", "chat", "webhook", "unknown")
-_NAMES = {CREATE: "create", TASK: "task", IMAGE: "image"}
 #: two times closer than this are the same time (the journal rounds nothing: floats do)
 _EPSILON = 1e-6
 
@@ -42,7 +41,7 @@ def endpoint_of(entry: Entry) -> str:
     if entry["path"] == CHAT_PATH:
         return "chat"
     found = route(entry["path"])
-    return _NAMES[found[0]] if found is not None else "unknown"
+    return found[0].kind if found is not None else "unknown"
 
 
 class RequestFilter:

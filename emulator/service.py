@@ -186,6 +186,18 @@ class Emulator:
         model = self.catalogue.models.get(task.model)
         return task_data(task, view, self.config.public_url or base_url, words, model)
 
+    def callback_body(
+        self, task: Task, view: TaskView, base_url: str, words: StatusWords
+    ) -> dict[str, Any]:
+        """``data`` of a task's webhook: the body of its documented status route (a music
+        task's feed or upload-cover status, else ``/tasks/{id}``)."""
+        model = self.catalogue.models.get(task.model)
+        if model is not None and model.output.clips:
+            from .music.wire import callback_data
+
+            return callback_data(task, view, model, self.config.public_url or base_url)
+        return self.task_body(task, view, base_url, words)
+
     def task_listing(self, base_url: str, key: str | None = None) -> list[dict[str, Any]]:
         """Every task (of ``key``), oldest first: its wire body under the status words of the
         scenario that answers its key, plus ``key``, ``polls`` and ``state``. For the control
@@ -278,9 +290,10 @@ class Emulator:
     # -- internals ------------------------------------------------------------------------
 
     def _new_id(self, model: Model) -> str:
-        """``n{node}{16 hex digits}_{tag}``, the documented shape, unique among kept tasks."""
+        """An id of the model's documented shape (``n{node}{16 hex digits}_{tag}``, Suno's
+        ``gen…bksv``), unique among kept tasks."""
         while True:
-            task_id = model.id_format % self._id_bits(64)
+            task_id = model.id_format % self._id_bits(model.id_bits)
             if task_id not in self.tasks:
                 return task_id
 

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 from .catalogue import Catalogue, Field, Model, Route
 from .errors import InvalidRequest
 
-__all__ = ["CHECKS", "MAX_URL_LENGTH", "URL_PATTERN", "CreateRequest", "validate_create"]
+__all__ = [
+    "CHECKS", "MAX_URL_LENGTH", "URL_PATTERN", "CreateRequest", "check_fields", "validate_create",
+]  # fmt: skip
 
 MAX_URL_LENGTH = 4096
 _PORT = "[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
@@ -67,7 +69,7 @@ def validate_create(
     route); raise InvalidRequest naming the first bad field."""
     if route is None:
         route = catalogue.routes["images"]
-    name = body.get("model")
+    name = body.get("model", route.default_model)
     if name is None:
         raise InvalidRequest("model: is required. Allowed: " + _allowed(catalogue, route, strict))
     if not isinstance(name, str):
@@ -96,6 +98,14 @@ def validate_create(
     return CreateRequest(
         model, params, unknown, width, height, files, credits, model.duration_s(params)
     )
+
+
+def check_fields(
+    body: Mapping[str, Any], fields: Mapping[str, Field], strict: bool
+) -> dict[str, Any]:
+    """``body``'s known ``fields`` checked, defaults applied (for bodies without a catalogue
+    model: Suno's extend and upload-cover)."""
+    return _fields(body, fields, "", strict, "")[0]
 
 
 def _allowed(catalogue: Catalogue, route: Route, strict: bool) -> str:
@@ -155,6 +165,11 @@ def _check_string(spec: Field, value: Any, strict: bool, label: str) -> str:
         raise InvalidRequest(f"{label}: must be at least {spec.min_length} characters (got {n})")
     if spec.max_length is not None and n > spec.max_length:
         raise InvalidRequest(f"{label}: must be at most {spec.max_length} characters (got {n})")
+    if strict and spec.strict_max_length is not None and n > spec.strict_max_length:
+        raise InvalidRequest(
+            f"{label}: must be at most {spec.strict_max_length} characters in strict mode "
+            f"(got {n}; {spec.max_length} outside it)"
+        )
     return value
 
 
@@ -380,6 +395,15 @@ def _one_of(rule: Mapping[str, Any], params: Mapping[str, Any], model: Model,
         )
 
 
+def _any_of(rule: Mapping[str, Any], params: Mapping[str, Any], model: Model,
+            strict: bool) -> None:  # fmt: skip
+    """At least one of ``fields`` is given (Suno: ``gpt_description_prompt`` or ``prompt``)."""
+    if not any(params.get(name) for name in rule["fields"]):
+        raise InvalidRequest(
+            f"{' or '.join(rule['fields'])}: give at least one for model {model.id}"
+        )
+
+
 def _max_characters(rule: Mapping[str, Any], params: Mapping[str, Any], model: Model,
                     strict: bool) -> None:  # fmt: skip
     """At most ``max`` characters of text in all (speech)."""
@@ -398,6 +422,7 @@ CHECKS: dict[str, Check] = {
     "shots": _shots,
     "max_when": _max_when,
     "one_of": _one_of,
+    "any_of": _any_of,
     "max_characters": _max_characters,
 }
 

@@ -121,13 +121,14 @@ class DeliveryHost(Protocol):
 
 
 def webhook_body(emulator: Emulator, task: Task) -> dict[str, Any]:
-    """The body a task's webhook POSTs: what ``GET /api/v1/tasks/{id}`` answers now, under the
-    create's status words and base URL (the one place a webhook's body is built)."""
+    """The body a task's webhook POSTs: what its status route (``GET /api/v1/tasks/{id}``, a
+    music task's feed or upload-cover status) answers now, under the create's status words and
+    base URL (the one place a webhook's body is built)."""
     target = task.webhook
     assert target is not None
     view = observe(task, emulator.clock.now())
     words = {State(k): v for k, v in target.words.items()}
-    return success(emulator.task_body(task, view, target.base_url, words))
+    return success(emulator.callback_body(task, view, target.base_url, words))
 
 
 class WebhookDispatcher:

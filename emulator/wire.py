@@ -9,6 +9,8 @@ no path, word or envelope is written twice.
 from __future__ import annotations
 
 import json
+import random
+import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -32,6 +34,9 @@ __all__ = [
     "TASKS_PREFIX",
     "Reply",
     "StatusWords",
+    "clip_id",
+    "clip_title",
+    "clips",
     "created",
     "dumps",
     "error_body",
@@ -65,9 +70,41 @@ def task_path(task_id: str) -> str:
 
 
 def file_url(base_url: str, task_id: str, index: int, ext: str = "png") -> str:
-    """The public URL of file ``index`` (an image, a video, a clip) of a task, under
-    ``base_url``."""
+    """The public URL of file ``index`` (an image, a video, a clip, a clip's cover) of a task,
+    under ``base_url``."""
     return f"{base_url.rstrip('/')}{FILES_PREFIX}{task_id}/{index}.{ext}"
+
+
+# -- clips (music) --------------------------------------------------------------------------
+
+
+def clip_id(task: Task, index: int) -> str:
+    """The id of clip ``index`` of a music task: a UUID drawn from the task's seed."""
+    bits = random.Random(f"clip:{task.seed}:{task.id}:{index}").getrandbits(128)
+    return str(uuid.UUID(int=bits, version=4))
+
+
+def clip_title(task: Task) -> str:
+    """A clip's title: the request's ``title``, else the start of its description or lyrics."""
+    params = task.params
+    text = params.get("title") or params.get("gpt_description_prompt") or params.get("prompt")
+    return str(text or "Untitled")[:100]
+
+
+def clips(task: Task, model: Model, base_url: str) -> list[dict[str, Any]]:
+    """The clips of a finished music task: id, audio and cover URLs, title, length in s."""
+    cover = model.output.cover
+    title = clip_title(task)
+    return [
+        {
+            "id": clip_id(task, i),
+            "audio_url": file_url(base_url, task.id, i, model.file_ext(task.params)),
+            "image_url": file_url(base_url, task.id, i, cover[0]) if cover else "",
+            "title": title,
+            "duration": model.file_seconds(task.params, task.seed, i),
+        }
+        for i in range(task.images)
+    ]
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -156,7 +193,7 @@ def task_data(
     ``base_url``; ``output`` and the default failure reason as ``model``'s route has them
     (an image model's when None)."""
     state = view.state
-    output = None
+    output: dict[str, Any] | None = None
     if state is State.SUCCEEDED:
         if model is None:
             urls = [file_url(base_url, task.id, i) for i in range(task.images)]
@@ -165,6 +202,8 @@ def task_data(
             kind, ext = model.output, model.file_ext(task.params)
             urls = [file_url(base_url, task.id, i, ext) for i in range(task.images)]
             output = {kind.url_field: urls[0], kind.urls_field: urls}
+            if kind.clips:
+                output["clips"] = clips(task, model, base_url)
     failure = model.route.failure if model is not None else DEFAULT_FAILURE
     return {
         "task_id": task.id,

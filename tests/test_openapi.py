@@ -32,6 +32,8 @@ def test_every_schema_is_valid_json_schema_2020_12() -> None:
 def test_every_catalogue_model_has_a_request_schema_from_the_catalogue() -> None:
     schemas = SPEC["components"]["schemas"]
     for route in CATALOGUE.routes.values():  # one request schema per create route
+        if route.served_by is not None:  # (a route of its own package: described there)
+            continue
         create = SPEC["paths"][route.path]["post"]["requestBody"]["content"]["application/json"]
         name = create["schema"]["$ref"].rsplit("/", 1)[1]
         refs = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas[name]["oneOf"]}

@@ -1,0 +1,254 @@
+"""The Suno routes besides generate in the OpenAPI description: their path items and component
+schemas, merged into the document by :func:`emulator.openapi.build_openapi` (generate is a
+catalogue route: described with the other creates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..openapi import _errors, _json, _op, _preflight, _ref, _success, field_schema, id_regex
+from .handlers import rules
+from .wire import MUSIC_PATHS
+
+__all__ = ["music_paths", "music_schemas"]
+
+_ERRORS = (400, 401, 402, 404, 405, 413, 415, 429, 500, 503)
+_STATUS = {"type": "string", "enum": ["IN_PROGRESS", "SUCCESS", "FAILED"]}
+_STAMP = {"type": "string", "format": "date-time"}
+_URL = {"type": "string"}
+
+#: operation -> (summary, operationId, request schema or None (a GET with ?task_id=), answer)
+_OPERATIONS = {
+    "feed": (
+        "Poll a music task (generate, extend or upload-cover): its clips by stage; 0 credits",
+        "getMusicFeed",
+        None,
+        "MusicFeedResponse",
+    ),
+    "extend": (
+        "Extend a clip of a finished music task: two new clips",
+        "extendMusic",
+        "ExtendMusicRequest",
+        "CreateResponse",
+    ),
+    "cover": (
+        "Generate the cover art of a finished music task (once, 1 credit)",
+        "createMusicCover",
+        "MusicCoverRequest",
+        "MusicCoverCreated",
+    ),
+    "cover-status": ("Poll a cover task; 0 credits", "getMusicCover", None, "MusicCoverStatus"),
+    "upload-cover": (
+        "A new rendition of an audio (audio_id): two clips",
+        "createUploadCover",
+        "UploadCoverRequest",
+        "UploadCoverCreated",
+    ),
+    "upload-cover-status": (
+        "Poll an upload-cover task; 0 credits",
+        "getUploadCover",
+        None,
+        "UploadCoverStatusResponse",
+    ),
+    "lyrics": (
+        "Timestamped lyrics of a finished clip (synchronous, 2 credits)",
+        "getTimestampedLyrics",
+        "TimestampedLyricsRequest",
+        "TimestampedLyricsResponse",
+    ),
+}
+
+
+def music_paths() -> dict[str, Any]:
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    out: dict[str, Any] = {}
+    for path, (operation, _, methods) in MUSIC_PATHS.items():
+        summary, operation_id, request, response = _OPERATIONS[operation]
+        extra: dict[str, Any] = {}
+        if request is None:
+            extra["parameters"] = [
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": description,
+                }
+                for name, description in (
+                    ("task_id", "The task's id (required, or one of the older names)"),
+                    ("workId", "Older pages' name of task_id (feed)"),
+                    ("taskId", "Another spelling of task_id"),
+                )
+            ]
+        else:
+            extra["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _ref(request)}},
+            }
+        operation_object = _op(
+            summary,
+            {"200": _json(_ref(response), "The answer"), **_errors(*_ERRORS)},
+            operationId=operation_id,
+            tags=["music"],
+            security=bearer,
+            **extra,
+        )
+        out[path] = {method.lower(): operation_object for method in methods if method != "HEAD"} | {
+            "options": _preflight("preflight" + operation_id[0].upper() + operation_id[1:])
+        }
+    return out
+
+
+def _object(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties, **extra}
+
+
+def _body(fields: Any, description: str) -> dict[str, Any]:
+    return _object(
+        [f.name for f in fields.values() if f.required],
+        {name: field_schema(spec) for name, spec in fields.items()},
+        description=description,
+        additionalProperties=True,
+    )
+
+
+def music_schemas(id_pattern: str) -> dict[str, Any]:
+    r = rules()
+    clip = _object(
+        [
+            "id",
+            "audio_url",
+            "image_url",
+            "status",
+            "title",
+            "duration",
+            "model_name",
+            "extra_message",
+            "fail_message",
+            "error_message",
+        ],
+        {
+            "id": {"type": "string", "format": "uuid"},
+            "audio_url": _URL,
+            "image_url": _URL,
+            "status": {"type": "string", "enum": ["text", "first", "complete", "error"]},
+            "title": {"type": "string"},
+            "duration": {"type": ["number", "null"]},
+            "model_name": {"type": "string"},
+            "extra_message": {"type": "string"},
+            "fail_message": {"type": "string"},
+            "error_message": {"type": "string"},
+        },
+        additionalProperties=False,
+    )
+    clips = {"type": "array", "items": _ref("MusicClip")}
+    upload_id = {"type": "string", "pattern": "^" + id_regex(r.upload_id[0]) + "$"}
+    msg = {"code": {"const": 200}, "msg": {"type": "string"}}
+    return {
+        "MusicClip": clip,
+        "MusicFeedResponse": _success(
+            _object(
+                ["type", "request_body", "response_data", "created_at"],
+                {
+                    "type": _STATUS,
+                    "request_body": {"type": "object"},
+                    "response_data": clips,
+                    "created_at": _STAMP,
+                },
+                additionalProperties=False,
+            )
+        ),
+        "ExtendMusicRequest": _body(
+            r.extend_fields,
+            "Extend a clip (custom_mode true: prompt required; false: inherit the origin's fields)",
+        ),
+        "UploadCoverRequest": _body(r.upload_fields, "A new rendition of audio_id"),
+        "MusicCoverRequest": _object(
+            [],
+            {"task_id": {"type": "string"}, "taskId": {"type": "string"}},
+            description="The music task's id, as task_id or (older pages) taskId",
+        ),
+        "MusicCoverCreated": _object(
+            ["code", "msg", "data"],
+            {
+                **msg,
+                "data": _object(["taskId"], {"taskId": {"type": "string", "pattern": id_pattern}}),
+            },
+            additionalProperties=False,
+        ),
+        "MusicCoverStatus": _object(
+            ["code", "msg", "data"],
+            {
+                **msg,
+                "data": _object(
+                    ["taskId", "status", "images", "created_at"],
+                    {
+                        "taskId": {"type": "string"},
+                        "status": _STATUS,
+                        "images": {"type": "array", "items": _URL},
+                        "created_at": _STAMP,
+                    },
+                    additionalProperties=False,
+                ),
+            },
+            additionalProperties=False,
+        ),
+        "UploadCoverCreated": _success(
+            _object(["task_id"], {"task_id": upload_id}, additionalProperties=False)
+        ),
+        "UploadCoverStatusResponse": _success(
+            _object(
+                ["task_id", "status", "response_data", "created_at"],
+                {
+                    "task_id": upload_id,
+                    "status": _STATUS,
+                    "response_data": clips,
+                    "created_at": _STAMP,
+                },
+                additionalProperties=False,
+            )
+        ),
+        "TimestampedLyricsRequest": _object(
+            ["task_id", "audio_id"],
+            {"task_id": {"type": "string"}, "audio_id": {"type": "string"}},
+        ),
+        "TimestampedLyricsResponse": _success(
+            _object(
+                ["text", "lyricParams", "waveform"],
+                {
+                    "text": {"type": "string"},
+                    "lyricParams": {
+                        "type": "array",
+                        "items": {
+                            "oneOf": [
+                                _object(
+                                    ["text", "metadata", "type"],
+                                    {
+                                        "text": {"type": "string"},
+                                        "metadata": {"type": "object"},
+                                        "type": {"const": "segment_break"},
+                                    },
+                                ),
+                                _object(
+                                    ["text", "start", "end", "type"],
+                                    {
+                                        "text": {"type": "string"},
+                                        "start": {"type": "number"},
+                                        "end": {"type": "number"},
+                                        "type": {"const": "lyric"},
+                                    },
+                                ),
+                            ]
+                        },
+                    },
+                    "waveform": {
+                        "type": "array",
+                        "minItems": r.waveform,
+                        "maxItems": r.waveform,
+                        "items": {"type": "number", "minimum": 0, "maximum": 1},
+                    },
+                },
+                additionalProperties=False,
+            )
+        ),
+    }
