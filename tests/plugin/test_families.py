@@ -1,4 +1,4 @@
-"""Both fixtures serve every family: a test creates a video, speech and an image tool task with
+"""Both fixtures serve every family: a test creates a video, speech, music and an image tool task with
 httpx against the handle's URL, moves the virtual clock, polls and downloads real files."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ CASES = [
     ("/api/v1/videos/generations", {"model": "kling-3", "prompt": "a fox", "duration": 3,
                                    "sound": False}, "video_url"),
     ("/api/v1/audio/speech", {"model": "elevenlabs-v3", "dialogue": [{"text": "Hello there."}]},
+     "audio_url"),
+    ("/api/v1/audio/music", {"model": "suno", "prompt": "la la la", "style": "pop"},
      "audio_url"),
     ("/api/v1/images/tools/upscale", {"model": "image-upscale", "image": "https://x.test/a.png",
                                      "scale": 2}, "image_url"),
@@ -51,4 +53,4 @@ def test_create_poll_download(FIXTURE, path, body, field):
 @pytest.mark.parametrize("fixture", ["aio_emulator", "aio_emulator_respx"])
 def test_every_family_through_both_fixtures(suite: pytest.Pytester, fixture: str) -> None:
     suite.makepyfile(test_families=SUITE.replace("FIXTURE", fixture))
-    suite.runpytest().assert_outcomes(passed=3)
+    suite.runpytest().assert_outcomes(passed=4)
