@@ -234,10 +234,11 @@ def render_round(port: int, conn: Conn, poll_path: str, videos: list[str]) -> di
     }
 
 
-def schedstat(pid: int) -> tuple[float, float]:
-    """(seconds on a CPU, seconds runnable but waiting for one) of the thread ``pid`` (the
-    main thread of a process has its pid: the server's event loop)."""
-    on_cpu, waiting, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+def schedstat(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of thread ``tid`` of process
+    ``pid`` (by default its main thread, whose id is the pid: the server's event loop)."""
+    path = Path(f"/proc/{pid}/task/{tid or pid}/schedstat")
+    on_cpu, waiting, _ = path.read_text().split()
     return int(on_cpu) / 1e9, int(waiting) / 1e9
 
 
@@ -249,26 +250,30 @@ def machine_busy_s() -> float:
 
 class Phase:
     """CPU accounting of one phase: the server (all threads), its event loop thread, this
-    process (the poller and the download threads) and everything else on the machine."""
+    process (the poller and the download threads), the poller thread (the one that makes the
+    phase) and everything else on the machine."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        self.poller = threading.get_native_id()
         self.start = self._sample()
 
     def _sample(self) -> tuple[float, ...]:
         own = os.times()
         return (time.perf_counter(), proc_cpu_s(self.pid), *schedstat(self.pid),
-                own.user + own.system, machine_busy_s())  # fmt: skip
+                own.user + own.system, schedstat(os.getpid(), self.poller)[1],
+                machine_busy_s())  # fmt: skip
 
     def end(self) -> dict[str, float]:
         d = [b - a for a, b in zip(self.start, self._sample(), strict=True)]
-        wall, server, loop_cpu, loop_wait, client, machine = d
+        wall, server, loop_cpu, loop_wait, client, poller_wait, machine = d
         return {
             "wall_s": wall,
             "server_cpu_s": server,
             "loop_cpu_s": loop_cpu,
             "loop_runqueue_s": loop_wait,
             "client_cpu_s": client,
+            "poller_runqueue_s": poller_wait,
             "foreign_cores": max(0.0, machine - server - client) / wall,
         }
 
@@ -375,7 +380,7 @@ def print_render_load(result: dict[str, Any]) -> None:
     print(
         f"{'server':<17}{'phase':<11}{'polls':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
         f"{'>10 ms':>7}{'wall s':>7}{'server CPU':>11}{'loop CPU':>9}{'loop wait':>10}"
-        f"{'client':>7}{'other':>6}{'p99 ratio':>10}"
+        f"{'client':>7}{'its wait':>9}{'other':>6}{'p99 ratio':>10}"
     )
     for name, c in result["configs"].items():
         for phase in ("idle", "rendering"):
@@ -385,7 +390,8 @@ def print_render_load(result: dict[str, Any]) -> None:
                 f"{CONFIG_NAMES.get(name, name):<17}{phase:<11}{s['n']:>7,}{s['p50']:>8.2f}"
                 f"{s['p99']:>8.2f}{s['max']:>8.1f}{s['over_10ms']:>7}{s['wall_s']:>7.2f}"
                 f"{s['server_cpu_s']:>10.2f}s{s['loop_cpu_s']:>8.2f}s{s['loop_runqueue_s']:>9.2f}s"
-                f"{s['client_cpu_s']:>6.2f}s{s['foreign_cores']:>5.2f}c{ratio}"
+                f"{s['client_cpu_s']:>6.2f}s{s['poller_runqueue_s']:>8.2f}s"
+                f"{s['foreign_cores']:>5.2f}c{ratio}"
             )
         r = c["rendering"]
         print(
@@ -396,8 +402,9 @@ def print_render_load(result: dict[str, Any]) -> None:
         )
     print(
         "server CPU: user+system of all its threads; loop CPU / loop wait: its event-loop thread "
-        "on a CPU / runnable but waiting for one (schedstat); client: this process (poller and "
-        "download threads); other: cores used by other processes (max over rounds)."
+        "on a CPU / runnable but waiting for one (schedstat); client: this process's CPU (poller "
+        "and download threads), its wait: the poller's run-queue wait; other: cores used by "
+        "other processes (max over rounds)."
     )
 
 
