@@ -84,7 +84,8 @@ class Conn:
         status, data = self.request(method, path, json.dumps(body).encode() if body else b"")
         if status != 200:
             raise RuntimeError(f"{method} {path} answered {status}: {data[:300]!r}")
-        return json.loads(data)
+        answer: dict[str, Any] = json.loads(data)
+        return answer
 
     def _recv(self) -> None:
         chunk = self.sock.recv(262144)
@@ -135,13 +136,13 @@ def proc_cpu_s(pid: int) -> float:
 
 def file_path(task: dict[str, Any]) -> str:
     output = task["output"]
-    url = output.get("video_url") or output["image_url"]
+    url: str = output.get("video_url") or output["image_url"]
     return "/" + url.split("/", 3)[3]
 
 
 def finished(conn: Conn, task_id: str) -> dict[str, Any]:
     for _ in range(1000):
-        task = conn.json("GET", f"/api/v1/tasks/{task_id}")["data"]
+        task: dict[str, Any] = conn.json("GET", f"/api/v1/tasks/{task_id}")["data"]
         if task["status"] == "completed":
             return task
         if task["status"] == "failed":
@@ -416,6 +417,10 @@ def verdict(result: dict[str, Any]) -> tuple[str, str, bool | None]:
         f"{c['p99_ratio']:.1f}x ({c['rendering']['p99']:.2f} vs {c['idle']['p99']:.2f} ms, "
         f"{CONFIG_NAMES[result['target']]})"
     )
+    others = [f"{CONFIG_NAMES.get(n, n)}: {o['p99_ratio']:.1f}x"
+              for n, o in result["configs"].items() if n != result["target"]]  # fmt: skip
+    if others:
+        value += f"; not judged, {', '.join(others)}"
     ok = clean and c["p99_ratio"] <= TARGET_RATIO
     return (f"poll p99 while 8 videos render <= {TARGET_RATIO:g}x idle", value, ok)
 
