@@ -21,7 +21,7 @@ from .errors import APIError, method_not_allowed, server_error
 from .faults import NetworkFault
 from .guards import ControlGuard
 from .service import Emulator
-from .wire import CHAT_PATH, CONTROL_PREFIX, FILES_PREFIX, TASKS_PREFIX
+from .wire import API_PREFIX, CHAT_PATH, CONTROL_PREFIX, FILES_PREFIX
 
 if TYPE_CHECKING:
     from .chat.handler import ChatEndpoint
@@ -148,11 +148,15 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        creates = ", ".join(request.app.state.emulator.catalogue.by_path)
+        paths = request.app.state.emulator.catalogue.by_path
+        creates = ", ".join(
+            sorted({"/".join(p.removeprefix(API_PREFIX).split("/")[:2]) for p in paths})
+        )
         error = APIError(
             f"Unknown path {request.method} {request.url.path[:200]!r}. The emulator serves "
-            f"POST {creates}, GET {TASKS_PREFIX}{{task_id}}, GET {FILES_PREFIX}{{task_id}}/"
-            f"{{n}}.{{ext}}, POST {CHAT_PATH} and {CONTROL_PREFIX}.",
+            f"the API under {API_PREFIX} ({creates}, tasks/{{task_id}}, chat/completions: "
+            f"every route is in /openapi.json), files under {FILES_PREFIX} and its control "
+            f"API under {CONTROL_PREFIX}.",
             status=404,
         )
         return _render(request, error, exc.headers)

@@ -16,9 +16,9 @@ BODY = {"model": "cogview-4", "prompt": "a red fox in the snow"}
 UNSERVED = [
     "*aio_emulator: the emulator could not serve 3 request(s):",
     "- GET /api/v1/task/abc?x=1 -> 404: Unknown path GET '/api/v1/task/abc'. The emulator "
-    "serves POST /api/v1/images/generations, /api/v1/videos/generations, *, "
-    "GET /api/v1/tasks/{task_id}, GET /files/{task_id}/{n}.{ext}, "
-    "POST /api/v1/chat/completions and /_emulator/.",
+    "serves the API under /api/v1/ (audio/music, audio/speech, images/generations, "
+    "images/tools, videos/generations, tasks/{task_id}, chat/completions: every route is in "
+    "/openapi.json), files under /files/ and its control API under /_emulator/.",
     "- GET /api/v1/tasks/abc -> 401: Invalid API key: keys start with 'aio_'",
     "- DELETE /api/v1/images/generations -> 405: Method DELETE is not allowed on "
     "'/api/v1/images/generations'. Allowed: POST",
