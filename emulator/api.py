@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from .catalogue import Catalogue
+from .clock import iso
 from .cors import Cors, is_preflight
 from .engine import Decision, Request, ScenarioRuntime, as_api_error
 from .errors import APIError, InvalidRequest, method_not_allowed, server_error, task_not_found
@@ -33,7 +34,7 @@ from .media import file_name
 from .music.wire import MUSIC_PATHS, SUNO_ERROR_TYPES
 from .ranges import file_reply
 from .service import Emulator
-from .tasks import Task
+from .tasks import Task, TaskScript, observe
 from .validation import validate_create
 from .wire import (
     FILES_PREFIX,
@@ -138,11 +139,39 @@ async def create_generation(emulator: Emulator, call: Call, route: str = "images
         body, emulator.catalogue, strict=runtime.scenario.strict,
         route=emulator.catalogue.routes[route],
     )  # fmt: skip
+    form = runtime.scenario.answers.get(route, "task")
+    script = INSTANT if form in FINISHED_FORMS else None
     task = emulator.create_task(
-        key, request, effect=decision.task, runtime=runtime, base_url=call.base_url
+        key, request, script, effect=decision.task, runtime=runtime, base_url=call.base_url
     )
     call.task_id = task.id
-    return _answer(decision, created(task.id, runtime.words))
+    if form == "task":
+        return _answer(decision, created(task.id, runtime.words))
+    return await _answer_at_once(emulator, call, task, form, decision)
+
+
+#: a task that ends as it is created (a scenario's ``answers`` asks for it at once)
+INSTANT = TaskScript(0.0, 0.0)
+FINISHED_FORMS = frozenset({"finished", "audio"})
+
+
+async def _answer_at_once(
+    emulator: Emulator, call: Call, task: Task, form: str, decision: Decision
+) -> Answer:
+    """A create answered in another form than the task to poll (a scenario's ``answers``):
+    the finished task body, its audio bytes, or the bare create answer of an older page."""
+    if form == "bare":
+        return _answer(decision, {"task_id": task.id, "status": "pending", "model": task.model,
+                                  "created_at": iso(task.created_at)})  # fmt: skip
+    emulator.settle()  # it has ended: spent, and its webhook started
+    if form == "audio":
+        file = await emulator.file(task.id, 0)
+        headers = [(b"content-type", file.media_type.encode()),
+                   (b"content-length", b"%d" % len(file.body))]  # fmt: skip
+        return Reply(200, file.body, headers)
+    view = observe(task, emulator.clock.now())
+    return _answer(decision, success(emulator.task_body(task, view, call.base_url(),
+                                                        _runtime(call).words)))  # fmt: skip
 
 
 async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:

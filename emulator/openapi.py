@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from . import __version__
 from .catalogue import Catalogue, Field, Model
+from .scenarios.checks import ANSWERS
 from .tasks import State
 from .validation import MAX_URL_LENGTH, URL_PATTERN
 from .wire import (
@@ -242,6 +243,18 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
         },
     }
     return {
+        "BareCreateResponse": {
+            "type": "object",
+            "description": "The bare create answer an older page shows (a scenario's answers).",
+            "required": ["task_id", "status", "model", "created_at"],
+            "additionalProperties": False,
+            "properties": {
+                "task_id": {"type": "string"},
+                "status": {"type": "string"},
+                "model": {"type": "string"},
+                "created_at": stamp,
+            },
+        },
         "CreateResponse": _success(
             {
                 "type": "object",
@@ -482,6 +495,21 @@ def _operation(name: str) -> tuple[str, str, str, str]:
     return name, f"Create a {name} task", f"create{camel}", f"Create{camel}Request"
 
 
+def _created(route: str) -> dict[str, Any]:
+    """The 200 of a create route: the task to poll, or the forms a scenario's ``answers`` can
+    switch the route to (the finished task body, the audio bytes, the bare create answer)."""
+    forms = ANSWERS.get(route, ("task",))
+    schemas = [_ref("CreateResponse")]
+    if "finished" in forms:
+        schemas.append(_ref("TaskResponse"))
+    if "bare" in forms:
+        schemas.append(_ref("BareCreateResponse"))
+    answer = _json(schemas[0] if len(schemas) == 1 else {"oneOf": schemas}, "Task created")
+    if "audio" in forms:
+        answer["content"]["audio/mpeg"] = {"schema": {"type": "string"}}
+    return answer
+
+
 def _create_paths(catalogue: Catalogue, bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
     """One create operation per route of the catalogue."""
     out: dict[str, Any] = {}
@@ -494,7 +522,7 @@ def _create_paths(catalogue: Catalogue, bearer: list[dict[str, list[str]]]) -> d
                 summary,
                 {
                     "200": {
-                        **_json(_ref("CreateResponse"), "Task created"),
+                        **_created(route.name),
                         "links": {
                             "GetTask": {
                                 "operationId": "getTask",

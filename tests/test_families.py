@@ -388,3 +388,44 @@ def test_a_file_is_rendered_once_for_the_same_request_and_seed_even_after_a_rese
     assert bodies[0] == bodies[1]
     cache = client.app.state.emulator.media.cache
     assert len(cache) == 1
+
+
+def _answers(client: Client, answers: dict[str, str]) -> None:
+    scenario = {"name": "at-once", "answers": answers}
+    assert client.put("/_emulator/scenario", json={"scenario": scenario}).status_code == 200
+
+
+def test_a_scenario_can_make_speech_answer_its_mp3_at_once(client: Client) -> None:
+    """What the AI Video Director also handles: a speech create answered with audio bytes."""
+    _answers(client, {"speech": "audio"})
+    before = client.get(f"/_emulator/keys/{KEY}").json()["credits"]
+    r = create(client, "/api/v1/audio/speech", model="elevenlabs-v3", text="Hello there, friend")
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/mpeg"
+    with av.open(io.BytesIO(r.content)) as container:
+        assert container.duration == pytest.approx(1_300_000, abs=60_000)  # 19 chars / 15
+    assert before - client.get(f"/_emulator/keys/{KEY}").json()["credits"] == 1
+    assert create(client, "/api/v1/videos/generations", model="grok-video",
+                  prompt="a cat").json()["data"]["status"] == "IN_PROGRESS"  # fmt: skip
+
+
+def test_a_scenario_can_make_an_image_tool_answer_the_finished_task(client: Client) -> None:
+    _answers(client, {"remove-bg": "finished"})
+    r = create(client, "/api/v1/images/tools/remove-bg", model="bg-remover", image=IMAGE)
+    data = r.json()["data"]
+    assert data["status"] == "completed" and data["credits_consumed"] == 1
+    assert client.poll(data["task_id"]).json()["data"] == data
+
+
+def test_a_scenario_can_make_music_answer_the_bare_create_of_an_older_page(client: Client) -> None:
+    _answers(client, {"music": "bare"})
+    body = create(client, "/api/v1/audio/music", prompt="la la la").json()
+    assert set(body) == {"task_id", "status", "model", "created_at"}
+    assert body["status"] == "pending" and body["model"] == "chirp-v3-5"
+
+
+def test_an_answer_form_a_route_does_not_have_is_refused(client: Client) -> None:
+    scenario = {"name": "bad", "answers": {"speech": "finished", "videos": "audio"}}
+    r = client.put("/_emulator/scenario", json={"scenario": scenario})
+    assert r.status_code == 400
+    message = r.json()["error"]["message"]
+    assert "answers.speech" in message and "answers" in message and "videos" in message

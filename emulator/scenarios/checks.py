@@ -110,7 +110,20 @@ class _Checker:
         return frozenset(items)
 
 
-TOP_KEYS = ("name", "description", "seed", "strict", "status_words", "defaults", "rules", "chat")
+TOP_KEYS = (
+    "name", "description", "seed", "strict", "status_words", "answers", "defaults", "rules",
+    "chat",
+)  # fmt: skip
+#: the forms a create route can answer in, by route ([choice] lines of the contract): the task
+#: to poll (the default), the finished task body at once, the audio bytes at once, the bare
+#: create answer an older page shows
+ANSWERS: Mapping[str, tuple[str, ...]] = {
+    "speech": ("task", "audio"),
+    "remove-bg": ("task", "finished"),
+    "face-swap": ("task", "finished"),
+    "upscale": ("task", "finished"),
+    "music": ("task", "bare"),
+}
 
 
 def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None = None) -> Scenario:
@@ -135,6 +148,12 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
         for key, value in raw.items():
             if key in STATUS_KEYS and c.text(value, f"status_words.{key}") is not None:
                 words[key] = value
+    answers: dict[str, str] = {}
+    if "answers" in top:
+        raw = c.mapping(top["answers"], "answers", tuple(ANSWERS))
+        for route, form in raw.items():
+            if route in ANSWERS and c.choice(form, f"answers.{route}", ANSWERS[route]):
+                answers[route] = form
     defaults = c.mapping(top.get("defaults", {}), "defaults", ("latency", "task"))
     latency = (
         _distribution(c, defaults["latency"], "defaults.latency", ms=True)
@@ -160,7 +179,7 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
         raise ScenarioError(c.problems)
     return Scenario(
         name=str(name), description=description, source=source, seed=seed, strict=strict,
-        status_words=words, latency=latency, task=task, rules=tuple(rules),
+        status_words=words, answers=answers, latency=latency, task=task, rules=tuple(rules),
         warnings=tuple(c.warnings), chat=chat,
     )  # fmt: skip
 

@@ -27,8 +27,10 @@ def compose(scenarios: Sequence[Scenario]) -> Scenario:
     if len(scenarios) == 1:
         return scenarios[0]
     words: dict[str, str] = {}
+    answers: dict[str, str] = {}
     for scenario in scenarios:
         words |= scenario.status_words
+        answers |= scenario.answers
     seeds = [s.seed for s in scenarios if s.seed is not None]
     return Scenario(
         name=" + ".join(s.name for s in scenarios),
@@ -37,6 +39,7 @@ def compose(scenarios: Sequence[Scenario]) -> Scenario:
         seed=seeds[-1] if seeds else None,
         strict=any(s.strict for s in scenarios),
         status_words=words,
+        answers=answers,
         latency=_last(s.latency for s in scenarios),
         task=_last(s.task for s in scenarios),
         rules=tuple(

@@ -149,6 +149,9 @@ class Scenario:
     seed: int | None = None
     strict: bool = False
     status_words: Mapping[str, str] = field(default_factory=dict)
+    #: how a create route answers, where the docs show another form ([choice] defaults:
+    #: ``task``): route name -> ``task`` | ``finished`` | ``audio`` | ``bare``
+    answers: Mapping[str, str] = field(default_factory=dict)
     latency: Distribution | None = None
     task: TaskEffect | None = None
     rules: tuple[Rule, ...] = ()
