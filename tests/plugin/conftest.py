@@ -8,6 +8,11 @@ plugin, whose lazy import (assertion-rewritten, with no bytecode cache) costs se
 
 from __future__ import annotations
 
+import concurrent.futures.process  # (video and audio renders: a process pool, see media.py)
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
+import multiprocessing.synchronize
+
 import httpx
 import openai  # (tests/plugin/test_chat.py: its inner runs use the SDK)
 import pytest
@@ -17,7 +22,7 @@ import emulator.app
 import emulator.images
 import emulator.server
 
-__all__ = ["emulator", "httpx", "openai", "respx"]
+__all__ = ["concurrent", "emulator", "httpx", "multiprocessing", "openai", "respx"]
 
 INI = """\
 [pytest]
