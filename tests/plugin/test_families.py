@@ -28,7 +28,7 @@ CASES = [
             ),
         },
         route.output.url_field,
-    )  # fmt: skip
+    )
     for route in CATALOGUE.routes.values()
     if route.served_by is None
     for model in CATALOGUE.route_models(route)
