@@ -177,3 +177,26 @@ def test_both_fixtures(aio_emulator, aio_emulator_respx):
     generate_image(aio_emulator_respx.api_key, "in-process")
     generate_image(aio_emulator.api_key, "live", base_url=aio_emulator.url)
     assert len(aio_emulator.requests(endpoint="create")) == 2
+
+
+# -- 5: webhooks in-process --------------------------------------------------------------------
+
+
+HOOK = "https://hooks.example.test/cb"
+
+
+def test_webhooks_reach_a_respx_route_and_retry_on_the_emulators_clock(
+    aio_emulator_respx, respx_mock
+):
+    route = respx_mock.post(HOOK).mock(side_effect=[httpx.Response(500), httpx.Response(200)])
+    body = {"model": "grok-imagine/text-to-image", "prompt": "a kite", "callback_url": HOOK}
+    httpx.post(f"{API}/api/v1/images/generations", json=body, headers=aio_emulator_respx.headers)
+    aio_emulator_respx.settle()
+    assert route.call_count == 1
+    aio_emulator_respx.advance(0.5)  # half the back-off: nothing more is sent
+    assert route.call_count == 1
+    aio_emulator_respx.advance(0.5)
+    assert route.call_count == 2
+    first, second = aio_emulator_respx.webhooks()
+    assert (first["status"], second["status"]) == (500, 200)
+    assert second["body"]["data"]["status"] == "completed"
