@@ -101,11 +101,20 @@ def validate_create(
 
 
 def check_fields(
-    body: Mapping[str, Any], fields: Mapping[str, Field], strict: bool
+    body: Mapping[str, Any], fields: Mapping[str, Field], strict: bool, also: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """``body``'s known ``fields`` checked, defaults applied (for bodies without a catalogue
-    model: Suno's extend and upload-cover)."""
-    return _fields(body, fields, "", strict, "")[0]
+    model: Suno's extend and upload-cover); in strict mode a field that is neither one of
+    ``fields`` nor of ``also`` (checked by the caller) is a 400, as on a create."""
+    params, given = _fields(body, fields, "", strict, "")
+    if strict and len(body) != given:
+        allowed = [*_documented(fields), *also]
+        unknown = [k for k in body if k not in allowed]
+        if unknown:
+            raise InvalidRequest(
+                f"{unknown[0]}: unknown field (strict mode). Allowed: {', '.join(allowed)}"
+            )
+    return params
 
 
 def _allowed(catalogue: Catalogue, route: Route, strict: bool) -> str:

@@ -416,3 +416,18 @@ def test_webhooks_carry_the_feed_and_upload_status_bodies(
     assert by_path["/gen"] == feed and feed["data"]["type"] == "SUCCESS"
     status = c.get(f"{MUSIC}/upload-cover/status?task_id={upl}", headers=HOOK_AUTH).json()
     assert by_path["/upl"] == status
+
+
+def test_strict_mode_refuses_unknown_fields_on_upload_cover_and_extend() -> None:
+    body = {"audio_id": "song_abc123", "mood": "happy"}
+    with make_client() as client:
+        assert (
+            client.post(MUSIC + "/upload-cover/generate", json=body, headers=AUTH).status_code
+            == 200
+        )
+    with strict_client() as client:
+        r = client.post(MUSIC + "/upload-cover/generate", json=body, headers=AUTH)
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("mood: unknown")
+        r = client.post(MUSIC + "/extend", json={"origin_task_id": "gen1", "extend_audio_index": 0,
+                                                "x": 1}, headers=AUTH)  # fmt: skip
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("x: unknown")

@@ -165,7 +165,7 @@ async def extend(emulator: Emulator, call: Call) -> Answer:
     """``POST /audio/music/extend``: two clips continuing a clip of a finished music task."""
     key, body, decision = await read_json_call(emulator, call, "create", "music")
     r = rules()
-    params = check_fields(body, r.extend_fields, _strict(call))
+    params = check_fields(body, r.extend_fields, _strict(call), also=("model",))
     found = _music_task(emulator, key, params["origin_task_id"])
     if found is None or found[0].id.startswith(UPLOAD_PREFIX):
         raise NotFound(
@@ -254,7 +254,7 @@ async def upload_cover(emulator: Emulator, call: Call) -> Answer:
     """``POST /audio/music/upload-cover/generate``: a new rendition of an uploaded audio."""
     key, body, decision = await read_json_call(emulator, call, "create", "music")
     r = rules()
-    params = check_fields(body, r.upload_fields, _strict(call))
+    params = check_fields(body, r.upload_fields, _strict(call), also=("model",))
     if params["custom_mode"] and "prompt" not in params:
         raise InvalidRequest("prompt: is required when custom_mode is true")
     default = emulator.catalogue.models[emulator.catalogue.routes["music"].default_model or ""]
