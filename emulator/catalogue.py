@@ -208,8 +208,12 @@ class Model:
     def output(self) -> Output:
         return self.route.output
 
-    def pixel_size(self, params: Mapping[str, Any]) -> tuple[int, int]:
-        """The placeholder's (width, height) for validated ``params``; (0, 0) for audio."""
+    def pixel_size(
+        self, params: Mapping[str, Any], input_size: tuple[int, int] | None = None
+    ) -> tuple[int, int]:
+        """The placeholder's (width, height) for validated ``params``; (0, 0) for audio. An
+        image tool's output follows ``input_size`` when the input's size is known (an emulator
+        file), else the catalogue's stand-in size."""
         px = self.pixels
         if "none" in px:
             return 0, 0
@@ -219,10 +223,10 @@ class Model:
         if "size_field" in px:
             return _size(str(params[px["size_field"]]))
         if "input" in px:  # an image tool: the input's size (never fetched), times the scale
-            width, height = px["input"]
+            width, height = input_size or px["input"]
             scale = int(params.get(px.get("scale_field", ""), 1))
             factor = min(scale, px.get("max_side", 1 << 30) / max(width, height))
-            return int(width * factor), int(height * factor)
+            return max(1, int(width * factor)), max(1, int(height * factor))
         ratio = str(params[px["aspect_field"]]) if "aspect_field" in px else px.get("aspect", "1:1")
         if "short_side" in px or "short_side_field" in px:
             return even_pixels(ratio, self._short_side(params))

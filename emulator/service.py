@@ -38,7 +38,7 @@ from .tasks import (
 )
 from .validation import CreateRequest, validate_create
 from .webhooks import WebhookDispatcher
-from .wire import StatusWords, task_data
+from .wire import FILES_PREFIX, StatusWords, task_data
 
 __all__ = ["Emulator"]
 
@@ -128,6 +128,10 @@ class Emulator:
         """
         runtime = runtime or self.scenario
         model = request.model
+        if "input" in model.pixels:  # an image tool given an emulator file: its real size
+            size = self._file_size(request.params.get("image"))
+            if size is not None:
+                request.width, request.height = model.pixel_size(request.params, size)
         if model.id == "grok-imagine/upscale":
             source = self.tasks.get(str(request.params["task_id"]))
             if source is None or source.key != key:  # a well-formed body naming a missing task
@@ -164,6 +168,20 @@ class Emulator:
             webhook = effect.webhook if effect is not None else None
             self.webhooks.register(task, callback, base, runtime.words, webhook)
         return task
+
+    def _file_size(self, url: object) -> tuple[int, int] | None:
+        """The pixel size of the image an emulator file URL names (``/files/{id}/{n}.{ext}``
+        of a kept image task), else None: the emulator never fetches a URL."""
+        if not isinstance(url, str) or FILES_PREFIX not in url:
+            return None
+        task_id, _, _ = url.split(FILES_PREFIX, 1)[1].partition("/")
+        task = self.tasks.peek(task_id)
+        if task is None or task.width < 1 or task.height < 1:
+            return None
+        model = self.catalogue.models.get(task.model)
+        if model is not None and model.output.kind != "image":
+            return None
+        return task.width, task.height
 
     def default_script(self, request: CreateRequest) -> TaskScript:
         """Realistic timing: total uniform in the model's range, part of it queued."""

@@ -429,3 +429,14 @@ def test_an_answer_form_a_route_does_not_have_is_refused(client: Client) -> None
     assert r.status_code == 400
     message = r.json()["error"]["message"]
     assert "answers.speech" in message and "answers" in message and "videos" in message
+
+
+def test_an_image_tool_given_an_emulator_file_follows_its_size(client: Client) -> None:
+    """The emulator never fetches a URL, but it knows its own files: upscaling a 1440x720
+    cogview-4 image by 2 gives 2880x1440 (another URL counts as 1024x1024)."""
+    r = client.create(size="1440*720")
+    source = finish(client, r.json()["data"]["task_id"])["output"]["image_url"]
+    r = create(client, "/api/v1/images/tools/upscale", model="image-upscale", image=source, scale=2)
+    url = finish(client, r.json()["data"]["task_id"])["output"]["image_url"]
+    with Image.open(io.BytesIO(client.get(url.replace("http://emulator.test", "")).content)) as im:
+        assert im.size == (2880, 1440)
