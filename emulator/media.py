@@ -256,7 +256,7 @@ class Media:
         """File ``index`` of a finished task (no key: file URLs are public, like a CDN's), as
         its scenario serves it, rendered off the event loop on first use."""
         task = self.finished(task_id, index, ext)
-        job = render_job(task, index, self.model_of(task), ext)
+        job = self._job(task, index, ext)
         found = self.cache.get(job)
         if found is None:
             pending = self._rendering.get(job)
@@ -276,7 +276,7 @@ class Media:
     def file_now(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
         """As :meth:`file`, rendered on the calling thread (for code with no event loop)."""
         task = self.finished(task_id, index, ext)
-        job = render_job(task, index, self.model_of(task), ext)
+        job = self._job(task, index, ext)
         found = self.cache.get(job)
         if found is None:
             found = render_file(job, self.max_pixels)
@@ -284,6 +284,16 @@ class Media:
         if task.image is not None and task.image.mode == "corrupt":
             return _corrupted(found)
         return found
+
+    def _job(self, task: Task, index: int, ext: str | None) -> RenderJob:
+        """The render job of a task's file, built on the first request for it."""
+        jobs = task.jobs
+        if jobs is None:
+            jobs = task.jobs = {}
+        job = jobs.get((index, ext))
+        if job is None:
+            job = jobs[(index, ext)] = render_job(task, index, self.model_of(task), ext)
+        return job
 
     def _pool_of(self, job: RenderJob) -> concurrent.futures.Executor:
         """Images render on threads (a few ms each, mostly in zlib, which releases the GIL);

@@ -83,7 +83,8 @@ class StateError(ValueError):
 
 # -- the snapshot (on the loop) and its encoding (in a worker thread) ---------------------------
 
-_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task))
+#: what a task is made of (not its ``jobs``, a cache of what its downloads rebuild)
+_TASK_FIELDS = tuple(f.name for f in dataclasses.fields(Task) if f.compare)
 _task_row = operator.attrgetter(*_TASK_FIELDS)
 
 

@@ -12,7 +12,7 @@ import operator
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +126,9 @@ class Task:
     image: ImageEffect | None = None
     #: where its webhook goes, when the create gave a ``callback_url``
     webhook: WebhookTarget | None = None
+    #: what each of its files is made of, once asked (media.RenderJob by (index, extension)):
+    #: a download builds it once per file, not per request; never saved, never compared
+    jobs: dict[tuple[int, str | None], Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)  # immutable by convention (frozen: benchmarks/README.md)
