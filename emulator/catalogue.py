@@ -299,7 +299,7 @@ class Model:
         if spec is None:
             return seconds
         if spec.values:
-            documented = sorted(float(v) for v in spec.values)
+            documented = _documented_durations(spec.values)
             return next((d for d in documented if d >= seconds), documented[-1])
         return max(seconds, spec.min or 0)
 
@@ -326,9 +326,9 @@ class Model:
             quantity = 1.0
         else:
             quantity = float(self.file_count(params))
-        if self.pricing.by:
+        if self.duration.get("field") in pricing.by:  # a table keyed by the priced duration
             params = {**params, **self._priced_keys(params)}
-        return self.pricing.credits(params, quantity)
+        return pricing.credits(params, quantity)
 
     def _priced_keys(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """A duration in a price table's key is the priced (documented) duration."""
@@ -358,6 +358,11 @@ class Model:
 def seeded_int(seed: int, index: int, low: int, high: int) -> int:
     """A whole number in [low, high], a pure function of a task's seed and a file index."""
     return random.Random(f"{seed}:{index}").randint(low, high)
+
+
+@functools.lru_cache(maxsize=64)  # one per duration field of the catalogue
+def _documented_durations(values: tuple[Any, ...]) -> tuple[float, ...]:
+    return tuple(sorted(float(v) for v in values))
 
 
 @functools.lru_cache(maxsize=256)  # sizes are a model's enum values: a handful

@@ -228,11 +228,6 @@ def _check_duration(spec: Field, value: Any, strict: bool, label: str) -> int:
     (what real clients send): a number or a numeric string, any whole number of seconds from
     1 to the documented maximum."""
     documented = spec.values or None
-    allowed = (
-        ", ".join(repr(v) if spec.type == "string" else str(v) for v in documented)
-        if documented
-        else f"{_num(spec.min)} to {_num(spec.max)}"
-    )
     if strict:
         wanted = str if spec.type == "string" else int
         ok = isinstance(value, wanted) and not isinstance(value, bool)
@@ -242,7 +237,7 @@ def _check_duration(spec: Field, value: Any, strict: bool, label: str) -> int:
             ok = (spec.min is None or value >= spec.min) and (spec.max is None or value <= spec.max)
         if not ok:
             raise InvalidRequest(
-                f"{label}: {_shown(value)} is not allowed (strict mode): {allowed}"
+                f"{label}: {_shown(value)} is not allowed (strict mode): {_durations(spec)}"
             )
         return int(value)
     number: Any = value
@@ -252,15 +247,23 @@ def _check_duration(spec: Field, value: Any, strict: bool, label: str) -> int:
         number = int(number)
     if isinstance(number, bool) or not isinstance(number, int):
         raise InvalidRequest(
-            f"{label}: expected a whole number of seconds, got {_shown(value)}. Allowed: {allowed}"
+            f"{label}: expected a whole number of seconds, got {_shown(value)}. "
+            f"Allowed: {_durations(spec)}"
         )
-    top = max(float(v) for v in documented) if documented else spec.max
-    if number < 1 or (top is not None and number > top):
+    top = spec.max if spec.max is not None else max(float(v) for v in documented or (0,))
+    if number < 1 or number > top:
         raise InvalidRequest(
             f"{label}: {number} seconds is out of range (allowed: 1 to {_num(top)}; "
-            f"documented: {allowed})"
+            f"documented: {_durations(spec)})"
         )
     return number
+
+
+def _durations(spec: Field) -> str:
+    """The documented durations of ``spec``, as a message lists them."""
+    if spec.values:
+        return ", ".join(repr(v) if spec.type == "string" else str(v) for v in spec.values)
+    return f"{_num(spec.min)} to {_num(spec.max)}"
 
 
 def _check_object_list(spec: Field, value: Any, strict: bool, label: str) -> list[dict[str, Any]]:
