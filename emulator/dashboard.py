@@ -9,6 +9,7 @@ the dashboard costs nothing (control paths are not journaled, so polls do not sh
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from .catalogue import Model
+from .chat.usage import content_text
 from .clock import iso
 from .errors import NotFound
 from .http import json_response
@@ -39,6 +41,8 @@ PROMPT_CHARS = 500
 #: named for the images it first served, kept so that links and docs keep working
 IMAGES = "/_emulator/ui/images"
 BODY_CHARS = 64 * 1024
+#: most characters of one message (or reply) in a chat call's transcript
+TURN_CHARS = 4000
 
 _ASSETS = {
     "index.html": "text/html; charset=utf-8",
@@ -219,7 +223,94 @@ def _request_row(entry: Entry, body: bool = False) -> dict[str, Any]:
         row["body"] = value
         if "response" in full:  # a chat call's answer: the reply, usage, credits
             row["response"] = full["response"]
+        if entry.kind == "chat":
+            row["transcript"] = transcript(full["body"], full.get("response"))
     return row
+
+
+def transcript(body: Any, response: Any) -> dict[str, Any]:
+    """A chat call as the page shows it: each message sent (role and text; tool calls and tool
+    results as short JSON), then the reply (None when the call was refused), why it finished,
+    usage, credits and whether it was streamed. Every text is plain text for the page."""
+    sent = body.get("messages") if isinstance(body, dict) else None
+    turns = [_turn(m) for m in sent if isinstance(m, dict)] if isinstance(sent, list) else []
+    out: dict[str, Any] = {
+        "model": body.get("model") if isinstance(body, dict) else None,
+        "messages": turns,
+        "reply": None,
+    }
+    if isinstance(response, dict):
+        text = response.get("reply")
+        calls: list[dict[str, Any]] = []
+        if response.get("finish_reason") == "tool_calls" and isinstance(text, str):
+            calls = _reply_calls(text)
+        out["reply"] = {
+            "role": "assistant",
+            "text": None if calls else _cut(str(text)),
+            "tool_calls": calls,
+        }
+        out.update(
+            finish_reason=response.get("finish_reason"),
+            usage=response.get("usage"),
+            credits=response.get("credits_consumed"),
+            stream=response.get("stream"),
+        )
+    return out
+
+
+def _turn(message: dict[str, Any]) -> dict[str, Any]:
+    """One message sent: its role, its text, and its tool calls or tool result id."""
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        text = content
+    elif isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        text = content_text(content) or _compact(content)
+    else:
+        text = _compact(content)
+    turn: dict[str, Any] = {"role": str(message.get("role", "?")), "text": _cut(text)}
+    calls = message.get("tool_calls")
+    if isinstance(calls, list):
+        turn["tool_calls"] = [_call(c) for c in calls if isinstance(c, dict)]
+    if message.get("tool_call_id") is not None:
+        turn["tool_call_id"] = str(message["tool_call_id"])
+    return turn
+
+
+def _call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call.get("function")
+    function = function if isinstance(function, dict) else {}
+    arguments = function.get("arguments", "")
+    return {
+        "id": call.get("id"),
+        "name": str(function.get("name", "")),
+        "arguments": _cut(arguments if isinstance(arguments, str) else _compact(arguments)),
+    }
+
+
+def _reply_calls(text: str) -> list[dict[str, Any]]:
+    """The reply's tool calls, as the journal keeps them (JSON text of id, name, arguments)."""
+    try:
+        calls = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(calls, list):
+        return []
+    return [
+        {"id": c.get("id"), "name": str(c.get("name", "")),
+         "arguments": _cut(str(c.get("arguments", "")))}
+        for c in calls if isinstance(c, dict)
+    ]  # fmt: skip
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= TURN_CHARS:
+        return text
+    return text[:TURN_CHARS] + "…"
+
+
+def _compact(value: Any) -> str:
+    """``value`` as compact JSON text (non-ASCII kept)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _task_rows(emulator: Emulator, tasks: list[Task], now: float) -> list[dict[str, Any]]:

@@ -22,6 +22,9 @@ from typing import Any, TextIO
 import yaml
 
 from .catalogue import Catalogue, Model
+from .chat.reply import Completion
+from .chat.usage import Usage, chat_model, credits_for, message_tokens
+from .chat.wire import DONE, Meta, chunks, completion_body, frame, wrapped
 from .scenarios import Scenario, load
 from .tasks import State
 from .wire import DEFAULT_STATUS_WORDS, ERROR_TYPES, task_path
@@ -44,6 +47,11 @@ TASK_FIELDS: Mapping[str, tuple[str, ...]] = {
     "credits_consumed": ("integer",),
 }
 AGREE, DIFFER, UNVERIFIED, INFO = "agree", "DIFFER", "unverified", "info"
+CHAT_PATH = "/api/v1/chat/completions"
+#: the chat probe's messages: a short answer (1 credit on the emulator)
+CHAT_MESSAGES = [{"role": "user", "content": "Say hello (aio-emulator verify probe)"}]
+#: the prefix of a chat answer's ``id`` (the emulator's ``chatcmpl_`` + hex)
+CHAT_ID = re.compile(r"(chatcmpl)[_-]")
 
 
 class VerifyError(RuntimeError):
@@ -217,10 +225,11 @@ def _bad_field(model: Model) -> tuple[str, Any]:
     return next(s.name for s in fields if s.kind == "url"), "not-a-url"
 
 
-def plan(model: Model) -> list[Step]:
+def plan(model: Model, chat: bool = True) -> list[Step]:
+    """The probes of a run and what each costs (expected, at most)."""
     cost = _cost(model)
     name, _ = _bad_field(model)
-    return [
+    steps = [
         Step("invalid API key (401 expected, nothing created)", 0, 0),
         Step("unknown model (400 expected)", 0, 0),
         Step(f"invalid {name} (400 expected; costs if the server accepts it)", 0, cost),
@@ -228,10 +237,24 @@ def plan(model: Model) -> list[Step]:
         Step("unknown task id (404 expected)", 0, 0),
         Step(f"one {model.id} generation with default fields, polled to its end", cost, cost),
     ]
+    if chat:
+        answer, reserve = _chat_cost(), chat_model().reserve_credits
+        steps += [
+            Step("chat: empty messages (400 expected)", 0, 0),
+            Step("chat: one short answer, not streamed", answer, reserve),
+            Step("chat: one short answer, streamed", answer, reserve),
+        ]
+    return steps
 
 
-def render_plan(model: Model, base_url: str, max_credits: int) -> str:
-    steps = plan(model)
+def _chat_cost() -> int:
+    """Credits of the chat probe's answer on the emulator: its replies to it are well under
+    100 tokens, so the formula's minimum (at most the model's reserve is charged)."""
+    return credits_for(Usage(message_tokens(CHAT_MESSAGES), 0))
+
+
+def render_plan(model: Model, base_url: str, max_credits: int, chat: bool = True) -> str:
+    steps = plan(model, chat)
     lines = [f"Plan against {base_url} (model {model.id}):"]
     for i, step in enumerate(steps, 1):
         worst = f", up to {step.worst_credits}" if step.worst_credits != step.credits else ""
@@ -358,8 +381,10 @@ def run_verify(
     timeout: float = 180.0,
     catalogue: Catalogue | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    chat: bool = True,
 ) -> Report:
-    """Run the whole plan (no budget check here: the CLI does it) and return the report."""
+    """Run the whole plan (no budget check here: the CLI does it) and return the report;
+    ``chat`` False leaves out the chat probes."""
     catalogue = catalogue or Catalogue.load()
     target = probe_model(catalogue, model)
     if isinstance(scenario, str):
@@ -410,7 +435,130 @@ def run_verify(
     )
     first = data.get("status")
     _poll(report, http, task_id, target, words, first, started, interval, timeout, sleep)
+    if chat:
+        _chat_checks(report, http, scenario)
     return report
+
+
+# -- chat -----------------------------------------------------------------------------------
+
+
+def _chat_checks(report: Report, http: Http, scenario: Scenario | None) -> None:
+    """The chat route: an error, one answer whole, one streamed. What is expected is what the
+    emulator's own wire code builds (emulator/chat/wire.py), summed up the same way."""
+    settings = scenario.chat if scenario is not None else None
+    model = chat_model()
+    meta = Meta("chatcmpl_" + "0" * 24, 0, model.upstream if settings and settings.wrapped
+                else model.id)  # fmt: skip
+    completion, usage = Completion("Hello there."), Usage(12, 3)
+    credits = credits_for(usage, model)
+
+    empty = http.call("POST", CHAT_PATH, {"model": model.id, "messages": []})
+    _error_check(report, "chat: empty messages", 400, empty)
+
+    probe: dict[str, Any] = {"model": model.id, "messages": CHAT_MESSAGES}
+    whole = http.call("POST", CHAT_PATH, {**probe, "stream": False})
+    body = completion_body(meta, completion, usage, credits)
+    report.add("chat: HTTP status", 200, whole.status)
+    observed = whole.json()
+    report.add(
+        "chat: completion fields and types",
+        completion_shape(wrapped(body) if settings and settings.wrapped else body),
+        completion_shape(observed),
+    )
+    answer = _unwrapped(observed)
+    used = answer.get("usage") if isinstance(answer, dict) else None
+    if isinstance(used, dict) and all(
+        isinstance(used.get(k), int) for k in ("prompt_tokens", "completion_tokens")
+    ):
+        charged = credits_for(Usage(used["prompt_tokens"], used["completion_tokens"]), model)
+        report.add("chat: credits_consumed for its usage", charged, answer.get("credits_consumed"))
+
+    streamed = http.call("POST", CHAT_PATH, {**probe, "stream": True})
+    events = b"".join(frame(c) for c in chunks(meta, completion, usage, credits,
+                                               include_usage=False)) + DONE  # fmt: skip
+    report.add("chat: streamed HTTP status", 200, streamed.status)
+    report.add(
+        "chat: stream of chunks",
+        stream_shape("text/event-stream", events),
+        stream_shape(_header(streamed, "content-type"), streamed.body),
+    )
+
+
+def _unwrapped(body: Any) -> Any:
+    """A chat answer, out of the ``{code, message, data}`` form if it came in it."""
+    if isinstance(body, dict) and "choices" not in body and isinstance(body.get("data"), dict):
+        return body["data"]
+    return body
+
+
+def _header(reply: Reply, name: str) -> str:
+    for key, value in reply.headers.items():
+        if key.lower() == name:
+            return value.split(";")[0].strip()
+    return ""
+
+
+def completion_shape(body: Any) -> dict[str, Any]:
+    """A ``chat.completion`` object summed up: its keys with their JSON types, and the values
+    the contract fixes (``object``, ``model``, the id's prefix, the message's role, the finish
+    reason, the usage keys)."""
+    if not isinstance(body, dict):
+        return {"body": _json_type(body)}
+    shape: dict[str, Any] = {k: _json_type(v) for k, v in body.items()}
+    found = CHAT_ID.match(body["id"]) if isinstance(body.get("id"), str) else None
+    shape["id"] = found.group(1) + "…" if found else shape.get("id", "missing")
+    for name in ("object", "model"):
+        if isinstance(body.get(name), str):
+            shape[name] = body[name]
+    choices = body.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if isinstance(choice, dict):
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
+        shape["choices[0]"] = sorted(choice)
+        shape["choices[0].message.role"] = message.get("role")
+        shape["choices[0].message.content"] = _json_type(message.get("content"))
+        shape["choices[0].finish_reason"] = choice.get("finish_reason")
+    usage = body.get("usage")
+    if isinstance(usage, dict):
+        shape["usage"] = {k: _json_type(v) for k, v in sorted(usage.items())}
+    return shape
+
+
+def stream_shape(media_type: str, events: bytes) -> dict[str, Any]:
+    """A server-sent stream of chunks summed up: the media type, whether every event is a
+    ``data:`` line, the last one ``[DONE]``, the chunks' ``object`` and keys, the first
+    delta, the finish reason, the type of ``credits_consumed`` on the last chunk, whether the
+    content pieces join into a text."""
+    frames = [f for f in events.decode(errors="replace").split("\n\n") if f.strip()]
+    datas = [f[6:] for f in frames if f.startswith("data: ")]
+    parsed: list[Any] = []
+    for text in datas[:-1] if datas[-1:] == ["[DONE]"] else datas:
+        try:
+            parsed.append(json.loads(text))
+        except ValueError:
+            parsed.append(None)
+    objs = [c for c in parsed if isinstance(c, dict)]
+    choices = [ch for c in objs for ch in c.get("choices") or () if isinstance(ch, dict)]
+    deltas: list[dict[str, Any]] = [d for ch in choices if isinstance(d := ch.get("delta"), dict)]
+    finishes = [ch.get("finish_reason") for ch in choices if ch.get("finish_reason")]
+    text = "".join(d.get("content") or "" for d in deltas if isinstance(d.get("content"), str))
+    return {
+        "media type": media_type,
+        "events are data lines": len(datas) == len(frames) > 0,
+        "ends with [DONE]": datas[-1:] == ["[DONE]"],
+        "chunks parse": len(objs) == len(parsed) > 0,
+        "object": sorted({str(c.get("object")) for c in objs}),
+        "keys": sorted({k for c in objs for k in c}),
+        "first delta": sorted(deltas[0]) if deltas else None,
+        "role": deltas[0].get("role") if deltas else None,
+        "finish_reason": finishes[-1:],
+        "credits_consumed (last chunk)": _json_type(objs[-1].get("credits_consumed"))
+        if objs
+        else "missing",
+        "content": "text" if text else "none",
+    }
 
 
 def _poll(
@@ -594,8 +742,9 @@ def main(args: Any, stdin: TextIO | None = None, stdout: TextIO | None = None) -
     except (VerifyError, ValueError) as exc:
         print(f"aio-emulator verify: {exc}", file=sys.stderr)
         return 2
-    print(render_plan(model, args.base_url, args.max_credits), file=stdout)
-    worst = sum(step.worst_credits for step in plan(model))
+    chat = not args.no_chat
+    print(render_plan(model, args.base_url, args.max_credits, chat), file=stdout)
+    worst = sum(step.worst_credits for step in plan(model, chat))
     if worst > args.max_credits:
         print(
             f"aio-emulator verify: refusing: this plan may cost {worst} credits, more than "
@@ -614,6 +763,7 @@ def main(args: Any, stdin: TextIO | None = None, stdout: TextIO | None = None) -
         interval=args.interval,
         timeout=args.timeout,
         catalogue=catalogue,
+        chat=chat,
     )
     print(report.render(), file=stdout)
     if args.json:

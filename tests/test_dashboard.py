@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -281,6 +282,94 @@ def test_a_chat_calls_detail_shows_its_answer(client: Client) -> None:
     assert detail["body"] == body
     assert detail["response"]["reply"] == answer["choices"][0]["message"]["content"]
     assert detail["response"]["credits_consumed"] == answer["credits_consumed"]
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def chat_detail(client: Client, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Make one chat call; its answer (parsed, or the stream's text) and its detail."""
+    start = feed(client)
+    r = client.post("/api/v1/chat/completions", json=body, headers=AUTH)
+    (row,) = feed(client, **cursor(start))["requests"]
+    detail = client.get(f"/_emulator/ui/requests/{row['seq']}").json()
+    return (r.text if body.get("stream") else r.json()), detail
+
+
+def test_a_chat_calls_transcript_lists_each_message_then_the_reply(client: Client) -> None:
+    said = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "<b>Weather</b> in Oslo?"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type":
+            "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"celsius": 4}'},
+    ]  # fmt: skip
+    body = {"model": "gemini", "stream": False, "messages": said, "tools": [WEATHER]}
+    answer, detail = chat_detail(client, body)
+    chat = detail["transcript"]
+    assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant", "tool"]
+    assert chat["messages"][1]["text"] == "<b>Weather</b> in Oslo?"
+    assert chat["messages"][2]["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": '{"city":"Oslo"}'}
+    ]
+    assert chat["messages"][3] | {} == {
+        "role": "tool",
+        "text": '{"celsius": 4}',
+        "tool_call_id": "call_1",
+    }
+    reply = answer["choices"][0]
+    assert chat["reply"] == {"role": "assistant", "text": reply["message"]["content"],
+                             "tool_calls": []}  # fmt: skip
+    assert chat["finish_reason"] == reply["finish_reason"] == "stop"
+    assert chat["usage"] == answer["usage"] and chat["credits"] == answer["credits_consumed"]
+    assert chat["stream"] is False and chat["model"] == "gemini"
+
+
+def test_a_streamed_tool_call_shows_in_the_transcript(client: Client) -> None:
+    said = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    body = {"model": "gemini", "stream": True, "messages": said, "tools": [WEATHER],
+            "tool_choice": "required"}  # fmt: skip
+    events, detail = chat_detail(client, body)
+    chunks = [json.loads(line[6:]) for line in events.splitlines()
+              if line.startswith("data: {")]  # fmt: skip
+    (start,) = [d["tool_calls"][0] for c in chunks for ch in c["choices"]
+                if (d := ch["delta"]).get("tool_calls") and "id" in d["tool_calls"][0]]  # fmt: skip
+    arguments = "".join(
+        d["tool_calls"][0]["function"].get("arguments", "")
+        for c in chunks for ch in c["choices"] if (d := ch["delta"]).get("tool_calls")
+    )  # fmt: skip
+    chat = detail["transcript"]
+    assert chat["messages"] == [{"role": "user", "text": "What is the weather in Oslo?"}]
+    assert chat["reply"]["text"] is None
+    assert chat["reply"]["tool_calls"] == [
+        {"id": start["id"], "name": "get_weather", "arguments": arguments}
+    ]
+    assert "city" in json.loads(arguments)  # the arguments the stream carried, whole
+    assert chat["finish_reason"] == "tool_calls" and chat["stream"] is True
+    assert chat["credits"] == chunks[-1]["credits_consumed"] >= 1
+
+
+def test_a_refused_chat_call_has_a_transcript_without_reply(client: Client) -> None:
+    _, detail = chat_detail(client, {"model": "gemini", "messages": []})
+    assert detail["status"] == 400
+    assert detail["transcript"] == {"model": "gemini", "messages": [], "reply": None}
+
+
+def test_other_requests_have_no_transcript(client: Client) -> None:
+    start = feed(client)
+    client.create()
+    (row,) = feed(client, **cursor(start))["requests"]
+    assert "transcript" not in client.get(f"/_emulator/ui/requests/{row['seq']}").json()
 
 
 def test_the_key_filter(client: Client) -> None:

@@ -72,8 +72,16 @@ def test_an_emulator_agrees_with_itself(first: LiveServer) -> None:
         "task body: fields and types",
         "image download",
         "time to the end (s)",
+        "error: chat: empty messages",
+        "chat: HTTP status",
+        "chat: completion fields and types",
+        "chat: credits_consumed for its usage",
+        "chat: streamed HTTP status",
+        "chat: stream of chunks",
     ):
         assert expected in names
+    chats = [e for e in first.app.state.emulator.journal.newest() if e.kind == "chat"]
+    assert [e.status for e in chats] == [200, 200, 400]  # newest first: streamed, whole, empty
     assert [c.verdict for c in report.checks if c.name.endswith("(failed)")] == ["unverified"]
 
 
@@ -134,7 +142,8 @@ def test_cli_prints_plan_and_report_writes_scenario_and_exits_1(
             "--write-scenario", str(out), "--json", str(report_json)]  # fmt: skip
     assert main(argv) == 1
     printed = capsys.readouterr().out
-    assert "Plan against" in printed and "Cost: 4 credits expected, at most 8" in printed
+    assert "Plan against" in printed and "Cost: 6 credits expected, at most 18" in printed
+    assert "chat: one short answer, streamed: 1 credits, up to 5" in printed
     assert "COMPLETED" in printed and "DIFFER" in printed
     assert yaml.safe_load(out.read_text())["status_words"] == {"succeeded": "COMPLETED"}
     assert len(json.loads(report_json.read_text())["checks"]) > 10
@@ -151,7 +160,7 @@ def test_budget_guard_refuses_before_sending_anything(
     argv = ["verify", "--base-url", first.url, "--api-key", KEY, "--yes", "--max-credits", "7"]
     assert main(argv) == 2
     captured = capsys.readouterr()
-    assert "may cost 8 credits, more than --max-credits 7" in captured.err
+    assert "may cost 18 credits, more than --max-credits 7" in captured.err
     assert len(first.app.state.emulator.journal) == 0
 
 
@@ -173,10 +182,13 @@ def test_a_yes_at_the_prompt_runs_it(first: LiveServer, monkeypatch: pytest.Monk
 def test_plan_costs_come_from_the_catalogue() -> None:
     catalogue = Catalogue.load()
     model = verify.probe_model(catalogue, "imagen-4")
-    assert sum(s.credits for s in verify.plan(model)) == 8
+    assert sum(s.credits for s in verify.plan(model, chat=False)) == 8
     edit = verify.probe_model(catalogue, "seedream/4.5-edit")  # image_urls: the probe's URL
     assert verify.probe_body(edit)["image_urls"] == [verify.PROBE_URL]
-    assert sum(s.credits for s in verify.plan(verify.probe_model(catalogue, "kling-3"))) == 300
+    kling = verify.probe_model(catalogue, "kling-3")
+    assert sum(s.credits for s in verify.plan(kling, chat=False)) == 300
+    chat = verify.plan(model)[-3:]  # two answers of 1 credit each, at most the 5 reserved
+    assert [(s.credits, s.worst_credits) for s in chat] == [(0, 0), (1, 5), (1, 5)]
 
 
 def test_an_unreachable_server_is_a_difference_not_a_crash() -> None:
@@ -220,3 +232,47 @@ def test_verify_probes_every_family(first: LiveServer, model: str, download: str
 def test_verify_refuses_a_model_it_cannot_fill_in() -> None:
     with pytest.raises(verify.VerifyError, match="task_id"):
         verify.probe_model(Catalogue.load(), "grok-imagine/upscale")
+
+
+WRAPPED = """
+name: wrapped-chat
+description: A server whose chat answers come in the {code, message, data} form.
+chat: {body: wrapped}
+"""
+
+
+def test_a_wrapped_chat_answer_differs_on_its_shape(first: LiveServer, tmp_path: Path) -> None:
+    path = tmp_path / "wrapped.yaml"
+    path.write_text(WRAPPED)
+    other = _live(Config(seed=1, scenario=str(path)))
+    try:
+        report = verify.run_verify(other.url, KEY, interval=0.05, timeout=10)
+        # expecting what the emulator does with that scenario: they agree again
+        aligned = verify.run_verify(other.url, KEY, scenario=str(path), interval=0.05, timeout=10)
+    finally:
+        other.stop()
+    (check,) = report.differences
+    assert check.name == "chat: completion fields and types"
+    assert check.expected["object"] == "chat.completion" and "object" not in check.observed
+    assert check.observed["data"] == "object" and check.observed["code"] == "integer"
+    assert aligned.differences == [], aligned.render()
+
+
+def test_a_stream_without_done_differs(first: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emulator.chat import handler
+
+    monkeypatch.setattr(handler, "DONE", b"data: [END]\n\n")
+    report = verify.run_verify(first.url, KEY, interval=0.05, timeout=10)
+    (check,) = report.differences
+    assert check.name == "chat: stream of chunks"
+    assert check.observed["ends with [DONE]"] is False and check.observed["chunks parse"] is False
+
+
+def test_no_chat_leaves_the_chat_probes_out(
+    first: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["verify", "--base-url", first.url, "--api-key", KEY, "--yes", "--interval", "0.05",
+            "--no-chat", "--max-credits", "8"]  # fmt: skip
+    assert main(argv) == 0
+    assert "chat" not in capsys.readouterr().out
+    assert not [e for e in first.app.state.emulator.journal.newest() if e.kind == "chat"]

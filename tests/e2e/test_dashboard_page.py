@@ -131,6 +131,38 @@ def test_a_script_in_a_prompt_is_shown_as_text(page: Any, api: httpx.Client) -> 
     assert page.locator("main script, main img[src='x'], #detail script").count() == 0
 
 
+def test_a_chat_calls_transcript_shows_a_hostile_message_as_text(
+    page: Any, api: httpx.Client
+) -> None:
+    evil = "<img src=x onerror=alert(1)>"
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    said = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": evil},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type":
+            "function", "function": {"name": "lookup", "arguments": json.dumps({"q": evil})}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": evil},
+    ]  # fmt: skip
+    body = {"model": "gemini", "stream": True, "messages": said, "tools": [tool]}
+    r = api.post("/api/v1/chat/completions", json=body, headers=AUTH)
+    assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+    row = page.locator("#requests tbody tr").first
+    expect(row.locator(".badge")).to_have_text("200")
+    row.click()
+    turns = page.locator("#detail .transcript .turn")
+    expect(turns).to_have_count(5)  # four messages sent, then the reply
+    expect(turns.nth(1).locator(".role")).to_have_text("user")
+    expect(turns.nth(1).locator(".text")).to_have_text(evil)
+    expect(turns.nth(2).locator(".tool-call")).to_contain_text('"name":"lookup"')
+    expect(turns.nth(3)).to_contain_text("result of call_1")
+    expect(turns.nth(3).locator(".text")).to_have_text(evil)
+    expect(turns.nth(4).locator(".role")).to_have_text("assistant (reply)")
+    expect(turns.nth(4).locator(".text")).to_contain_text("API in One emulator")
+    expect(page.locator("#detail .chat-facts")).to_contain_text("finish stop")
+    expect(page.locator("#detail .chat-facts")).to_have_text(re.compile(r"· streamed$"))
+    assert page.locator("#detail img, #detail script").count() == 0  # no markup from the text
+
+
 def test_the_key_filter_shows_one_keys_traffic(page: Any, api: httpx.Client) -> None:
     mine = create(api, key="aio_mine").json()["data"]["task_id"]
     theirs = create(api, key="aio_theirs").json()["data"]["task_id"]

@@ -300,10 +300,49 @@ async function showRequest(seq) {
   body.replaceChildren(
     el("h3", { class: "mono", text: entry.method + " " + path }),
     facts,
+    entry.transcript ? el("h4", { text: "Transcript" }) : null,
+    entry.transcript ? transcript(entry.transcript) : null,
     el("h4", { text: "Request body" }),
     el("pre", { class: "request-body", text: pretty(entry.body) }),
     el("h4", { text: "Response" }),
     el("pre", { class: "response-body", text: JSON.stringify(answer, null, 2) }));
+}
+
+// A chat call as a conversation: each message sent, then the reply and what it cost. Text only.
+function transcript(chat) {
+  const list = el("ol", { class: "transcript" });
+  for (const message of chat.messages) list.append(turn(message, false));
+  if (chat.reply) list.append(turn(chat.reply, true));
+  const box = el("div", { class: "chat" }, list);
+  if (!chat.reply) {
+    box.append(el("p", { class: "dim chat-facts", text: "no reply (the call was refused)" }));
+    return box;
+  }
+  const usage = chat.usage || {};
+  const facts = [
+    "finish " + chat.finish_reason,
+    usage.prompt_tokens + " prompt + " + usage.completion_tokens + " completion tokens",
+    chat.credits + (chat.credits === 1 ? " credit" : " credits"),
+    chat.stream ? "streamed" : "not streamed",
+  ];
+  box.append(el("p", { class: "dim chat-facts", text: facts.join(" · ") }));
+  return box;
+}
+
+function turn(message, reply) {
+  const item = el("li", { class: "turn " + (reply ? "reply" : "sent") },
+    el("span", { class: "role family", text: message.role + (reply ? " (reply)" : "") }));
+  if (message.tool_call_id) {
+    item.append(el("span", { class: "dim mono", text: " result of " + message.tool_call_id }));
+  }
+  if (message.text !== null && message.text !== undefined) {
+    item.append(el("div", { class: "text", text: message.text }));
+  }
+  for (const call of message.tool_calls || []) {
+    const shown = { name: call.name, arguments: call.arguments };
+    item.append(el("pre", { class: "tool-call", text: JSON.stringify(shown) }));
+  }
+  return item;
 }
 
 function pretty(value) {
