@@ -181,12 +181,14 @@ def _add_verify(sub: argparse._SubParsersAction[_Parser]) -> None:
     verify.add_argument(
         "--max-credits",
         type=_CREDITS,
-        default=25,
-        help="refuse plans that may cost more (default 25)",
+        default=10,
+        help="refuse plans that may cost more (default 10)",
     )
     verify.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     verify.add_argument(
-        "--no-chat", action="store_true", help="leave out the chat probes (up to 10 credits)"
+        "--chat",
+        action="store_true",
+        help="also probe the chat route (2 credits expected, up to 10: raise --max-credits)",
     )
     verify.add_argument(
         "--write-scenario",

@@ -225,7 +225,7 @@ def _bad_field(model: Model) -> tuple[str, Any]:
     return next(s.name for s in fields if s.kind == "url"), "not-a-url"
 
 
-def plan(model: Model, chat: bool = True) -> list[Step]:
+def plan(model: Model, chat: bool = False) -> list[Step]:
     """The probes of a run and what each costs (expected, at most)."""
     cost = _cost(model)
     name, _ = _bad_field(model)
@@ -253,7 +253,7 @@ def _chat_cost() -> int:
     return credits_for(Usage(message_tokens(CHAT_MESSAGES), 0))
 
 
-def render_plan(model: Model, base_url: str, max_credits: int, chat: bool = True) -> str:
+def render_plan(model: Model, base_url: str, max_credits: int, chat: bool = False) -> str:
     steps = plan(model, chat)
     lines = [f"Plan against {base_url} (model {model.id}):"]
     for i, step in enumerate(steps, 1):
@@ -381,10 +381,10 @@ def run_verify(
     timeout: float = 180.0,
     catalogue: Catalogue | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    chat: bool = True,
+    chat: bool = False,
 ) -> Report:
     """Run the whole plan (no budget check here: the CLI does it) and return the report;
-    ``chat`` False leaves out the chat probes."""
+    ``chat`` adds the chat probes."""
     catalogue = catalogue or Catalogue.load()
     target = probe_model(catalogue, model)
     if isinstance(scenario, str):
@@ -742,7 +742,7 @@ def main(args: Any, stdin: TextIO | None = None, stdout: TextIO | None = None) -
     except (VerifyError, ValueError) as exc:
         print(f"aio-emulator verify: {exc}", file=sys.stderr)
         return 2
-    chat = not args.no_chat
+    chat = args.chat
     print(render_plan(model, args.base_url, args.max_credits, chat), file=stdout)
     worst = sum(step.worst_credits for step in plan(model, chat))
     if worst > args.max_credits:

@@ -57,7 +57,7 @@ def _differences(report: verify.Report) -> dict[str, tuple]:
 
 
 def test_an_emulator_agrees_with_itself(first: LiveServer) -> None:
-    report = verify.run_verify(first.url, KEY, interval=0.05, timeout=10)
+    report = verify.run_verify(first.url, KEY, interval=0.05, timeout=10, chat=True)
     assert report.differences == [], report.render()
     names = [c.name for c in report.checks]
     for expected in (
@@ -139,7 +139,8 @@ def test_cli_prints_plan_and_report_writes_scenario_and_exits_1(
     out = tmp_path / "s.yaml"
     report_json = tmp_path / "r.json"
     argv = ["verify", "--base-url", second.url, "--api-key", KEY, "--yes", "--interval", "0.05",
-            "--write-scenario", str(out), "--json", str(report_json)]  # fmt: skip
+            "--chat", "--max-credits", "18", "--write-scenario", str(out),
+            "--json", str(report_json)]  # fmt: skip
     assert main(argv) == 1
     printed = capsys.readouterr().out
     assert "Plan against" in printed and "Cost: 6 credits expected, at most 18" in printed
@@ -160,7 +161,7 @@ def test_budget_guard_refuses_before_sending_anything(
     argv = ["verify", "--base-url", first.url, "--api-key", KEY, "--yes", "--max-credits", "7"]
     assert main(argv) == 2
     captured = capsys.readouterr()
-    assert "may cost 18 credits, more than --max-credits 7" in captured.err
+    assert "may cost 8 credits, more than --max-credits 7" in captured.err
     assert len(first.app.state.emulator.journal) == 0
 
 
@@ -187,7 +188,9 @@ def test_plan_costs_come_from_the_catalogue() -> None:
     assert verify.probe_body(edit)["image_urls"] == [verify.PROBE_URL]
     kling = verify.probe_model(catalogue, "kling-3")
     assert sum(s.credits for s in verify.plan(kling, chat=False)) == 300
-    chat = verify.plan(model)[-3:]  # two answers of 1 credit each, at most the 5 reserved
+    chat = verify.plan(model, chat=True)[
+        -3:
+    ]  # two answers of 1 credit each, at most the 5 reserved
     assert [(s.credits, s.worst_credits) for s in chat] == [(0, 0), (1, 5), (1, 5)]
 
 
@@ -246,9 +249,11 @@ def test_a_wrapped_chat_answer_differs_on_its_shape(first: LiveServer, tmp_path:
     path.write_text(WRAPPED)
     other = _live(Config(seed=1, scenario=str(path)))
     try:
-        report = verify.run_verify(other.url, KEY, interval=0.05, timeout=10)
+        report = verify.run_verify(other.url, KEY, interval=0.05, timeout=10, chat=True)
         # expecting what the emulator does with that scenario: they agree again
-        aligned = verify.run_verify(other.url, KEY, scenario=str(path), interval=0.05, timeout=10)
+        aligned = verify.run_verify(
+            other.url, KEY, scenario=str(path), interval=0.05, timeout=10, chat=True
+        )
     finally:
         other.stop()
     (check,) = report.differences
@@ -262,17 +267,16 @@ def test_a_stream_without_done_differs(first: LiveServer, monkeypatch: pytest.Mo
     from emulator.chat import handler
 
     monkeypatch.setattr(handler, "DONE", b"data: [END]\n\n")
-    report = verify.run_verify(first.url, KEY, interval=0.05, timeout=10)
+    report = verify.run_verify(first.url, KEY, interval=0.05, timeout=10, chat=True)
     (check,) = report.differences
     assert check.name == "chat: stream of chunks"
     assert check.observed["ends with [DONE]"] is False and check.observed["chunks parse"] is False
 
 
-def test_no_chat_leaves_the_chat_probes_out(
-    first: LiveServer, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_chat_probes_are_opt_in(first: LiveServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run against the paid service spends no chat credits unless asked (--chat)."""
     argv = ["verify", "--base-url", first.url, "--api-key", KEY, "--yes", "--interval", "0.05",
-            "--no-chat", "--max-credits", "8"]  # fmt: skip
+            "--max-credits", "8"]  # fmt: skip
     assert main(argv) == 0
     assert "chat" not in capsys.readouterr().out
     assert not [e for e in first.app.state.emulator.journal.newest() if e.kind == "chat"]
