@@ -1,4 +1,4 @@
-"""A local emulator of the API in One image-generation API (https://apiin.one)."""
+"""A local emulator of the API in One gateway (https://apiin.one): images, videos, music, speech, image tools and chat."""
 
 from __future__ import annotations
 
