@@ -1,4 +1,5 @@
-"""A local emulator of the API in One gateway (https://apiin.one): images, videos, music, speech, image tools and chat."""
+"""A local emulator of the API in One gateway (https://apiin.one): images, videos, music,
+speech, image tools and chat."""
 
 from __future__ import annotations
 

@@ -65,7 +65,10 @@ def _new_file(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aio-emulator",
-        description="Local emulator of the API in One gateway: images, videos, music, speech, image tools, chat.",
+        description=(
+            "Local emulator of the API in One gateway: images, videos, music, speech, image "
+            "tools, chat."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
