@@ -134,7 +134,7 @@ Handler = Callable[..., Awaitable[Answer]]
 
 async def create_generation(emulator: Emulator, call: Call, route: str = "images") -> Answer:
     key, body, decision = await read_json_call(emulator, call, "create", route)
-    runtime = _runtime(call)
+    runtime = runtime_of(call)
     request = validate_create(
         body, emulator.catalogue, strict=runtime.scenario.strict,
         route=emulator.catalogue.routes[route],
@@ -146,7 +146,7 @@ async def create_generation(emulator: Emulator, call: Call, route: str = "images
     )
     call.task_id = task.id
     if form == "task":
-        return _answer(decision, created(task.id, runtime.words))
+        return answer(decision, created(task.id, runtime.words))
     return await _answer_at_once(emulator, call, task, form, decision)
 
 
@@ -161,7 +161,7 @@ async def _answer_at_once(
     """A create answered in another form than the task to poll (a scenario's ``answers``):
     the finished task body, its audio bytes, or the bare create answer of an older page."""
     if form == "bare":
-        return _answer(decision, {"task_id": task.id, "status": "pending", "model": task.model,
+        return answer(decision, {"task_id": task.id, "status": "pending", "model": task.model,
                                   "created_at": iso(task.created_at)})  # fmt: skip
     emulator.settle()  # it has ended: spent, and its webhook started
     if form == "audio":
@@ -170,21 +170,21 @@ async def _answer_at_once(
                    (b"content-length", b"%d" % len(file.body))]  # fmt: skip
         return Reply(200, file.body, headers)
     view = observe(task, emulator.clock.now())
-    return _answer(decision, success(emulator.task_body(task, view, call.base_url(),
-                                                        _runtime(call).words)))  # fmt: skip
+    return answer(decision, success(emulator.task_body(task, view, call.base_url(),
+                                                        runtime_of(call).words)))  # fmt: skip
 
 
 async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     key = call.key = emulator.authenticate(call.raw_headers.get(b"authorization"))
     call.task_id = task_id[:200]
     task = emulator.lookup(key, task_id)
-    decision = await _decide(emulator, call, "task", key, model=task.model if task else None,
+    decision = await decide(emulator, call, "task", key, model=task.model if task else None,
                              task=task)  # fmt: skip
     if task is None:
         raise task_not_found(task_id)
     view = emulator.poll(task)
-    data = emulator.task_body(task, view, call.base_url(), _runtime(call).words)
-    return _answer(decision, success(data))
+    data = emulator.task_body(task, view, call.base_url(), runtime_of(call).words)
+    return answer(decision, success(data))
 
 
 async def get_file(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
@@ -192,7 +192,7 @@ async def get_file(emulator: Emulator, call: Call, task_id: str, name: str) -> A
     call.task_id = task_id[:200]
     task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (file() settles)
     owner, model = (task.key, task.model) if task is not None else (None, None)
-    decision = await _decide(emulator, call, "image", owner, model=model, task=task)
+    decision = await decide(emulator, call, "image", owner, model=model, task=task)
     index, ext = file_name(name)
     file = await emulator.file(task_id, index, ext)
     reply = file_reply(
@@ -225,13 +225,13 @@ async def read_json_call(
         call.body = redact(text)
     except InvalidRequest:  # answered after the scenario has had its say
         call.body = redact(raw[:4096].decode("utf-8", "replace"))
-        await _decide(emulator, call, endpoint, key, route=route)
+        await decide(emulator, call, endpoint, key, route=route)
         raise
     call.json = True
-    return key, body, await _decide(emulator, call, endpoint, key, body=body, route=route)
+    return key, body, await decide(emulator, call, endpoint, key, body=body, route=route)
 
 
-async def _decide(
+async def decide(
     emulator: Emulator,
     call: Call,
     endpoint: str,
@@ -269,19 +269,17 @@ def _route_of(emulator: Emulator, task: Task | None) -> str | None:
     return model.route.name if model is not None else None
 
 
-def _runtime(call: Call) -> ScenarioRuntime:
+def runtime_of(call: Call) -> ScenarioRuntime:
+    """The scenario that decided ``call`` (set by :func:`decide`)."""
     assert call.runtime is not None, "the scenario decides before the work is done"
     return call.runtime
 
 
-def _answer(decision: Decision, data: Any) -> Answer:
+def answer(decision: Decision, data: Any) -> Answer:
+    """``data`` as a JSON reply, or inside the scripted fault the decision carries."""
     if decision.fault is None:
         return json_reply(data)
     return FaultResponse(decision.fault, dumps(data), options=decision.fault_options)
-
-
-#: for the endpoints served outside this module (emulator/music): the same steps
-decide, runtime_of, answer = _decide, _runtime, _answer
 
 
 # -- routing and serving ------------------------------------------------------------------
