@@ -31,7 +31,6 @@ import re
 import resource
 import selectors
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from typing import Any
 
 import cycle
 import render_load
+from processes import stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 # the in-process renders use the checkout this script belongs to, not an installed copy (the
@@ -182,20 +182,6 @@ class Server:
 
     def stop(self) -> None:
         stop_process(self.proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (uvicorn shuts down gracefully), SIGKILL if it hangs."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 def start_server(name: str, target: str, pin: Pinning, *extra: str) -> Server:

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import selectors
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "aio_render_load"
@@ -110,22 +111,9 @@ def start_emulator(cpus: list[int]) -> tuple[subprocess.Popen[bytes], int]:
     line = proc.stdout.readline().decode() if ready else ""
     found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
     if found is None:
-        stop(proc)
+        stop_process(proc, 15)
         raise RuntimeError(f"the emulator did not start: {line!r}")
     return proc, int(found.group(1))
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -319,7 +307,7 @@ def measure(cpus: list[int], rounds: int, idle_seconds: float) -> dict[str, Any]
             rounds_out.append(result)
         conn.close()
     finally:
-        stop(proc)
+        stop_process(proc, 15)
     idle_p, busy_p = percentiles(idle), percentiles(busy)
     downloads = [ms for r in rounds_out for ms in r["download_ms"]]
     return {
