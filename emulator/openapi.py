@@ -80,20 +80,14 @@ def field_schema(spec: Field) -> dict[str, Any]:
             out["maxLength"] = spec.max_length
     elif spec.kind == "enum":
         out = {"type": "string", "enum": list(spec.values)}
-    elif spec.kind == "integer":
-        out = {"type": "integer"}
+    elif spec.kind in ("integer", "number"):  # the JSON Schema types of the same names
+        out = {"type": spec.kind}
         if spec.min is not None:
             out["minimum"] = spec.min
         if spec.max is not None:
             out["maximum"] = spec.max
         if spec.values:
             out["enum"] = list(spec.values)
-    elif spec.kind == "number":
-        out = {"type": "number"}
-        if spec.min is not None:
-            out["minimum"] = spec.min
-        if spec.max is not None:
-            out["maximum"] = spec.max
     elif spec.kind == "boolean":
         out = {"type": "boolean"}
     elif spec.kind == "duration":
