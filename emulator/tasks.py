@@ -384,10 +384,12 @@ class TaskStore:
 
     def _next_end(self, now: float) -> float | None:
         """Seconds until the next scheduled task ends (None: none ever will)."""
-        if not self._slots:
-            return None
-        first = min(min(entries.values()) for entries in self._slots.values())
-        return max(0.0, first - now)
+        heap, slots = self._slot_heap, self._slots
+        while heap and heap[0] not in slots:  # numbers of slots emptied by evictions
+            heapq.heappop(heap)
+        if not heap:
+            return None  # (a full store refuses every create: never a scan of every task)
+        return max(0.0, min(slots[heap[0]].values()) - now)
 
     def _dropped(self, task: Task) -> None:
         """``task`` has left the store: its end time goes too (if still waiting), then on_drop."""

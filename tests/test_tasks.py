@@ -147,6 +147,25 @@ def test_a_store_full_of_live_tasks_keeps_them_all_and_refuses_more() -> None:
 
 
 @given(
+    running=st.lists(st.floats(0.0, 500.0), min_size=1, max_size=30),
+    finished_first=st.integers(0, 5),
+)
+def test_a_full_store_tells_when_its_first_live_task_ends(
+    running: list[float], finished_first: int
+) -> None:
+    """Retry-After of a full store: the time until its earliest live task ends, once the
+    finished ones have been evicted to make room (their slots emptied)."""
+    store = TaskStore(max_tasks=len(running))
+    for i in range(finished_first):  # ended at once, forgotten when the live ones arrive
+        store.add(make_task(f"done{i}", created=0.0, queued_s=0.0, running_s=0.0), 0.0)
+    for i, seconds in enumerate(running):
+        store.add(make_task(f"live{i}", created=10.0, running_s=seconds), 10.0)
+    with pytest.raises(StoreFull) as full:
+        store.add(make_task("more", created=10.0), 10.0)
+    assert full.value.retry_after_s == pytest.approx(1.0 + min(running))
+
+
+@given(
     created=st.floats(0, 2e9),
     queued=st.floats(0, 100),
     running=st.floats(0, 100),
