@@ -19,12 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Catalogue",
     "CatalogueError",
     "Field",
+    "Measures",
     "Model",
     "Output",
     "Pricing",
@@ -43,6 +44,8 @@ FIELD_KINDS = (
 #: what a price is multiplied by: the number of files, the (priced) duration, the characters,
 #: or nothing (``task``: one price per task, however many files it gives)
 QUANTITIES = ("files", "duration", "characters", "task")
+#: the :class:`Measures` a model keeps, by the values of the fields that decide them
+MEASURES_KEPT = 256
 
 
 class CatalogueError(ValueError):
@@ -162,6 +165,18 @@ class Route:
     default_model: str | None = None
 
 
+class Measures(NamedTuple):
+    """What a task's validated fields decide besides themselves."""
+
+    width: int
+    height: int
+    #: how many files the task gives (images, clips)
+    files: int
+    credits: int
+    #: the length of its video or audio, in seconds (0 for an image)
+    duration_s: float
+
+
 @dataclass(frozen=True, slots=True)
 class Model:
     """A ``model`` value of a create route, with everything needed to serve it."""
@@ -194,10 +209,57 @@ class Model:
     #: ``n{node}{64 bits as 16 hex}_{tag}``
     id_format: str = ""
     id_bits: int = 64
+    #: :meth:`measures` already made, by :meth:`deciding_fields`' values (at most MEASURES_KEPT)
+    _measured: dict[tuple[Any, ...], Measures] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _deciding: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.id_format:
             object.__setattr__(self, "id_format", f"n{self.node}%016x_{self.tag}")
+        object.__setattr__(self, "_deciding", self.deciding_fields())
+
+    def deciding_fields(self) -> tuple[str, ...] | None:
+        """The fields whose values alone decide :meth:`measure`, all of them scalars (None:
+        text or an input's size decides too: a speech model, an image tool)."""
+        if "input" in self.pixels or self.text_fields or self.pricing.times == "characters":
+            return None
+        px, spec = self.pixels, self.duration
+        short = px.get("short_side")
+        names = [
+            *(px.get(k) for k in ("size_field", "aspect_field", "resolution_field",
+                                  "short_side_field")),
+            short["by"] if isinstance(short, Mapping) else None,
+            "num_images",
+            *self.pricing.by,
+            spec.get("field"),
+            spec.get("shots", {}).get("flag"),  # a list when set: measured, never kept
+        ]  # fmt: skip
+        return tuple(dict.fromkeys(n for n in names if n and n in self.fields))
+
+    def measures(self, params: Mapping[str, Any]) -> Measures:
+        """:meth:`measure`, kept by the values that decide it (a load test sends few kinds of
+        request: each kind is measured once)."""
+        names = self._deciding
+        shots = self.duration.get("shots")
+        if names is None or (shots and params.get(shots["flag"])):
+            return self.measure(params)
+        key = tuple(map(params.get, names))
+        found = self._measured.get(key)
+        if found is None:
+            found = self.measure(params)
+            if len(self._measured) >= MEASURES_KEPT:
+                self._measured.clear()
+            self._measured[key] = found
+        return found
+
+    def measure(self, params: Mapping[str, Any]) -> Measures:
+        """The frame size, file count, credits and media length of a task with ``params``."""
+        width, height = self.pixel_size(params)
+        return Measures(
+            width, height, self.file_count(params), self.credits(params), self.duration_s(params)
+        )
 
     @property
     def id_shape(self) -> str:

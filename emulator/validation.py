@@ -92,12 +92,8 @@ def validate_create(
         )
     for check in model.checks:
         CHECKS[check["check"]](check, params, model, strict)
-    width, height = model.pixel_size(params)
-    files = model.file_count(params)
-    credits = model.credits(params)
-    return CreateRequest(
-        model, params, unknown, width, height, files, credits, model.duration_s(params)
-    )
+    width, height, files, credits, seconds = model.measures(params)
+    return CreateRequest(model, params, unknown, width, height, files, credits, seconds)
 
 
 def check_fields(

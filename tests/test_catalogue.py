@@ -5,10 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from importlib import resources
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from emulator.catalogue import Catalogue, CatalogueError, aspect_pixels
+from emulator.catalogue import Catalogue, CatalogueError, Field, aspect_pixels
+from emulator.errors import InvalidRequest
+from emulator.validation import validate_create
 
 DATA = json.loads(resources.files("emulator").joinpath("data/models.json").read_text())
 
@@ -101,3 +106,59 @@ def test_pricing_table_must_cover_every_combination() -> None:
     del flux["models"]["flux-2"]["credits"]["table"]["pro 2K"]
     with pytest.raises(CatalogueError, match="no price for 'pro 2K'"):
         Catalogue.from_data(data)
+
+
+_CATALOGUE = Catalogue.load()
+_MEASURED = [m for m in _CATALOGUE.models.values() if m.route.served_by is None]
+
+
+def _field_values(spec: Field) -> st.SearchStrategy[Any]:
+    """Values of one field, mostly valid ones (the rest are refused before anything is
+    measured)."""
+    if spec.values:
+        return st.sampled_from(spec.values)
+    if spec.kind == "boolean":
+        return st.booleans()
+    if spec.kind in ("integer", "duration"):
+        return st.integers(int(spec.min or 1), int(spec.max or 8))
+    if spec.kind == "number":
+        return st.floats(spec.min or 0.0, spec.max or 4.0)
+    if spec.kind == "object_list" and "duration" in spec.item:  # video shots
+        shot = st.fixed_dictionaries({"prompt": st.just("a shot"), "duration": st.integers(1, 5)})
+        return st.lists(shot, min_size=1, max_size=3)
+    if spec.kind == "url":
+        return st.just("https://example.com/a.png")
+    if spec.kind in ("url_list", "array"):
+        return st.just(["https://example.com/a.png"])
+    shortest = spec.min_length or 1
+    return st.text(alphabet="abc ", min_size=shortest, max_size=max(shortest, 12))
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> dict[str, Any]:
+    model = draw(st.sampled_from(_MEASURED))
+    body: dict[str, Any] = {"model": model.id}
+    for spec in model.fields.values():
+        if spec.required or draw(st.booleans()):
+            body[spec.name] = draw(_field_values(spec))
+    return body
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(body=_bodies(), data=st.data())
+def test_kept_measures_are_the_measures_of_every_request(
+    body: dict[str, Any], data: st.DataObject
+) -> None:
+    """A model keeps what it measured by the fields that decide it: a request that differs
+    from a measured one in any one field agrees with a fresh measurement of itself."""
+    model = _CATALOGUE.resolve(body["model"])
+    assert model is not None
+    spec = data.draw(st.sampled_from(list(model.fields.values())))
+    other = {**body, spec.name: data.draw(_field_values(spec))}
+    for each in (body, other):  # the first is measured and kept, then the second is asked
+        try:
+            request = validate_create(each, _CATALOGUE, route=model.route)
+        except InvalidRequest:
+            continue
+        kept = (request.width, request.height, request.images, request.credits, request.duration_s)
+        assert kept == tuple(model.measure(request.params))
