@@ -842,13 +842,21 @@ def cycle_verdicts(cycles: dict[str, Any] | None) -> list[Verdict]:
     ratio = emu["cycles_per_s"] / base if base else float("nan")
     where = "measured in this run" if cycles.get("baseline") else "recorded"
     p99 = emu["all_p99_ms"] / cycles["idle_poll_ms"]["p99"]
+    # the bare stack's own figure: 64 clients in a closed loop queue behind each other, so this
+    # target is out of reach of the ceiling too (Little's law: latency = clients / throughput)
+    ceiling = cycles.get("bare", {}).get("64")
+    bare = (
+        f" (bare: {ceiling['all_p99_ms'] / cycles['idle_poll_ms']['p99']:.1f}x)" if ceiling else ""
+    )
     return [
         Verdict(
             "cycles/s at 64 clients >= 2.5x before #17",
             f"{ratio:.2f}x ({emu['cycles_per_s']:.0f} vs {base:.0f}, {where})",
             clean and ratio >= 2.5 if base else None,
         ),
-        Verdict("cycle p99 (64 clients) <= 5x idle poll p99", f"{p99:.1f}x", clean and p99 <= 5),
+        Verdict(
+            "cycle p99 (64 clients) <= 5x idle poll p99", f"{p99:.1f}x{bare}", clean and p99 <= 5
+        ),
     ]
 
 
