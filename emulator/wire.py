@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .catalogue import Model
+from .catalogue import DEFAULT_OUTPUT, Model
 from .clock import iso
 from .tasks import State, Task, TaskView
 
@@ -186,6 +186,18 @@ def error_body(status: int, message: str, type: str) -> dict[str, dict[str, Any]
     return {"error": {"code": status, "message": message, "type": type}}
 
 
+def _file_urls(task: Task, model: Model | None, base_url: str) -> list[str]:
+    """The URLs of a finished task's files under ``base_url``, kept on the task for its next
+    polls (a list no reader changes)."""
+    kept = task.urls
+    if kept is not None and kept[0] == base_url:
+        return kept[1]
+    ext = model.file_ext(task.params) if model is not None else DEFAULT_OUTPUT.ext
+    urls = [file_url(base_url, task.id, i, ext) for i in range(task.images)]
+    task.urls = (base_url, urls)
+    return urls
+
+
 def task_data(
     task: Task, view: TaskView, base_url: str, words: StatusWords, model: Model | None = None
 ) -> dict[str, Any]:
@@ -195,15 +207,11 @@ def task_data(
     state = view.state
     output: dict[str, Any] | None = None
     if state is State.SUCCEEDED:
-        if model is None:
-            urls = [file_url(base_url, task.id, i) for i in range(task.images)]
-            output = {"image_url": urls[0], "image_urls": urls}
-        else:
-            kind, ext = model.output, model.file_ext(task.params)
-            urls = [file_url(base_url, task.id, i, ext) for i in range(task.images)]
-            output = {kind.url_field: urls[0], kind.urls_field: urls}
-            if kind.clips:
-                output["clips"] = clips(task, model, base_url)
+        kind = model.output if model is not None else DEFAULT_OUTPUT
+        urls = _file_urls(task, model, base_url)
+        output = {kind.url_field: urls[0], kind.urls_field: urls}
+        if kind.clips and model is not None:
+            output["clips"] = clips(task, model, base_url)
     failure = model.route.failure if model is not None else DEFAULT_FAILURE
     return {
         "task_id": task.id,

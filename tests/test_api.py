@@ -163,6 +163,18 @@ def test_image_urls_use_the_host_the_client_used_or_public_url() -> None:
         assert data["output"]["image_url"].startswith("https://img.example.org/base/files/")
 
 
+def test_each_poll_of_a_finished_task_names_its_files_under_its_own_host(client: Client) -> None:
+    """The same task polled through two host names (a proxy, a container's name) answers
+    each with URLs under its own, however often each is asked."""
+    task_id = client.create().json()["data"]["task_id"]
+    client.run_to_end(task_id)
+    for host in ("emulator.test", "proxy.test:8080", "emulator.test", "proxy.test:8080"):
+        headers = {"Authorization": f"Bearer {KEY}", "Host": host}
+        r = client.get(f"/api/v1/tasks/{task_id}", headers=headers)
+        urls = r.json()["data"]["output"]["image_urls"]
+        assert urls == [f"http://{host}/files/{task_id}/0.png"]
+
+
 def test_image_download_is_deterministic_with_etag_and_head(client: Client) -> None:
     data = client.run_to_end(client.create().json()["data"]["task_id"])
     url = data["output"]["image_url"]
