@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import CHAT_PATH, ERROR_TYPES, preflight
+from .core import CHAT_PATH, error_responses, preflight, ref
 from .request import REASONING_EFFORTS, RESPONSE_FORMATS, ROLES, TOOL_CHOICES
 from .usage import chat_model
 
 __all__ = ["chat_paths", "chat_schemas"]
 
-_REF = "#/components/schemas/"
 ERRORS = (400, 401, 402, 405, 413, 415, 429, 500, 503)
 
 
@@ -26,22 +25,7 @@ _SSE_EVENT = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
-
-
 def chat_paths() -> dict[str, Any]:
-    errors = {
-        str(status): {
-            "description": f"{status} {ERROR_TYPES.get(status, 'error')}",
-            "content": {"application/json": {"schema": _ref("Error")}},
-        }
-        for status in ERRORS
-    }
-    errors["default"] = {
-        "description": "Any other status a scenario injects: the envelope",
-        "content": {"application/json": {"schema": _ref("Error")}},
-    }
     return {
         CHAT_PATH: {
             "options": preflight("preflightChat"),
@@ -52,7 +36,7 @@ def chat_paths() -> dict[str, Any]:
                 "security": [{"bearerAuth": []}],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("ChatCompletionRequest")}},
+                    "content": {"application/json": {"schema": ref("ChatCompletionRequest")}},
                 },
                 "responses": {
                     "200": {
@@ -65,15 +49,15 @@ def chat_paths() -> dict[str, Any]:
                             "application/json": {
                                 "schema": {
                                     "oneOf": [
-                                        _ref("ChatCompletion"),
-                                        _ref("WrappedChatCompletion"),
+                                        ref("ChatCompletion"),
+                                        ref("WrappedChatCompletion"),
                                     ]
                                 }
                             },
                             "text/event-stream": {"schema": _SSE_EVENT},
                         },
                     },
-                    **errors,
+                    **error_responses(*ERRORS),
                 },
             },
         }
@@ -186,7 +170,7 @@ def chat_schemas() -> dict[str, Any]:
             "properties": {
                 "code": {"const": 200},
                 "message": {"type": "string"},
-                "data": _ref("ChatCompletion"),
+                "data": ref("ChatCompletion"),
             },
         },
     }

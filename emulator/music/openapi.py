@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..openapi import _errors, _json, _op, _preflight, _ref, _success, field_schema, id_regex
+from ..openapi_parts import (
+    error_responses,
+    field_schema,
+    id_regex,
+    json_response,
+    operation,
+    preflight,
+    ref,
+    success_schema,
+)
 from .handlers import rules
 from .wire import MUSIC_PATHS
 
@@ -62,8 +71,8 @@ _OPERATIONS = {
 def music_paths() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     out: dict[str, Any] = {}
-    for path, (operation, _, methods) in MUSIC_PATHS.items():
-        summary, operation_id, request, response = _OPERATIONS[operation]
+    for path, (operation_name, _, methods) in MUSIC_PATHS.items():
+        summary, operation_id, request, response = _OPERATIONS[operation_name]
         extra: dict[str, Any] = {}
         if request is None:
             extra["parameters"] = [
@@ -83,18 +92,18 @@ def music_paths() -> dict[str, Any]:
         else:
             extra["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(request)}},
+                "content": {"application/json": {"schema": ref(request)}},
             }
-        operation_object = _op(
+        operation_object = operation(
             summary,
-            {"200": _json(_ref(response), "The answer"), **_errors(*_ERRORS)},
+            {"200": json_response(ref(response), "The answer"), **error_responses(*_ERRORS)},
             operationId=operation_id,
             tags=["music"],
             security=bearer,
             **extra,
         )
         out[path] = {method.lower(): operation_object for method in methods if method != "HEAD"} | {
-            "options": _preflight("preflight" + operation_id[0].upper() + operation_id[1:])
+            "options": preflight("preflight" + operation_id[0].upper() + operation_id[1:])
         }
     return out
 
@@ -141,12 +150,12 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
         },
         additionalProperties=False,
     )
-    clips = {"type": "array", "items": _ref("MusicClip")}
+    clips = {"type": "array", "items": ref("MusicClip")}
     upload_id = {"type": "string", "pattern": "^" + id_regex(r.upload_id[0]) + "$"}
     msg = {"code": {"const": 200}, "msg": {"type": "string"}}
     return {
         "MusicClip": clip,
-        "MusicFeedResponse": _success(
+        "MusicFeedResponse": success_schema(
             _object(
                 ["type", "request_body", "response_data", "created_at"],
                 {
@@ -193,10 +202,10 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
             },
             additionalProperties=False,
         ),
-        "UploadCoverCreated": _success(
+        "UploadCoverCreated": success_schema(
             _object(["task_id"], {"task_id": upload_id}, additionalProperties=False)
         ),
-        "UploadCoverStatusResponse": _success(
+        "UploadCoverStatusResponse": success_schema(
             _object(
                 ["task_id", "status", "response_data", "created_at"],
                 {
@@ -212,7 +221,7 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
             ["task_id", "audio_id"],
             {"task_id": {"type": "string"}, "audio_id": {"type": "string"}},
         ),
-        "TimestampedLyricsResponse": _success(
+        "TimestampedLyricsResponse": success_schema(
             _object(
                 ["text", "lyricParams", "waveform"],
                 {

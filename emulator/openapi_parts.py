@@ -1,0 +1,193 @@
+"""The building blocks of the OpenAPI description: references, the success envelope, a
+catalogue field's schema, operations, their JSON and error responses, and CORS preflights.
+
+One home for them, shared by :mod:`emulator.openapi` (the document) and the parts the chat and
+music packages add to it, so every operation is described the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .catalogue import Field
+from .validation import MAX_URL_LENGTH, URL_PATTERN
+from .wire import ERROR_TYPES
+
+__all__ = [
+    "SCHEMAS",
+    "error_responses",
+    "field_schema",
+    "id_regex",
+    "json_response",
+    "operation",
+    "preflight",
+    "ref",
+    "success_schema",
+]
+
+#: where the document's component schemas are, as a ``$ref`` names them
+SCHEMAS = "#/components/schemas/"
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to the component schema ``name``."""
+    return {"$ref": SCHEMAS + name}
+
+
+def success_schema(data: dict[str, Any]) -> dict[str, Any]:
+    """The API's success envelope ``{"code": 200, "message", "data"}`` around ``data``."""
+    return {
+        "type": "object",
+        "required": ["code", "message", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "integer", "const": 200},
+            "message": {"type": "string"},
+            "data": data,
+        },
+    }
+
+
+def field_schema(spec: Field) -> dict[str, Any]:
+    """The JSON Schema of one catalogue field (what the validator accepts, nulls aside)."""
+    url = {"type": "string", "pattern": URL_PATTERN, "maxLength": MAX_URL_LENGTH}
+    if spec.kind == "string":
+        out: dict[str, Any] = {"type": "string"}
+        if spec.min_length is not None:
+            out["minLength"] = spec.min_length
+        if spec.max_length is not None:
+            out["maxLength"] = spec.max_length
+    elif spec.kind == "enum":
+        out = {"type": "string", "enum": list(spec.values)}
+    elif spec.kind in ("integer", "number"):  # the JSON Schema types of the same names
+        out = {"type": spec.kind}
+        if spec.min is not None:
+            out["minimum"] = spec.min
+        if spec.max is not None:
+            out["maximum"] = spec.max
+        if spec.values:
+            out["enum"] = list(spec.values)
+    elif spec.kind == "boolean":
+        out = {"type": "boolean"}
+    elif spec.kind == "duration":
+        out = _duration_schema(spec)
+    elif spec.kind == "url":
+        out = dict(url)
+    elif spec.kind == "object_list":
+        out = {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [f.name for f in spec.item.values() if f.required],
+                "properties": {name: field_schema(f) for name, f in spec.item.items()},
+            },
+        }
+    else:  # url_list, array
+        out = {"type": "array", "items": dict(url) if spec.kind == "url_list" else {}}
+    if spec.kind in ("url_list", "object_list", "array"):
+        if spec.min_items is not None:
+            out["minItems"] = spec.min_items
+        if spec.max_items is not None:
+            out["maxItems"] = spec.max_items
+    if spec.default is not None:
+        out["default"] = spec.default
+    if spec.lenient:
+        out["description"] = "Sent by real clients, on no public page: refused in strict mode."
+    return out
+
+
+def _duration_schema(spec: Field) -> dict[str, Any]:
+    """A duration as documented (strict mode); the lenient default also takes any whole
+    number of seconds from 1 to the maximum, as a number or a numeric string."""
+    if spec.values:
+        documented: dict[str, Any] = {"type": spec.type, "enum": list(spec.values)}
+        top = max(float(v) for v in spec.values)
+    else:
+        documented = {"type": "integer", "minimum": spec.min, "maximum": spec.max}
+        top = float(spec.max or 0)
+    return {
+        **documented,
+        "description": (
+            "Seconds, as documented. Outside strict mode any whole number of seconds from 1 to "
+            f"{top:g} is accepted, as a number or a numeric string (the price is that of the "
+            "next documented duration)."
+        ),
+    }
+
+
+def id_regex(id_format: str) -> str:
+    """A regular expression of the ids an id format (``gen%033xbksv``) makes."""
+    return re.sub(r"%0(\d+)x", r"[0-9a-f]{\1}", re.escape(id_format))
+
+
+def json_response(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A response object whose body is JSON of ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def error_responses(*statuses: int) -> dict[str, Any]:
+    """The error envelope under each of ``statuses``, and as the default (any other status a
+    scenario injects)."""
+    out: dict[str, Any] = {}
+    for status in statuses:
+        out[str(status)] = json_response(
+            ref("Error"), f"{status} {ERROR_TYPES.get(status, 'error')}"
+        )
+    out["default"] = json_response(
+        ref("Error"), "Any other status a scenario injects: the envelope"
+    )
+    return out
+
+
+def operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An operation object; a control API one (tag ``control``) also gets the guards'
+    refusals (401, 403, 415)."""
+    if extra.get("tags") == ["control"]:  # every control call meets the guards
+        responses = {
+            **responses,
+            "401": json_response(
+                ref("Error"), "Control token missing or wrong (with a control token)"
+            ),
+            "403": json_response(
+                ref("Error"),
+                "A Host the control API does not answer, or a change from another origin",
+            ),
+            "415": json_response(ref("Error"), "A change sent as a form or plain text"),
+        }
+    return {"summary": summary, "responses": responses, **extra}
+
+
+def preflight(operation_id: str, *parameters: dict[str, Any]) -> dict[str, Any]:
+    """A CORS preflight of an emulated route: answered without a key, never journaled."""
+    header = {"type": "string"}
+    return operation(
+        "CORS preflight of a browser on another origin (no key; never billed or journaled)",
+        {
+            "204": {
+                "description": "Allowed: the methods and the headers the browser asked for",
+                "headers": {
+                    name: {"schema": header}
+                    for name in (
+                        "Access-Control-Allow-Origin",
+                        "Access-Control-Allow-Methods",
+                        "Access-Control-Allow-Headers",
+                        "Access-Control-Max-Age",
+                    )
+                },
+            },
+            **error_responses(405),
+        },
+        operationId=operation_id,
+        tags=["cors"],
+        parameters=[
+            *parameters,
+            {"name": "Origin", "in": "header", "required": True, "schema": header},
+            {
+                "name": "Access-Control-Request-Method",
+                "in": "header",
+                "required": True,
+                "schema": header,
+            },
+        ],
+    )
