@@ -144,6 +144,16 @@ def test_a_named_tool_choice_and_a_json_schema() -> None:
             r"^max_tokens: expected an integer of at least 1, got 0$",
             id="max-tokens",
         ),
+        pytest.param(  # each name is checked, whichever is used
+            {"max_completion_tokens": None, "max_tokens": -2},
+            r"^max_tokens: expected an integer of at least 1, got -2$",
+            id="max-tokens-beside-a-null",
+        ),
+        pytest.param(
+            {"max_completion_tokens": 10, "max_tokens": "many"},
+            r"^max_tokens: expected an integer of at least 1, got 'many'$",
+            id="max-tokens-beside-the-newer-name",
+        ),
         pytest.param(
             {"stop": ["a", "b", "c", "d", "e"]}, r"^stop: at most 4 sequences, got 5$", id="stop"
         ),
