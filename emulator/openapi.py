@@ -18,9 +18,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import __version__
-from .catalogue import Catalogue, Model
+from .catalogue import Catalogue, Field, Model
 from .openapi_parts import (
     SCHEMAS,
+    SECURITY_SCHEMES,
+    duration_schema,
     error_responses,
     field_schema,
     id_regex,
@@ -30,7 +32,8 @@ from .openapi_parts import (
     ref,
     success_schema,
 )
-from .scenarios.checks import ANSWERS
+from .scenarios.checks import ANSWERS, TOP_KEYS
+from .scenarios.library import library
 from .tasks import State
 from .wire import (
     DEFAULT_STATUS_WORDS,
@@ -92,7 +95,55 @@ def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
             **{name: field_schema(spec) for name, spec in model.fields.items()},
         },
         "additionalProperties": True,
+        **({"allOf": [check_schema(rule, model) for rule in model.checks]} if model.checks else {}),
     }
+
+
+def check_schema(rule: Mapping[str, Any], model: Model) -> dict[str, Any]:
+    """A cross-field rule of the catalogue (``validation.CHECKS``) in JSON Schema; the sums
+    no schema can state (shots' durations, characters in all) are said in words."""
+    kind = rule["check"]
+    if kind == "required_unless":
+        flag = rule["unless"]
+        return {"anyOf": [{"required": [rule["field"]]},
+                          {"required": [flag], "properties": {flag: {"const": True}}}]}  # fmt: skip
+    if kind == "shots":
+        flag, shots = rule["flag"], rule["list"]
+        low, high = rule["total"]
+        return {
+            "description": f"With {flag} true, {shots} is required and the durations of its "
+            f"shots add up to {low} to {high} s.",
+            "if": {"required": [flag], "properties": {flag: {"const": True}}},
+            "then": {"required": [shots]},
+        }
+    if kind == "max_when":
+        name, top = rule["field"], rule["max"]
+        spec = model.fields[name]
+        condition = {"allOf": [_equals(model.fields[k], v) for k, v in rule["when"].items()]}
+        capped = duration_schema(spec, top) if spec.kind == "duration" else {"maximum": top}
+        return {
+            "description": f"{name} at most {top:g} when "
+            + ", ".join(f"{k} is {v}" for k, v in rule["when"].items()),
+            "if": condition,
+            "then": {"properties": {name: capped}},
+        }
+    if kind == "one_of":
+        return {"oneOf": [{"required": [name]} for name in rule["fields"]]}
+    if kind == "any_of":  # (an empty string gives nothing)
+        return {"anyOf": [{"required": [name], "properties": {name: {"minLength": 1}}}
+                          for name in rule["fields"]]}  # fmt: skip
+    if kind == "max_characters":
+        return {"description": f"At most {rule['max']} characters of text in all "
+                f"({', '.join(model.text_fields)})."}  # fmt: skip
+    raise ValueError(f"model {model.id}: no schema for check {kind!r}")
+
+
+def _equals(spec: Field, value: Any) -> dict[str, Any]:
+    """A field has ``value``, given or by default."""
+    given = {"required": [spec.name], "properties": {spec.name: {"const": value}}}
+    return (
+        given if spec.default != value else {"anyOf": [given, {"not": {"required": [spec.name]}}]}
+    )
 
 
 def _error_schemas() -> dict[str, Any]:
@@ -241,6 +292,20 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
 
 
 def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
+    scenario = {
+        "anyOf": [
+            {"type": "string", "enum": sorted(library())},
+            {"type": "string", "pattern": r"[^/]\.ya?ml$", "description": "a YAML file's path"},
+            {
+                "type": "object",
+                "description": "A scenario as a file holds it (its JSON Schema: "
+                "`aio-emulator schema`)",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+                "propertyNames": {"enum": list(TOP_KEYS)},
+            },
+        ]
+    }
     clock = {
         "type": "object",
         "required": ["mode", "now", "epoch"],
@@ -309,6 +374,7 @@ def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
                 "source": {"type": "string"},
                 "seed": {"type": ["integer", "null"]},
                 "rules": {"type": "array", "items": {"type": "string"}},
+                "warnings": {"type": "array", "items": {"type": "string"}},
                 "reload_error": {"type": ["string", "null"]},
                 "key_scenarios": {"type": "object", "additionalProperties": {"type": "string"}},
                 "library": {"type": "array", "items": {"type": "string"}},
@@ -318,6 +384,31 @@ def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
             "type": "object",
             "required": ["status"],
             "properties": {"status": {"type": "string"}},
+        },
+        "SetCredits": {
+            "type": "object",
+            "required": ["credits"],
+            "properties": {"credits": {"type": "integer", "minimum": 0}},
+        },
+        "AdvanceClock": {
+            "type": "object",
+            "required": ["seconds"],
+            "properties": {"seconds": {"type": "number", "minimum": 0, "exclusiveMaximum": 1e9}},
+        },
+        "UseScenario": {
+            "type": "object",
+            "description": "A ready scenario's name, a YAML file's path (on the server), a "
+            "scenario as a file holds it, or a list of those applied in order; or the YAML "
+            "itself as the body (Content-Type: application/yaml).",
+            "required": ["scenario"],
+            "properties": {
+                "scenario": {
+                    "anyOf": [
+                        scenario,
+                        {"type": "array", "minItems": 1, "items": scenario},
+                    ]
+                }
+            },
         },
     }
 
@@ -413,10 +504,15 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,2})\\.(png|jpg|webp|mp4|mp3)$"},
     }
     control = {"tags": ["control"]}
-    body = {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
+
+    def body(name: str, **more: Any) -> dict[str, Any]:
+        content = {"application/json": {"schema": ref(name)}, **more}
+        return {"required": True, "content": content}
+
+    def query(*names: str) -> list[dict[str, Any]]:
+        return [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": f"only the entries of this {name}"} for name in names]  # fmt: skip
+
     return {
         **_create_paths(catalogue, bearer),
         TASKS_PREFIX + "{task_id}": {
@@ -511,20 +607,28 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
             "put": operation(
                 'Set a key\'s balance: {"credits": N}',
                 {"200": json_response(ref("Account"), "account"), **error_responses(400, 413, 415)},
-                requestBody=body,
+                requestBody=body("SetCredits"),
                 **control,
             ),
         },
         "/_emulator/requests": {
             "get": operation(
-                "The journal", {"200": json_response(ref("Requests"), "journal")}, **control
+                "The journal, oldest first",
+                {"200": json_response(ref("Requests"), "journal")},
+                parameters=[*query("key"), {**query("path")[0], "description": "only this path"}],
+                **control,
             ),
             "delete": operation(
                 "Clear it", {"200": json_response(ref("Requests"), "empty")}, **control
             ),
         },
         "/_emulator/tasks": {
-            "get": operation("Every task", {"200": json_response(ref("Tasks"), "tasks")}, **control)
+            "get": operation(
+                "Every task",
+                {"200": json_response(ref("Tasks"), "tasks")},
+                parameters=[{**query("key")[0], "description": "only the tasks of this key"}],
+                **control,
+            )
         },
         "/_emulator/scenario": {
             "get": operation(
@@ -536,7 +640,9 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                     "200": json_response(ref("ScenarioInfo"), "scenario"),
                     **error_responses(400, 413, 415),
                 },
-                requestBody=body,
+                requestBody=body(
+                    "UseScenario", **{"application/yaml": {"schema": {"type": "string"}}}
+                ),
                 **control,
             ),
         },
@@ -550,7 +656,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                     "200": json_response(ref("Clock"), "clock"),
                     **error_responses(400, 409, 413, 415),
                 },
-                requestBody=body,
+                requestBody=body("AdvanceClock"),
                 **control,
             )
         },
@@ -610,16 +716,14 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
         ],
         "paths": {**_paths(catalogue), **music_paths(), **chat_paths()},
         "components": {
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
-            },
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": {
                 **creates,
                 **models,
                 **tasks,
                 **_error_schemas(),
                 **_control_schemas(tasks["Task"]),
-                **music_schemas(id_pattern(catalogue)),
+                **music_schemas(id_pattern(catalogue), catalogue.names(catalogue.routes["music"])),
                 **chat_schemas(),
             },
         },
@@ -662,8 +766,9 @@ def _type_text(schema: Mapping[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].removeprefix(SCHEMAS)
         return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
-    if "oneOf" in schema:
-        return " | ".join(_type_text(s) for s in schema["oneOf"])
+    for alternatives in ("oneOf", "anyOf"):
+        if alternatives in schema:
+            return " | ".join(_type_text(s) for s in schema[alternatives])
     kind = schema.get("type", "any")
     text = " | ".join(kind) if isinstance(kind, list) else str(kind)
     if kind == "array" and "items" in schema:

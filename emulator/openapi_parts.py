@@ -15,7 +15,10 @@ from .validation import MAX_URL_LENGTH, URL_PATTERN
 from .wire import ERROR_TYPES
 
 __all__ = [
+    "CONTROL_SECURITY",
     "SCHEMAS",
+    "SECURITY_SCHEMES",
+    "duration_schema",
     "error_responses",
     "field_schema",
     "id_regex",
@@ -71,7 +74,7 @@ def field_schema(spec: Field) -> dict[str, Any]:
     elif spec.kind == "boolean":
         out = {"type": "boolean"}
     elif spec.kind == "duration":
-        out = _duration_schema(spec)
+        out = duration_schema(spec)
     elif spec.kind == "url":
         out = dict(url)
     elif spec.kind == "object_list":
@@ -97,21 +100,32 @@ def field_schema(spec: Field) -> dict[str, Any]:
     return out
 
 
-def _duration_schema(spec: Field) -> dict[str, Any]:
-    """A duration as documented (strict mode); the lenient default also takes any whole
-    number of seconds from 1 to the maximum, as a number or a numeric string."""
+def duration_schema(spec: Field, top: float | None = None) -> dict[str, Any]:
+    """A duration field (at most ``top`` seconds when given): what the lenient default
+    accepts, any whole number of seconds from 1 to the maximum as a number or a numeric
+    string, with the documented values (all that strict mode takes) first."""
     if spec.values:
-        documented: dict[str, Any] = {"type": spec.type, "enum": list(spec.values)}
-        top = max(float(v) for v in spec.values)
+        values = [v for v in spec.values if top is None or float(v) <= top]
+        documented: dict[str, Any] = {"type": spec.type, "enum": values}
+        most = max(float(v) for v in spec.values)
     else:
         documented = {"type": "integer", "minimum": spec.min, "maximum": spec.max}
-        top = float(spec.max or 0)
+        most = float(spec.max or 0)
+    most = int(most if top is None else min(most, top))
+    if top is not None and not spec.values:
+        documented["maximum"] = most
+    # a numeric string of at most 4 digits (leading zeros count), spaces around it allowed
+    seconds = "|".join(f"0{{0,{4 - len(str(n))}}}{n}" for n in range(1, most + 1))
     return {
-        **documented,
+        "anyOf": [
+            documented,
+            {"type": "integer", "minimum": 1, "maximum": most},
+            {"type": "string", "pattern": rf"^\s*(?:{seconds})(?:\.0+)?\s*$"},
+        ],
         "description": (
-            "Seconds, as documented. Outside strict mode any whole number of seconds from 1 to "
-            f"{top:g} is accepted, as a number or a numeric string (the price is that of the "
-            "next documented duration)."
+            "Seconds: the documented values (the first form, all that strict mode accepts), or "
+            f"outside strict mode any whole number of seconds from 1 to {most}, as a number or "
+            "a numeric string (the price is that of the next documented duration)."
         ),
     }
 
@@ -140,10 +154,33 @@ def error_responses(*statuses: int) -> dict[str, Any]:
     return out
 
 
+#: the control token, when the server has one (``--control-token``): either header, or none
+CONTROL_SECURITY: list[dict[str, list[str]]] = [
+    {"controlToken": []},
+    {"controlTokenHeader": []},
+    {},
+]
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"},
+    "controlToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The control token, for /_emulator/ calls when the server has one",
+    },
+    "controlTokenHeader": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Emulator-Token",
+        "description": "The control token, in a header of its own",
+    },
+}
+
+
 def operation(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """An operation object; a control API one (tag ``control``) also gets the guards'
-    refusals (401, 403, 415)."""
+    refusals (401, 403, 415) and the control token as its optional security."""
     if extra.get("tags") == ["control"]:  # every control call meets the guards
+        extra = {"security": CONTROL_SECURITY, **extra}
         responses = {
             **responses,
             "401": json_response(

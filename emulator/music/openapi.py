@@ -75,19 +75,20 @@ def music_paths() -> dict[str, Any]:
         summary, operation_id, request, response = _OPERATIONS[operation_name]
         extra: dict[str, Any] = {}
         if request is None:
+            names = ("task_id", "workId", "taskId") if operation_name == "feed" else (
+                "task_id", "taskId")  # fmt: skip
             extra["parameters"] = [
                 {
-                    "name": name,
+                    "name": "task",
                     "in": "query",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": description,
+                    "required": True,
+                    "style": "form",
+                    "explode": True,  # (each property is a query parameter of its own)
+                    "schema": {**_id(*names), "additionalProperties": True},
+                    "description": "The task's id as task_id, or an older page's name for it ("
+                    + ", ".join(names[1:])
+                    + "): the first of them given",
                 }
-                for name, description in (
-                    ("task_id", "The task's id (required, or one of the older names)"),
-                    ("workId", "Older pages' name of task_id (feed)"),
-                    ("taskId", "Another spelling of task_id"),
-                )
             ]
         else:
             extra["requestBody"] = {
@@ -112,16 +113,33 @@ def _object(required: list[str], properties: dict[str, Any], **extra: Any) -> di
     return {"type": "object", "required": required, "properties": properties, **extra}
 
 
-def _body(fields: Any, description: str) -> dict[str, Any]:
+def _body(fields: Any, description: str, models: list[str]) -> dict[str, Any]:
+    """A request of ``fields``: ``model`` one of the music ``models``, and a prompt when
+    ``custom_mode`` is true."""
+    properties = {name: field_schema(spec) for name, spec in fields.items()}
+    properties["model"] = {"type": "string", "enum": models}
     return _object(
         [f.name for f in fields.values() if f.required],
-        {name: field_schema(spec) for name, spec in fields.items()},
+        properties,
         description=description,
         additionalProperties=True,
+        **{
+            "if": {"required": ["custom_mode"], "properties": {"custom_mode": {"const": True}}},
+            "then": {"required": ["prompt"]},
+        },
     )
 
 
-def music_schemas(id_pattern: str) -> dict[str, Any]:
+def _id(*names: str) -> dict[str, Any]:
+    """A body naming a task: the first of ``names`` it holds, a non-empty string."""
+    return _object(
+        [], {name: {"type": "string", "minLength": 1} for name in names},
+        anyOf=[{"required": [name]} for name in names],
+    )  # fmt: skip
+
+
+def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
+    """The music routes' schemas (``models``: the ``model`` values of the music route)."""
     r = rules()
     clip = _object(
         [
@@ -170,13 +188,13 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
         "ExtendMusicRequest": _body(
             r.extend_fields,
             "Extend a clip (custom_mode true: prompt required; false: inherit the origin's fields)",
+            models,
         ),
-        "UploadCoverRequest": _body(r.upload_fields, "A new rendition of audio_id"),
-        "MusicCoverRequest": _object(
-            [],
-            {"task_id": {"type": "string"}, "taskId": {"type": "string"}},
-            description="The music task's id, as task_id or (older pages) taskId",
-        ),
+        "UploadCoverRequest": _body(r.upload_fields, "A new rendition of audio_id", models),
+        "MusicCoverRequest": {
+            **_id("task_id", "taskId"),
+            "description": "The music task's id, as task_id or (older pages) taskId",
+        },
         "MusicCoverCreated": _object(
             ["code", "msg", "data"],
             {
@@ -219,7 +237,7 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
         ),
         "TimestampedLyricsRequest": _object(
             ["task_id", "audio_id"],
-            {"task_id": {"type": "string"}, "audio_id": {"type": "string"}},
+            {name: {"type": "string", "minLength": 1} for name in ("task_id", "audio_id")},
         ),
         "TimestampedLyricsResponse": success_schema(
             _object(
