@@ -25,8 +25,10 @@ from .openapi_parts import (
     duration_schema,
     error_responses,
     field_schema,
+    given,
     id_regex,
     json_response,
+    nullable,
     operation,
     preflight,
     ref,
@@ -87,7 +89,7 @@ def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
             "and ignored unless the scenario is strict."
         ),
         "required": [
-            *(["model"] if model.route.default_model is None else []),
+            *([] if model.id == model.route.default_model else ["model"]),  # (absent: the default)
             *(f.name for f in model.fields.values() if f.required),
         ],
         "properties": {
@@ -100,37 +102,35 @@ def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
 
 
 def check_schema(rule: Mapping[str, Any], model: Model) -> dict[str, Any]:
-    """A cross-field rule of the catalogue (``validation.CHECKS``) in JSON Schema; the sums
-    no schema can state (shots' durations, characters in all) are said in words."""
+    """A cross-field rule of the catalogue (``validation.CHECKS``) in JSON Schema (a field
+    sent as null is not given); the sums no schema can state (shots' durations, characters in
+    all) are said in words."""
     kind = rule["check"]
     if kind == "required_unless":
-        flag = rule["unless"]
-        return {"anyOf": [{"required": [rule["field"]]},
-                          {"required": [flag], "properties": {flag: {"const": True}}}]}  # fmt: skip
+        return {"anyOf": [given(rule["field"]), _equals(model.fields[rule["unless"]], True)]}
     if kind == "shots":
         flag, shots = rule["flag"], rule["list"]
         low, high = rule["total"]
         return {
             "description": f"With {flag} true, {shots} is required and the durations of its "
             f"shots add up to {low} to {high} s.",
-            "if": {"required": [flag], "properties": {flag: {"const": True}}},
-            "then": {"required": [shots]},
+            "if": _equals(model.fields[flag], True),
+            "then": given(shots),
         }
     if kind == "max_when":
         name, top = rule["field"], rule["max"]
         spec = model.fields[name]
-        condition = {"allOf": [_equals(model.fields[k], v) for k, v in rule["when"].items()]}
         capped = duration_schema(spec, top) if spec.kind == "duration" else {"maximum": top}
         return {
             "description": f"{name} at most {top:g} when "
             + ", ".join(f"{k} is {v}" for k, v in rule["when"].items()),
-            "if": condition,
-            "then": {"properties": {name: capped}},
+            "if": {"allOf": [_equals(model.fields[k], v) for k, v in rule["when"].items()]},
+            "then": {"properties": {name: capped if spec.required else nullable(capped)}},
         }
     if kind == "one_of":
-        return {"oneOf": [{"required": [name]} for name in rule["fields"]]}
+        return {"oneOf": [given(name) for name in rule["fields"]]}
     if kind == "any_of":  # (an empty string gives nothing)
-        return {"anyOf": [{"required": [name], "properties": {name: {"minLength": 1}}}
+        return {"anyOf": [{"allOf": [given(name), {"properties": {name: {"minLength": 1}}}]}
                           for name in rule["fields"]]}  # fmt: skip
     if kind == "max_characters":
         return {"description": f"At most {rule['max']} characters of text in all "
@@ -139,11 +139,9 @@ def check_schema(rule: Mapping[str, Any], model: Model) -> dict[str, Any]:
 
 
 def _equals(spec: Field, value: Any) -> dict[str, Any]:
-    """A field has ``value``, given or by default."""
-    given = {"required": [spec.name], "properties": {spec.name: {"const": value}}}
-    return (
-        given if spec.default != value else {"anyOf": [given, {"not": {"required": [spec.name]}}]}
-    )
+    """A field has ``value``, given or by default (absent, or null)."""
+    sent = {"required": [spec.name], "properties": {spec.name: {"const": value}}}
+    return sent if spec.default != value else {"anyOf": [sent, {"not": given(spec.name)}]}
 
 
 def _error_schemas() -> dict[str, Any]:

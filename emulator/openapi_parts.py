@@ -16,13 +16,16 @@ from .wire import ERROR_TYPES
 
 __all__ = [
     "CONTROL_SECURITY",
+    "NO_NULL_KINDS",
     "SCHEMAS",
     "SECURITY_SCHEMES",
     "duration_schema",
     "error_responses",
     "field_schema",
+    "given",
     "id_regex",
     "json_response",
+    "nullable",
     "operation",
     "preflight",
     "ref",
@@ -52,8 +55,14 @@ def success_schema(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the field kinds whose null the validator refuses (a null URL is no URL); an optional field
+#: of any other kind sent as null counts as not sent
+NO_NULL_KINDS = ("url", "url_list")
+
+
 def field_schema(spec: Field) -> dict[str, Any]:
-    """The JSON Schema of one catalogue field (what the validator accepts, nulls aside)."""
+    """The JSON Schema of one catalogue field: what the validator accepts (null for an optional
+    field but a URL)."""
     url = {"type": "string", "pattern": URL_PATTERN, "maxLength": MAX_URL_LENGTH}
     if spec.kind == "string":
         out: dict[str, Any] = {"type": "string"}
@@ -97,6 +106,23 @@ def field_schema(spec: Field) -> dict[str, Any]:
         out["default"] = spec.default
     if spec.lenient:
         out["description"] = "Sent by real clients, on no public page: refused in strict mode."
+    return out if spec.required or spec.kind in NO_NULL_KINDS else nullable(out)
+
+
+def given(name: str) -> dict[str, Any]:
+    """Field ``name`` is given: present, and not null (a null counts as not sent)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or null: an optional field sent as null counts as not sent."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
+    out = dict(schema)
+    kind = out.get("type")
+    out["type"] = [*kind, "null"] if isinstance(kind, list) else [kind, "null"]
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
     return out
 
 

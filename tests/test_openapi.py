@@ -41,9 +41,10 @@ def test_every_catalogue_model_has_a_request_schema_from_the_catalogue() -> None
         assert refs == {schema_name(m.id) for m in CATALOGUE.route_models(route)}, route.path
     assert schemas["CreateRequest"]["oneOf"][0]["$ref"].endswith(schema_name("cogview-4"))
     cogview = schemas[schema_name("cogview-4")]
-    assert cogview["properties"]["size"]["enum"] == list(
-        CATALOGUE.models["cogview-4"].fields["size"].values
-    )
+    assert cogview["properties"]["size"]["enum"] == [
+        *CATALOGUE.models["cogview-4"].fields["size"].values,
+        None,  # (an optional field sent as null counts as not sent)
+    ]
     assert cogview["properties"]["prompt"]["maxLength"] == 1000
     assert set(cogview["required"]) == {"model", "prompt"}
     # a family id that names its default model is in that model's schema
@@ -101,6 +102,16 @@ SHOT = {"prompt": "a fox", "duration": 5}
     ("route", "body", "valid"),
     [
         pytest.param("videos", KLING, False, id="kling-3-no-prompt"),
+        pytest.param("videos", {**KLING, "prompt": None}, False, id="kling-3-null-prompt"),
+        pytest.param(
+            "videos", {**HAILUO, "resolution": "1080P", "duration": None}, True, id="null-is-6s"
+        ),
+        pytest.param(
+            "speech",
+            {"model": "elevenlabs-v3", "text": None, "dialogue": [{"text": "hi"}]},
+            True,
+            id="speech-null-text",
+        ),
         pytest.param("videos", {**KLING, "multi_shots": False}, False, id="kling-3-shots-off"),
         pytest.param("videos", {**KLING, "prompt": "a fox"}, True, id="kling-3-prompt"),
         pytest.param("videos", {**KLING, "multi_shots": True}, False, id="shots-without-list"),
@@ -138,6 +149,7 @@ SHOT = {"prompt": "a fox", "duration": 5}
         ),
         pytest.param("speech", {"model": "elevenlabs-v3", "text": "hi"}, True, id="speech-text"),
         pytest.param("music", {"model": "chirp-v4-0"}, False, id="music-no-prompt"),
+        pytest.param("music", {"prompt": "la"}, True, id="music-default-model"),  # one schema
         pytest.param("music", {"model": "chirp-v4-0", "prompt": ""}, False, id="music-empty"),
         pytest.param(
             "music",

@@ -9,8 +9,10 @@ from typing import Any
 from ..openapi_parts import (
     error_responses,
     field_schema,
+    given,
     id_regex,
     json_response,
+    nullable,
     operation,
     preflight,
     ref,
@@ -117,7 +119,7 @@ def _body(fields: Any, description: str, models: list[str]) -> dict[str, Any]:
     """A request of ``fields``: ``model`` one of the music ``models``, and a prompt when
     ``custom_mode`` is true."""
     properties = {name: field_schema(spec) for name, spec in fields.items()}
-    properties["model"] = {"type": "string", "enum": models}
+    properties["model"] = nullable({"type": "string", "enum": models})
     return _object(
         [f.name for f in fields.values() if f.required],
         properties,
@@ -125,7 +127,7 @@ def _body(fields: Any, description: str, models: list[str]) -> dict[str, Any]:
         additionalProperties=True,
         **{
             "if": {"required": ["custom_mode"], "properties": {"custom_mode": {"const": True}}},
-            "then": {"required": ["prompt"]},
+            "then": given("prompt"),
         },
     )
 
