@@ -413,6 +413,17 @@ def test_an_integral_float_is_an_integer_for_both() -> None:
         validate_create({**body, "num_images": 4.5}, CATALOGUE)
 
 
+def test_a_null_optional_field_is_not_sent_for_both() -> None:
+    body = {"model": "cogview-4", "prompt": "a fox", "quality": None, "size": None}
+    assert CREATE_SCHEMA.is_valid(body)
+    assert validate_create(body, CATALOGUE).params["quality"] == "hd"  # the default
+    for refused in ({**body, "prompt": None}, {"model": "flux-2", "prompt": "a fox",
+                                               "input_urls": None}):  # fmt: skip
+        assert not CREATE_SCHEMA.is_valid(refused)  # required, or a URL list
+        with pytest.raises(InvalidRequest):
+            validate_create(refused, CATALOGUE)
+
+
 _OPERATION: list[Any] = []
 
 
