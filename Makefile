@@ -15,7 +15,7 @@ ARGS   ?=
 # (about 0.1 s). Incremental: only changed files are compiled again.
 BYTECODE := $(BIN)/python -m compileall -q emulator
 
-.PHONY: install serve test lint format docs bench count soak clean browser node
+.PHONY: install serve test fuzz lint format docs bench count soak clean browser node
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ test: $(STAMP) browser node
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/site
 	$(BIN)/python -m pytest $(ARGS)
+
+# Schemathesis over every operation with every check, 100 examples per operation and input kind
+# (make test runs 30): AIO_FUZZ_EXAMPLES=500 for more.
+AIO_FUZZ_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	AIO_FUZZ_EXAMPLES=$(AIO_FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/chat/test_fuzz.py $(ARGS)
 
 # The documentation site (MkDocs, Material theme) into site/; `mkdocs serve` previews it live.
 docs: $(STAMP)

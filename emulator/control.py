@@ -61,6 +61,8 @@ async def key_account(request: Request) -> Response:
     if request.method == "PUT":
         body = await read_json_object(request, CONTROL_BODY_LIMIT)
         credits = body.get("credits")
+        if isinstance(credits, float) and credits.is_integer():
+            credits = int(credits)  # 100.0 is an integer in JSON (and JSON Schema)
         if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
             raise InvalidRequest(
                 f"credits: expected a non-negative integer, got {credits!r}. "
@@ -120,7 +122,7 @@ async def scenario(request: Request) -> Response:
                 body = await read_json_object(request, CONTROL_BODY_LIMIT)
                 spec = body.get("scenario")
                 items: list[Any] = spec if isinstance(spec, list) and spec else [spec]
-                if not all(isinstance(item, str | dict) for item in items):
+                if not all(isinstance(item, str | dict) and "\0" not in item for item in items):
                     raise InvalidRequest(
                         "scenario: expected a ready scenario name, a file path, an object or a "
                         'list of those, e.g. {"scenario": "outage"} or '

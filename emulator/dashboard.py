@@ -230,8 +230,9 @@ def _request_row(entry: Entry, body: bool = False) -> dict[str, Any]:
 
 def transcript(body: Any, response: Any) -> dict[str, Any]:
     """A chat call as the page shows it: each message sent (role and text; tool calls and tool
-    results as short JSON), then the reply (None when the call was refused), why it finished,
-    usage, credits and whether it was streamed. Every text is plain text for the page."""
+    results as short JSON), then the reply from the journal's ``chat.completion`` (None when
+    the call was refused), why it finished, usage, the credits charged, whether it was
+    streamed, and the fault that broke it, if any. Every text is plain text for the page."""
     sent = body.get("messages") if isinstance(body, dict) else None
     turns = [_turn(m) for m in sent if isinstance(m, dict)] if isinstance(sent, list) else []
     out: dict[str, Any] = {
@@ -239,21 +240,20 @@ def transcript(body: Any, response: Any) -> dict[str, Any]:
         "messages": turns,
         "reply": None,
     }
-    if isinstance(response, dict):
-        text = response.get("reply")
-        calls: list[dict[str, Any]] = []
-        if response.get("finish_reason") == "tool_calls" and isinstance(text, str):
-            calls = _reply_calls(text)
-        out["reply"] = {
-            "role": "assistant",
-            "text": None if calls else _cut(str(text)),
-            "tool_calls": calls,
-        }
+    completion = response.get("completion") if isinstance(response, dict) else None
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if isinstance(choice, dict) and isinstance(response, dict):
+        message = choice.get("message")
+        reply = _turn(message) if isinstance(message, dict) else {"role": "assistant"}
+        out["reply"] = {"text": None, "tool_calls": [], **reply}
         out.update(
-            finish_reason=response.get("finish_reason"),
-            usage=response.get("usage"),
-            credits=response.get("credits_consumed"),
+            finish_reason=choice.get("finish_reason"),
+            usage=completion.get("usage") if isinstance(completion, dict) else None,
+            credits=response.get("charged"),
             stream=response.get("stream"),
+            fault=response.get("fault"),
+            cut=response.get("cut"),
         )
     return out
 
@@ -285,21 +285,6 @@ def _call(call: dict[str, Any]) -> dict[str, Any]:
         "name": str(function.get("name", "")),
         "arguments": _cut(arguments if isinstance(arguments, str) else _compact(arguments)),
     }
-
-
-def _reply_calls(text: str) -> list[dict[str, Any]]:
-    """The reply's tool calls, as the journal keeps them (JSON text of id, name, arguments)."""
-    try:
-        calls = json.loads(text)
-    except ValueError:
-        return []
-    if not isinstance(calls, list):
-        return []
-    return [
-        {"id": c.get("id"), "name": str(c.get("name", "")),
-         "arguments": _cut(str(c.get("arguments", "")))}
-        for c in calls if isinstance(c, dict)
-    ]  # fmt: skip
 
 
 def _cut(text: str | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["FaultResponse", "NetworkFault"]
+__all__ = ["FaultResponse", "NetworkFault", "cut"]
 
 
 class NetworkFault(ConnectionError):
@@ -30,6 +30,18 @@ _RESET = struct.pack("ii", 1, 0)
 def _transport(receive: Receive) -> Any:
     cycle = getattr(receive, "__self__", None)
     return getattr(cycle, "transport", None)
+
+
+def cut(receive: Receive, why: str, *, rst: bool = False) -> None:
+    """Drop the connection (``rst``: with a TCP reset); in-process, raise ``why``."""
+    transport = _transport(receive)
+    if transport is None:
+        raise NetworkFault(why)
+    sock = transport.get_extra_info("socket") if rst else None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+    transport.abort()
 
 
 class FaultResponse(Response):
@@ -47,7 +59,7 @@ class FaultResponse(Response):
         await getattr(self, "_" + self.fault)(receive, send)
 
     async def _reset(self, receive: Receive, send: Send) -> None:
-        self._cut(receive, "connection reset by the emulator (scenario fault 'reset')", rst=True)
+        cut(receive, "connection reset by the emulator (scenario fault 'reset')", rst=True)
 
     async def _hang(self, receive: Receive, send: Send) -> None:
         """Answer nothing until the client gives up (or max_s passes, then reset)."""
@@ -58,14 +70,14 @@ class FaultResponse(Response):
                     if message["type"] == "http.disconnect":
                         return
         except TimeoutError:
-            self._cut(receive, "the emulator hung up after the scenario's hang time", rst=True)
+            cut(receive, "the emulator hung up after the scenario's hang time", rst=True)
 
     async def _close_mid_body(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})  # fmt: skip
         await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2],
                     "more_body": True})  # fmt: skip
-        self._cut(receive, "connection closed mid-body (scenario fault 'close_mid_body')")
+        cut(receive, "connection closed mid-body (scenario fault 'close_mid_body')")
 
     async def _malformed_json(self, receive: Receive, send: Send) -> None:
         await self._send_whole(send, bytes(self.body).replace(b'":', b'" ', 1) + b",}")
@@ -90,15 +102,3 @@ class FaultResponse(Response):
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-    @staticmethod
-    def _cut(receive: Receive, why: str, *, rst: bool = False) -> None:
-        """Drop the connection (``rst``: with a TCP reset); in-process, raise ``why``."""
-        transport = _transport(receive)
-        if transport is None:
-            raise NetworkFault(why)
-        sock = transport.get_extra_info("socket") if rst else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
-        transport.abort()

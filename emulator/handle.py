@@ -265,12 +265,14 @@ class EmulatorHandle:
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """The request journal of this test, oldest first (``method``, ``path``, ``status``,
         ``body``, ``error``, ``task_id``, ``rule``, ``at`` (emulator time), ``wall``, ..., and
-        for a chat call ``response``: the reply, its usage and credits),
+        for a chat call ``response``: the ``chat.completion`` object it answered, whether it
+        was streamed, the credits charged and what a fault let through),
         the entries that match every filter given (keyword-only, see
         :class:`~emulator.queries.RequestFilter`): ``endpoint`` (``create``, ``task``,
         ``image``, ``chat``, ``webhook``, ``unknown``), ``status`` (an int or a collection, e.g.
         ``range(400, 500)``), ``model`` (a name or alias: a poll or download counts as its
-        task's model), ``key``, ``path`` (a prefix), ``method``, ``task_id``."""
+        task's model, a chat call as the model it asked for), ``key``, ``path`` (a prefix),
+        ``method``, ``task_id``."""
         query = RequestFilter(**filters)
         query.model = self._model_id(query.model)
         entries = self.emulator.journal.entries()
@@ -311,9 +313,8 @@ class EmulatorHandle:
 
         def model_of(entry: Mapping[str, Any]) -> str | None:
             body = entry.get("body")
-            named = (
-                body.get("model") if isinstance(body, dict) and entry.get("kind") is None else None
-            )
+            asked = entry.get("kind") in (None, "chat")  # a request or a chat call, not a webhook
+            named = body.get("model") if isinstance(body, dict) and asked else None
             task_id = entry.get("task_id")
             if not isinstance(named, str) and task_id is not None:
                 task = self.emulator.tasks.peek(task_id)

@@ -70,9 +70,9 @@ class Entry(NamedTuple):
     attempt: int | None = None
     #: a webhook sent a second time on purpose (scenario ``webhook.duplicate``)
     duplicate: bool = False
-    #: the answer's body as JSON text, for endpoints whose answer matters to a reader (chat:
-    #: the reply, finish_reason, usage, credits_consumed, ttft_ms, stream); readers get it
-    #: back parsed under ``response``
+    #: the answer as JSON text, for endpoints whose answer matters to a reader (chat: the
+    #: ``chat.completion`` object, whether it was streamed or wrapped, ``ttft_ms``, the credits
+    #: charged, and what a fault let through); readers get it back parsed under ``response``
     response: str | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -19,9 +19,24 @@ from starlette.routing import Route
 
 from . import __version__
 from .catalogue import Catalogue, Field, Model
-from .scenarios.checks import ANSWERS
+from .openapi_parts import (
+    SCHEMAS,
+    SECURITY_SCHEMES,
+    duration_schema,
+    error_responses,
+    field_schema,
+    given,
+    id_regex,
+    json_response,
+    nullable,
+    operation,
+    preflight,
+    ref,
+    success_schema,
+)
+from .scenarios.checks import ANSWERS, TOP_KEYS
+from .scenarios.library import library
 from .tasks import State
-from .validation import MAX_URL_LENGTH, URL_PATTERN
 from .wire import (
     DEFAULT_STATUS_WORDS,
     ERROR_TYPES,
@@ -42,98 +57,12 @@ __all__ = [
 DEFAULT_STATUS_WORDS_DOC = tuple(dict.fromkeys(DEFAULT_STATUS_WORDS.values()))
 
 STATES = tuple(state.value for state in State)
-_REF = "#/components/schemas/"
 _API_ERRORS = (400, 401, 402, 404, 405, 413, 415, 429, 500, 503)
-
-
-def _success(data: dict[str, Any]) -> dict[str, Any]:
-    """The API's success envelope ``{"code": 200, "message", "data"}`` around ``data``."""
-    return {
-        "type": "object",
-        "required": ["code", "message", "data"],
-        "additionalProperties": False,
-        "properties": {
-            "code": {"type": "integer", "const": 200},
-            "message": {"type": "string"},
-            "data": data,
-        },
-    }
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
 
 
 def schema_name(model_id: str) -> str:
     """A component name for a model id (``seedream/4.5-edit`` -> ``Create_seedream_4_5_edit``)."""
     return "Create_" + re.sub(r"[^A-Za-z0-9]+", "_", model_id).strip("_")
-
-
-def field_schema(spec: Field) -> dict[str, Any]:
-    """The JSON Schema of one catalogue field (what the validator accepts, nulls aside)."""
-    url = {"type": "string", "pattern": URL_PATTERN, "maxLength": MAX_URL_LENGTH}
-    if spec.kind == "string":
-        out: dict[str, Any] = {"type": "string"}
-        if spec.min_length is not None:
-            out["minLength"] = spec.min_length
-        if spec.max_length is not None:
-            out["maxLength"] = spec.max_length
-    elif spec.kind == "enum":
-        out = {"type": "string", "enum": list(spec.values)}
-    elif spec.kind in ("integer", "number"):  # the JSON Schema types of the same names
-        out = {"type": spec.kind}
-        if spec.min is not None:
-            out["minimum"] = spec.min
-        if spec.max is not None:
-            out["maximum"] = spec.max
-        if spec.values:
-            out["enum"] = list(spec.values)
-    elif spec.kind == "boolean":
-        out = {"type": "boolean"}
-    elif spec.kind == "duration":
-        out = _duration_schema(spec)
-    elif spec.kind == "url":
-        out = dict(url)
-    elif spec.kind == "object_list":
-        out = {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": [f.name for f in spec.item.values() if f.required],
-                "properties": {name: field_schema(f) for name, f in spec.item.items()},
-            },
-        }
-    else:  # url_list, array
-        out = {"type": "array", "items": dict(url) if spec.kind == "url_list" else {}}
-    if spec.kind in ("url_list", "object_list", "array"):
-        if spec.min_items is not None:
-            out["minItems"] = spec.min_items
-        if spec.max_items is not None:
-            out["maxItems"] = spec.max_items
-    if spec.default is not None:
-        out["default"] = spec.default
-    if spec.lenient:
-        out["description"] = "Sent by real clients, on no public page: refused in strict mode."
-    return out
-
-
-def _duration_schema(spec: Field) -> dict[str, Any]:
-    """A duration as documented (strict mode); the lenient default also takes any whole
-    number of seconds from 1 to the maximum, as a number or a numeric string."""
-    if spec.values:
-        documented: dict[str, Any] = {"type": spec.type, "enum": list(spec.values)}
-        top = max(float(v) for v in spec.values)
-    else:
-        documented = {"type": "integer", "minimum": spec.min, "maximum": spec.max}
-        top = float(spec.max or 0)
-    return {
-        **documented,
-        "description": (
-            "Seconds, as documented. Outside strict mode any whole number of seconds from 1 to "
-            f"{top:g} is accepted, as a number or a numeric string (the price is that of the "
-            "next documented duration)."
-        ),
-    }
 
 
 def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
@@ -160,7 +89,7 @@ def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
             "and ignored unless the scenario is strict."
         ),
         "required": [
-            *(["model"] if model.route.default_model is None else []),
+            *([] if model.id == model.route.default_model else ["model"]),  # (absent: the default)
             *(f.name for f in model.fields.values() if f.required),
         ],
         "properties": {
@@ -168,7 +97,51 @@ def model_schema(model: Model, aliases: list[str]) -> dict[str, Any]:
             **{name: field_schema(spec) for name, spec in model.fields.items()},
         },
         "additionalProperties": True,
+        **({"allOf": [check_schema(rule, model) for rule in model.checks]} if model.checks else {}),
     }
+
+
+def check_schema(rule: Mapping[str, Any], model: Model) -> dict[str, Any]:
+    """A cross-field rule of the catalogue (``validation.CHECKS``) in JSON Schema (a field
+    sent as null is not given); the sums no schema can state (shots' durations, characters in
+    all) are said in words."""
+    kind = rule["check"]
+    if kind == "required_unless":
+        return {"anyOf": [given(rule["field"]), _equals(model.fields[rule["unless"]], True)]}
+    if kind == "shots":
+        flag, shots = rule["flag"], rule["list"]
+        low, high = rule["total"]
+        return {
+            "description": f"With {flag} true, {shots} is required and the durations of its "
+            f"shots add up to {low} to {high} s.",
+            "if": _equals(model.fields[flag], True),
+            "then": given(shots),
+        }
+    if kind == "max_when":
+        name, top = rule["field"], rule["max"]
+        spec = model.fields[name]
+        capped = duration_schema(spec, top) if spec.kind == "duration" else {"maximum": top}
+        return {
+            "description": f"{name} at most {top:g} when "
+            + ", ".join(f"{k} is {v}" for k, v in rule["when"].items()),
+            "if": {"allOf": [_equals(model.fields[k], v) for k, v in rule["when"].items()]},
+            "then": {"properties": {name: capped if spec.required else nullable(capped)}},
+        }
+    if kind == "one_of":
+        return {"oneOf": [given(name) for name in rule["fields"]]}
+    if kind == "any_of":  # (an empty string gives nothing)
+        return {"anyOf": [{"allOf": [given(name), {"properties": {name: {"minLength": 1}}}]}
+                          for name in rule["fields"]]}  # fmt: skip
+    if kind == "max_characters":
+        return {"description": f"At most {rule['max']} characters of text in all "
+                f"({', '.join(model.text_fields)})."}  # fmt: skip
+    raise ValueError(f"model {model.id}: no schema for check {kind!r}")
+
+
+def _equals(spec: Field, value: Any) -> dict[str, Any]:
+    """A field has ``value``, given or by default (absent, or null)."""
+    sent = {"required": [spec.name], "properties": {spec.name: {"const": value}}}
+    return sent if spec.default != value else {"anyOf": [sent, {"not": given(spec.name)}]}
 
 
 def _error_schemas() -> dict[str, Any]:
@@ -204,11 +177,6 @@ def id_pattern(catalogue: Catalogue) -> str:
     """A pattern every task id of ``catalogue`` matches (its models' id formats)."""
     shapes = {id_regex(m.id_format) for m in catalogue.models.values()}
     return "^(" + "|".join(sorted(shapes)) + ")$"
-
-
-def id_regex(id_format: str) -> str:
-    """A regular expression of the ids an id format (``gen%033xbksv``) makes."""
-    return re.sub(r"%0(\d+)x", r"[0-9a-f]{\1}", re.escape(id_format))
 
 
 def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
@@ -249,7 +217,7 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
                 "created_at": stamp,
             },
         },
-        "CreateResponse": _success(
+        "CreateResponse": success_schema(
             {
                 "type": "object",
                 "required": ["task_id", "status"],
@@ -312,16 +280,30 @@ def _task_schemas(catalogue: Catalogue) -> dict[str, Any]:
                 "progress": {"type": "integer", "minimum": 0, "maximum": 100},
                 "created_at": stamp,
                 "updated_at": stamp,
-                "output": {"oneOf": [{"type": "null"}, _ref("TaskOutput")]},
+                "output": {"oneOf": [{"type": "null"}, ref("TaskOutput")]},
                 "error": {"type": ["string", "null"]},
                 "credits_consumed": {"type": "integer", "minimum": 0},
             },
         },
-        "TaskResponse": _success(_ref("Task")),
+        "TaskResponse": success_schema(ref("Task")),
     }
 
 
 def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
+    scenario = {
+        "anyOf": [
+            {"type": "string", "enum": sorted(library())},
+            {"type": "string", "pattern": r"[^/]\.ya?ml$", "description": "a YAML file's path"},
+            {
+                "type": "object",
+                "description": "A scenario as a file holds it (its JSON Schema: "
+                "`aio-emulator schema`)",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+                "propertyNames": {"enum": list(TOP_KEYS)},
+            },
+        ]
+    }
     clock = {
         "type": "object",
         "required": ["mode", "now", "epoch"],
@@ -340,7 +322,7 @@ def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
                 "status": {"type": "string"},
                 "version": {"type": "string"},
                 "seed": {"type": "integer"},
-                "clock": _ref("Clock"),
+                "clock": ref("Clock"),
                 "scenario": {"type": "string"},
                 "tasks": {"type": "integer", "minimum": 0},
                 "journal": {"type": "integer", "minimum": 0},
@@ -390,6 +372,7 @@ def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
                 "source": {"type": "string"},
                 "seed": {"type": ["integer", "null"]},
                 "rules": {"type": "array", "items": {"type": "string"}},
+                "warnings": {"type": "array", "items": {"type": "string"}},
                 "reload_error": {"type": ["string", "null"]},
                 "key_scenarios": {"type": "object", "additionalProperties": {"type": "string"}},
                 "library": {"type": "array", "items": {"type": "string"}},
@@ -400,68 +383,32 @@ def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
             "required": ["status"],
             "properties": {"status": {"type": "string"}},
         },
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for status in statuses:
-        out[str(status)] = _json(_ref("Error"), f"{status} {ERROR_TYPES.get(status, 'error')}")
-    out["default"] = _json(_ref("Error"), "Any other status a scenario injects: the envelope")
-    return out
-
-
-def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    if extra.get("tags") == ["control"]:  # every control call meets the guards
-        responses = {
-            **responses,
-            "401": _json(_ref("Error"), "Control token missing or wrong (with a control token)"),
-            "403": _json(
-                _ref("Error"),
-                "A Host the control API does not answer, or a change from another origin",
-            ),
-            "415": _json(_ref("Error"), "A change sent as a form or plain text"),
-        }
-    return {"summary": summary, "responses": responses, **extra}
-
-
-def _preflight(operation_id: str, *parameters: dict[str, Any]) -> dict[str, Any]:
-    """A CORS preflight of an emulated route: answered without a key, never journaled."""
-    header = {"type": "string"}
-    return _op(
-        "CORS preflight of a browser on another origin (no key; never billed or journaled)",
-        {
-            "204": {
-                "description": "Allowed: the methods and the headers the browser asked for",
-                "headers": {
-                    name: {"schema": header}
-                    for name in (
-                        "Access-Control-Allow-Origin",
-                        "Access-Control-Allow-Methods",
-                        "Access-Control-Allow-Headers",
-                        "Access-Control-Max-Age",
-                    )
-                },
-            },
-            **_errors(405),
+        "SetCredits": {
+            "type": "object",
+            "required": ["credits"],
+            "properties": {"credits": {"type": "integer", "minimum": 0}},
         },
-        operationId=operation_id,
-        tags=["cors"],
-        parameters=[
-            *parameters,
-            {"name": "Origin", "in": "header", "required": True, "schema": header},
-            {
-                "name": "Access-Control-Request-Method",
-                "in": "header",
-                "required": True,
-                "schema": header,
+        "AdvanceClock": {
+            "type": "object",
+            "required": ["seconds"],
+            "properties": {"seconds": {"type": "number", "minimum": 0, "exclusiveMaximum": 1e9}},
+        },
+        "UseScenario": {
+            "type": "object",
+            "description": "A ready scenario's name, a YAML file's path (on the server), a "
+            "scenario as a file holds it, or a list of those applied in order; or the YAML "
+            "itself as the body (Content-Type: application/yaml).",
+            "required": ["scenario"],
+            "properties": {
+                "scenario": {
+                    "anyOf": [
+                        scenario,
+                        {"type": "array", "minItems": 1, "items": scenario},
+                    ]
+                }
             },
-        ],
-    )
+        },
+    }
 
 
 #: per create route: the OpenAPI tag, the operation's summary, its id and request schema name
@@ -493,12 +440,12 @@ def _created(route: str) -> dict[str, Any]:
     """The 200 of a create route: the task to poll, or the forms a scenario's ``answers`` can
     switch the route to (the finished task body, the audio bytes, the bare create answer)."""
     forms = ANSWERS.get(route, ("task",))
-    schemas = [_ref("CreateResponse")]
+    schemas = [ref("CreateResponse")]
     if "finished" in forms:
-        schemas.append(_ref("TaskResponse"))
+        schemas.append(ref("TaskResponse"))
     if "bare" in forms:
-        schemas.append(_ref("BareCreateResponse"))
-    answer = _json(schemas[0] if len(schemas) == 1 else {"oneOf": schemas}, "Task created")
+        schemas.append(ref("BareCreateResponse"))
+    answer = json_response(schemas[0] if len(schemas) == 1 else {"oneOf": schemas}, "Task created")
     if "audio" in forms:
         answer["content"]["audio/mpeg"] = {"schema": {"type": "string"}}
     return answer
@@ -512,7 +459,7 @@ def _create_paths(catalogue: Catalogue, bearer: list[dict[str, list[str]]]) -> d
             continue
         tag, summary, operation_id, schema = _operation(route.name)
         out[route.path] = {
-            "post": _op(
+            "post": operation(
                 summary,
                 {
                     "200": {
@@ -524,17 +471,17 @@ def _create_paths(catalogue: Catalogue, bearer: list[dict[str, list[str]]]) -> d
                             }
                         },
                     },
-                    **_errors(*_API_ERRORS),
+                    **error_responses(*_API_ERRORS),
                 },
                 operationId=operation_id,
                 tags=[tag],
                 security=bearer,
                 requestBody={
                     "required": True,
-                    "content": {"application/json": {"schema": _ref(schema)}},
+                    "content": {"application/json": {"schema": ref(schema)}},
                 },
             ),
-            "options": _preflight("preflight" + operation_id[len("create") :]),
+            "options": preflight("preflight" + operation_id[len("create") :]),
         }
     return out
 
@@ -555,18 +502,23 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
         "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,2})\\.(png|jpg|webp|mp4|mp3)$"},
     }
     control = {"tags": ["control"]}
-    body = {
-        "required": True,
-        "content": {"application/json": {"schema": {"type": "object"}}},
-    }
+
+    def body(name: str, **more: Any) -> dict[str, Any]:
+        content = {"application/json": {"schema": ref(name)}, **more}
+        return {"required": True, "content": content}
+
+    def query(*names: str) -> list[dict[str, Any]]:
+        return [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": f"only the entries of this {name}"} for name in names]  # fmt: skip
+
     return {
         **_create_paths(catalogue, bearer),
         TASKS_PREFIX + "{task_id}": {
-            "get": _op(
+            "get": operation(
                 "Poll a generation task",
                 {
                     "200": {
-                        **_json(_ref("TaskResponse"), "The task"),
+                        **json_response(ref("TaskResponse"), "The task"),
                         "links": {
                             "GetImage": {
                                 "operationId": "getImage",
@@ -577,17 +529,17 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                             }
                         },
                     },
-                    **_errors(*_API_ERRORS),
+                    **error_responses(*_API_ERRORS),
                 },
                 operationId="getTask",
                 tags=["images"],
                 security=bearer,
                 parameters=[task_param],
             ),
-            "options": _preflight("preflightTask", task_param),
+            "options": preflight("preflightTask", task_param),
         },
         FILES_PREFIX + "{task_id}/{name}": {
-            "get": _op(
+            "get": operation(
                 "Download file n of a completed task ({n}.png, .jpg, .webp, .mp4 or .mp3, as "
                 "its output's URLs name it); public, no key; Range requests answered with 206",
                 {
@@ -597,7 +549,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                         "content": _FILE_CONTENT,
                     },
                     "304": {"description": "Not modified (If-None-Match matched the ETag)"},
-                    **_errors(404, 416, 429, 500, 503),
+                    **error_responses(404, 416, 429, 500, 503),
                 },
                 operationId="getImage",
                 tags=["images"],
@@ -606,20 +558,20 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                     name_param,
                 ],
             ),
-            "options": _preflight(
+            "options": preflight(
                 "preflightImage", task_param, {**name_param, "schema": {"type": "string"}}
             ),
         },
         "/openapi.json": {
-            "get": _op(
+            "get": operation(
                 "This document",
-                {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                {"200": json_response({"type": "object"}, "OpenAPI 3.1")},
                 operationId="openapi",
                 tags=["meta"],
             )
         },
         "/_emulator/docs": {
-            "get": _op(
+            "get": operation(
                 "This document as a self-contained HTML page",
                 {"200": {"description": "HTML", "content": {"text/html": {}}}},
                 operationId="docs",
@@ -627,12 +579,12 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
             )
         },
         "/_emulator/health": {
-            "get": _op("Health", {"200": _json(_ref("Health"), "ok")}, **control)
+            "get": operation("Health", {"200": json_response(ref("Health"), "ok")}, **control)
         },
         "/_emulator/reset": {
-            "post": _op(
+            "post": operation(
                 "Forget every task, balance and journal entry",
-                {"200": _json(_ref("Status"), "reset")},
+                {"200": json_response(ref("Status"), "reset")},
                 **control,
             )
         },
@@ -645,42 +597,64 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                     "schema": {"type": "string", "pattern": "^" + KEY_PREFIX},
                 }
             ],
-            "get": _op(
+            "get": operation(
                 "A key's credits",
-                {"200": _json(_ref("Account"), "account"), **_errors(400)},
+                {"200": json_response(ref("Account"), "account"), **error_responses(400)},
                 **control,
             ),
-            "put": _op(
+            "put": operation(
                 'Set a key\'s balance: {"credits": N}',
-                {"200": _json(_ref("Account"), "account"), **_errors(400, 413, 415)},
-                requestBody=body,
+                {"200": json_response(ref("Account"), "account"), **error_responses(400, 413, 415)},
+                requestBody=body("SetCredits"),
                 **control,
             ),
         },
         "/_emulator/requests": {
-            "get": _op("The journal", {"200": _json(_ref("Requests"), "journal")}, **control),
-            "delete": _op("Clear it", {"200": _json(_ref("Requests"), "empty")}, **control),
+            "get": operation(
+                "The journal, oldest first",
+                {"200": json_response(ref("Requests"), "journal")},
+                parameters=[*query("key"), {**query("path")[0], "description": "only this path"}],
+                **control,
+            ),
+            "delete": operation(
+                "Clear it", {"200": json_response(ref("Requests"), "empty")}, **control
+            ),
         },
         "/_emulator/tasks": {
-            "get": _op("Every task", {"200": _json(_ref("Tasks"), "tasks")}, **control)
+            "get": operation(
+                "Every task",
+                {"200": json_response(ref("Tasks"), "tasks")},
+                parameters=[{**query("key")[0], "description": "only the tasks of this key"}],
+                **control,
+            )
         },
         "/_emulator/scenario": {
-            "get": _op("The scenario", {"200": _json(_ref("ScenarioInfo"), "scenario")}, **control),
-            "put": _op(
+            "get": operation(
+                "The scenario", {"200": json_response(ref("ScenarioInfo"), "scenario")}, **control
+            ),
+            "put": operation(
                 "Switch the scenario",
-                {"200": _json(_ref("ScenarioInfo"), "scenario"), **_errors(400, 413, 415)},
-                requestBody=body,
+                {
+                    "200": json_response(ref("ScenarioInfo"), "scenario"),
+                    **error_responses(400, 413, 415),
+                },
+                requestBody=body(
+                    "UseScenario", **{"application/yaml": {"schema": {"type": "string"}}}
+                ),
                 **control,
             ),
         },
         "/_emulator/clock": {
-            "get": _op("The clock", {"200": _json(_ref("Clock"), "clock")}, **control)
+            "get": operation("The clock", {"200": json_response(ref("Clock"), "clock")}, **control)
         },
         "/_emulator/clock/advance": {
-            "post": _op(
+            "post": operation(
                 'Advance the virtual clock: {"seconds": N}',
-                {"200": _json(_ref("Clock"), "clock"), **_errors(400, 409, 413, 415)},
-                requestBody=body,
+                {
+                    "200": json_response(ref("Clock"), "clock"),
+                    **error_responses(400, 409, 413, 415),
+                },
+                requestBody=body("AdvanceClock"),
                 **control,
             )
         },
@@ -705,7 +679,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
     creates = {
         _operation(route.name)[3]: {
             "description": f"POST {route.path}: one schema per model value; `model` selects it.",
-            "oneOf": [_ref(schema_name(m.id)) for m in catalogue.route_models(route)],
+            "oneOf": [ref(schema_name(m.id)) for m in catalogue.route_models(route)],
         }
         for route in catalogue.routes.values()
         if catalogue.route_models(route) and route.served_by is None
@@ -740,16 +714,14 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
         ],
         "paths": {**_paths(catalogue), **music_paths(), **chat_paths()},
         "components": {
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "aio_... key"}
-            },
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": {
                 **creates,
                 **models,
                 **tasks,
                 **_error_schemas(),
                 **_control_schemas(tasks["Task"]),
-                **music_schemas(id_pattern(catalogue)),
+                **music_schemas(id_pattern(catalogue), catalogue.names(catalogue.routes["music"])),
                 **chat_schemas(),
             },
         },
@@ -790,10 +762,11 @@ def _e(value: Any) -> str:
 
 def _type_text(schema: Mapping[str, Any]) -> str:
     if "$ref" in schema:
-        name = schema["$ref"].removeprefix(_REF)
+        name = schema["$ref"].removeprefix(SCHEMAS)
         return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
-    if "oneOf" in schema:
-        return " | ".join(_type_text(s) for s in schema["oneOf"])
+    for alternatives in ("oneOf", "anyOf"):
+        if alternatives in schema:
+            return " | ".join(_type_text(s) for s in schema[alternatives])
     kind = schema.get("type", "any")
     text = " | ".join(kind) if isinstance(kind, list) else str(kind)
     if kind == "array" and "items" in schema:

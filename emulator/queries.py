@@ -49,7 +49,8 @@ class RequestFilter:
 
     ``endpoint`` is one of :data:`ENDPOINTS`; ``status`` an int or a collection of them
     (``range(400, 500)``); ``model`` a model name or alias (a poll, a download and a webhook
-    belong to their task's model); ``path`` a prefix of the path (a webhook's: its URL).
+    belong to their task's model, a chat call to the one it asked for); ``path`` a prefix of
+    the path (a webhook's: its URL).
     """
 
     __slots__ = ("endpoint", "key", "method", "model", "path", "status", "task_id")

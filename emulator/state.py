@@ -444,7 +444,47 @@ def _entry(raw: Any, where: str, seq: int) -> dict[str, Any]:
             entry = {k: v for k, v in entry.items() if k != "_json"}
     elif body is not None and not isinstance(body, str):
         _depth(body, f"{where}.body")
+    if entry.get("response") is not None:
+        entry = {**entry, "response": _response(entry["response"], f"{where}.response")}
     return entry
+
+
+def _response(raw: Any, where: str) -> dict[str, Any]:
+    """A chat call's answer (JSON text of an object, as the journal keeps it, or the object);
+    one journaled before the whole ``chat.completion`` was kept (a summary: ``reply``,
+    ``finish_reason``, ``usage``, ``credits_consumed``, ``ttft_ms``, ``stream``) is given
+    the present shape, with the completion rebuilt from what the summary held."""
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        _bad(where, "JSON text of an object", raw)
+    if not isinstance(value, dict):
+        _bad(where, "an object", value)
+    _depth(value, where)
+    if "completion" in value or "reply" not in value:
+        return value
+    reply, finish = value.get("reply"), value.get("finish_reason")
+    message: dict[str, Any] = {"role": "assistant", "content": reply}
+    calls: Any = None
+    if finish == "tool_calls" and isinstance(reply, str):  # the calls, as JSON text
+        with contextlib.suppress(ValueError):
+            calls = json.loads(reply)
+    if isinstance(calls, list):
+        message = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": c.get("id"), "type": "function",
+             "function": {"name": c.get("name"), "arguments": c.get("arguments")}}
+            for c in calls if isinstance(c, dict)
+        ]}  # fmt: skip
+    charged = value.get("credits_consumed")
+    completion = {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": value.get("usage"),
+        "credits_consumed": charged,
+    }
+    return {"completion": completion, "stream": bool(value.get("stream")), "wrapped": False,
+            "ttft_ms": value.get("ttft_ms"), "charged": charged, "fault": None, "cut": False,
+            "sent": None}  # fmt: skip
 
 
 def _depth(value: Any, where: str) -> None:

@@ -39,6 +39,20 @@ def test_setting_credits_validates_the_value(client: Client) -> None:
     assert client.get("/_emulator/keys/not_a_key").status_code == 400
 
 
+def test_a_whole_number_of_credits_sent_as_a_float_is_an_integer(client: Client) -> None:
+    r = client.put(f"/_emulator/keys/{KEY}", json={"credits": 50.0})  # JSON Schema's integer
+    assert r.status_code == 200 and r.json()["credits"] == 50
+    assert isinstance(r.json()["credits"], int)
+
+
+def test_a_scenario_path_with_a_nul_byte_is_refused_not_a_crash(client: Client) -> None:
+    for spec in ("a\u0000b.yaml", ["instant", "x\u0000.yml"]):
+        r = client.put("/_emulator/scenario", json={"scenario": spec})
+        assert r.status_code == 400, spec
+        assert r.json()["error"]["message"].startswith("scenario: expected a ready scenario name")
+    assert client.get("/_emulator/health").json()["server_errors"] == []
+
+
 def test_credits_are_reserved_then_spent(client: Client) -> None:
     task_id = client.create().json()["data"]["task_id"]
     assert account(client)["reserved"] == 4

@@ -280,8 +280,8 @@ def test_a_chat_calls_detail_shows_its_answer(client: Client) -> None:
     (row,) = feed(client, **cursor(start))["requests"]
     detail = client.get(f"/_emulator/ui/requests/{row['seq']}").json()
     assert detail["body"] == body
-    assert detail["response"]["reply"] == answer["choices"][0]["message"]["content"]
-    assert detail["response"]["credits_consumed"] == answer["credits_consumed"]
+    assert detail["response"]["completion"] == answer  # the whole object the client got
+    assert detail["response"]["charged"] == answer["credits_consumed"]
 
 
 WEATHER = {
@@ -357,6 +357,16 @@ def test_a_streamed_tool_call_shows_in_the_transcript(client: Client) -> None:
     assert "city" in json.loads(arguments)  # the arguments the stream carried, whole
     assert chat["finish_reason"] == "tool_calls" and chat["stream"] is True
     assert chat["credits"] == chunks[-1]["credits_consumed"] >= 1
+
+
+def test_a_broken_stream_shows_its_fault_in_the_transcript(client: Client) -> None:
+    rule = {"match": {"contains": "garble"}, "reply": "one two three", "fault": {"malformed_at": 2}}
+    client.app.state.emulator.use_scenario({"name": "garble", "chat": {"rules": [rule]}})  # type: ignore[attr-defined]
+    said = [{"role": "user", "content": "garble it"}]
+    _, detail = chat_detail(client, {"model": "gemini", "stream": True, "messages": said})
+    chat = detail["transcript"]
+    assert chat["reply"] == {"role": "assistant", "text": "one two three", "tool_calls": []}
+    assert (chat["fault"], chat["cut"], chat["credits"]) == ("malformed_at", False, 0)
 
 
 def test_a_refused_chat_call_has_a_transcript_without_reply(client: Client) -> None:

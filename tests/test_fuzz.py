@@ -1,17 +1,21 @@
 """Fuzzing: schemathesis against a live emulator, and hypothesis properties of the core.
 
 The schemathesis runs are bounded (fixed example counts, derandomized, so the same cases every
-run) and every call has a timeout, so a hang fails instead of stalling CI.
+run) and every call has a timeout, so a hang fails instead of stalling CI. Every operation of
+the description gets :data:`EXAMPLES` valid and as many invalid inputs, with every check:
+``AIO_FUZZ_EXAMPLES`` sets the count (``make fuzz`` runs 100).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -32,6 +36,7 @@ from schemathesis.checks import (
     unsupported_method,
     use_after_free,
 )
+from schemathesis.core.failures import FailureGroup
 from schemathesis.generation import GenerationMode
 
 from emulator.app import create_app
@@ -49,6 +54,28 @@ from .conformance import schema_validator
 CATALOGUE = Catalogue.load()
 FUZZ_KEY = "aio_fuzz"
 TIMEOUT_S = 5.0
+#: examples per operation and generation mode in ``make test``: about a minute of fuzzing
+DEFAULT_EXAMPLES = 30
+
+
+def fuzz_examples(environ: Mapping[str, str] = os.environ) -> int:
+    """Examples per operation and generation mode: ``AIO_FUZZ_EXAMPLES`` when set (``make
+    fuzz`` sets 100), else :data:`DEFAULT_EXAMPLES`."""
+    raw = environ.get("AIO_FUZZ_EXAMPLES", "").strip()
+    if not raw:
+        return DEFAULT_EXAMPLES
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(
+            f"AIO_FUZZ_EXAMPLES: expected a whole number of examples, at least 1, got {raw!r}"
+        )
+    return int(raw)
+
+
+EXAMPLES = fuzz_examples()
+#: most seconds one generated case may take on average (a coarse budget, not a benchmark:
+#: machines are shared; a chat body takes the longest to make, about 0.08 s), so a run that
+#: got many times slower fails instead of stalling CI
+SECONDS_PER_CASE = 0.2
 #: what every answer must be: no 5xx, documented statuses, media types and shapes
 CONFORMANCE_CHECKS = [
     not_a_server_error,
@@ -102,47 +129,103 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def api() -> Any:
-    """The emulated API: its routes and their CORS preflights (chat has a run of its own)."""
+    """The image routes, the tools and their preflights: the stateful flows' operations."""
     document = build_openapi(CATALOGUE)
     return schemathesis.openapi.from_dict(document).include(tag_regex="^(images|tools|cors)$")
+
+
+#: the tags whose operations the emulated-API run fuzzes (chat and control have runs of their
+#: own: the chat package's tests, and a server of its own for the control API)
+EMULATED = ("images", "videos", "speech", "music", "tools", "cors", "meta")
+CONTROL_TOKEN = "fuzz-control-token"
+#: checks that cannot apply to an operation, with why (every other check runs everywhere)
+INAPPLICABLE: dict[str, dict[Any, str]] = {
+    "PUT /_emulator/scenario": {
+        positive_data_acceptance: "whether a path names a readable file, or an object passes "
+        "the scenario's own checks (regexes, ranges, keys of each section), is no schema's to say"
+    },
+}
+
+
+def past_a_sum(case: Any) -> bool:
+    """Whether a create breaks a rule of its model that no JSON Schema can state, a sum:
+    kling-3's multi-shot durations must add up to 3-15 s, a speech's texts to at most 5,000
+    characters (the description says so in words)."""
+    body = case.body
+    model = CATALOGUE.resolve(str(body.get("model"))) if isinstance(body, dict) else None
+    for rule in model.checks if model is not None else ():
+        if rule["check"] == "shots" and body.get(rule["flag"]) is True:
+            total = sum(shot["duration"] for shot in body.get(rule["list"]) or ())
+            if not rule["total"][0] <= total <= rule["total"][1]:
+                return True
+        if rule["check"] == "max_characters" and model.characters(body) > rule["max"]:
+            return True
+    return False
+
+
+def names_a_tool_not_sent(case: Any) -> bool:
+    """Whether a chat request's ``tool_choice`` names a function its ``tools`` do not hold
+    (a reference between two values, which no JSON Schema can state)."""
+    choice = case.body.get("tool_choice")
+    if not isinstance(choice, dict):
+        return False
+    sent = {tool["function"]["name"] for tool in case.body.get("tools") or ()}
+    return choice["function"]["name"] not in sent
+
+
+#: valid inputs of these operations leave out what their rule no schema states would refuse
+BEYOND_THE_SCHEMA: dict[str, Callable[[Any], bool]] = {
+    "POST /api/v1/videos/generations": past_a_sum,
+    "POST /api/v1/audio/speech": past_a_sum,
+    "POST /api/v1/chat/completions": names_a_tool_not_sent,
+}
+
+
+def operations(*tags: str) -> list[Any]:
+    """The operations of the description under ``tags``, in its order."""
+    schema = schemathesis.openapi.from_dict(build_openapi(CATALOGUE))
+    chosen = schema.include(tag_regex="^(" + "|".join(tags) + ")$")
+    return [result.ok() for result in chosen.get_all_operations()]
 
 
 # -- schemathesis ---------------------------------------------------------------------------
 
 
-def _run_operations(api: Any, live: LiveServer, examples: int) -> list[str]:
-    """Every emulated operation, valid and invalid inputs; the failures found, not raised (no
-    shrinking, so the run time stays bounded)."""
+def fuzz(
+    operations: list[Any], base_url: str, headers: dict[str, str], examples: int,
+    before: Callable[[], None] | None = None,
+) -> list[str]:  # fmt: skip
+    """Every operation, ``examples`` valid and as many invalid inputs, every check that applies
+    (``before`` runs before each case); the failures found, not raised (no shrinking, so the
+    run time stays bounded)."""
     failures: list[str] = []
-    checks = [*CHECKS, negative_data_rejection]
-    for result in api.get_all_operations():
-        operation = result.ok()
-        # the image tools share the image route's checks: fewer examples keep the run short
-        count = examples // 5 if "tools" in (operation.tags or ()) else examples
+    for operation in operations:
+        skipped = INAPPLICABLE.get(operation.label, {})
+        checks = [c for c in [*CHECKS, negative_data_rejection] if c not in skipped]
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _fuzz(operation, mode, live, count, checks, failures)
+            _fuzz(operation, mode, base_url, headers, examples, checks, failures, before)
     return failures
 
 
 def _fuzz(
-    operation: Any,
-    mode: GenerationMode,
-    live: LiveServer,
-    examples: int,
-    checks: list[Any],
-    failures: list[str],
-) -> None:
+    operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str], examples: int,
+    checks: list[Any], failures: list[str], before: Callable[[], None] | None,
+) -> None:  # fmt: skip
+    cases = operation.as_strategy(generation_mode=mode)
+    refused = BEYOND_THE_SCHEMA.get(operation.label)
+    if mode is GenerationMode.POSITIVE and refused is not None:
+        cases = cases.filter(lambda case: not refused(case))
+
     @bounded(examples)
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=cases)
     def run(case: Any) -> None:
+        if before is not None:
+            before()
         try:
             case.call_and_validate(
-                base_url=live.url,
-                headers={"Authorization": f"Bearer {FUZZ_KEY}"},
-                timeout=TIMEOUT_S,
-                checks=checks,
+                base_url=base_url, headers=headers, timeout=TIMEOUT_S, checks=checks
             )
-        except Exception as exc:
+        except (Exception, FailureGroup) as exc:  # (a group of failures is no Exception)
             failures.append(f"{operation.label} [{mode.value}]: {exc}"[:2000])
 
     try:
@@ -151,13 +234,60 @@ def _fuzz(
         assert mode is GenerationMode.NEGATIVE, operation.label
 
 
-def test_schemathesis_every_operation_no_5xx_no_schema_violation(
-    api: Any, live: LiveServer
-) -> None:
+def within_budget(started: float, operations: list[Any], examples: int) -> bool:
+    """Whether a run of ``operations`` took no more than its budget of seconds per case."""
+    return time.monotonic() - started < 10 + SECONDS_PER_CASE * 2 * examples * len(operations)
+
+
+def test_the_example_count_comes_from_the_environment() -> None:
+    assert fuzz_examples({}) == DEFAULT_EXAMPLES == fuzz_examples({"AIO_FUZZ_EXAMPLES": " "})
+    assert fuzz_examples({"AIO_FUZZ_EXAMPLES": "100"}) == 100
+    for bad in ("many", "0", "-5", "1.5"):
+        with pytest.raises(pytest.UsageError, match=f"AIO_FUZZ_EXAMPLES: expected a whole "
+                           f"number of examples, at least 1, got '{bad}'"):  # fmt: skip
+            fuzz_examples({"AIO_FUZZ_EXAMPLES": bad})
+
+
+def test_every_operation_of_the_description_is_fuzzed() -> None:
+    tags = {tag for path in build_openapi(CATALOGUE)["paths"].values()
+            for op in path.values() if isinstance(op, dict) for tag in op.get("tags", ())}  # fmt: skip
+    assert tags == {*EMULATED, "chat", "control"}
+    labels = {op.label for op in operations(*tags)}
+    assert set(INAPPLICABLE) <= labels and set(BEYOND_THE_SCHEMA) <= labels
+
+
+def test_schemathesis_every_operation_no_5xx_no_schema_violation(live: LiveServer) -> None:
     started = time.monotonic()
-    failures = _run_operations(api, live, examples=100)
+    emulated = operations(*EMULATED)
+    headers = {"Authorization": f"Bearer {FUZZ_KEY}"}
+    failures = fuzz(emulated, live.url, headers, EXAMPLES)
     assert failures == [], "\n\n".join(failures[:5])
-    assert time.monotonic() - started < 60
+    assert within_budget(started, emulated, EXAMPLES)
+
+
+@pytest.fixture(scope="module")
+def control_live() -> Iterator[LiveServer]:
+    """An emulator of its own for the control API (a case may reset it or switch its
+    scenario), with a control token, as a team runs it."""
+    app = create_app(Config(seed=7, clock="virtual", control_token=CONTROL_TOKEN))
+    with LiveServer(app) as server:
+        yield server
+
+
+def test_schemathesis_the_control_api_holds_up_to_fuzzing(control_live: LiveServer) -> None:
+    """Each case starts from a reset emulator (through the API, with the token, as any
+    client): a case that switched the scenario or advanced the clock changes no other."""
+    started = time.monotonic()
+    control = operations("control")
+    headers = {"X-Emulator-Token": CONTROL_TOKEN}
+    with httpx.Client(base_url=control_live.url, headers=headers, timeout=TIMEOUT_S) as client:
+
+        def reset() -> None:
+            client.post("/_emulator/reset").raise_for_status()
+
+        failures = fuzz(control, control_live.url, headers, EXAMPLES, before=reset)
+    assert failures == [], "\n\n".join(failures[:5])
+    assert within_budget(started, control, EXAMPLES)
 
 
 def _state_machine(api: Any, live: LiveServer) -> Any:
@@ -214,9 +344,10 @@ IMAGES = CATALOGUE.routes["images"]  # the image route's validator against its s
 MODEL_NAMES = CATALOGUE.names(IMAGES)
 FIELD_NAMES = sorted({name for m in CATALOGUE.route_models(IMAGES) for name in m.fields})
 _scalars = st.one_of(
+    st.none(),
     st.booleans(),
     st.integers(-3, 12),
-    st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=8),
     st.sampled_from(
         [
@@ -249,8 +380,8 @@ def create_bodies(draw: Callable[..., Any]) -> dict[str, Any]:
 @bounded(400)
 @given(body=create_bodies())
 def test_validator_agrees_with_the_published_schema(body: dict[str, Any]) -> None:
-    """What the document allows is exactly what the validator accepts (no nulls, no integral
-    floats: the validator treats null as absent and JSON Schema calls 2.0 an integer)."""
+    """What the document allows is exactly what the validator accepts, nulls included (an
+    optional field sent as null counts as not sent; a null URL is refused)."""
     try:
         request = validate_create(body, CATALOGUE)
     except InvalidRequest as exc:
@@ -280,6 +411,17 @@ def test_an_integral_float_is_an_integer_for_both() -> None:
     assert request.images == 4
     with pytest.raises(InvalidRequest, match="num_images: expected an integer, got number"):
         validate_create({**body, "num_images": 4.5}, CATALOGUE)
+
+
+def test_a_null_optional_field_is_not_sent_for_both() -> None:
+    body = {"model": "cogview-4", "prompt": "a fox", "quality": None, "size": None}
+    assert CREATE_SCHEMA.is_valid(body)
+    assert validate_create(body, CATALOGUE).params["quality"] == "hd"  # the default
+    for refused in ({**body, "prompt": None}, {"model": "flux-2", "prompt": "a fox",
+                                               "input_urls": None}):  # fmt: skip
+        assert not CREATE_SCHEMA.is_valid(refused)  # required, or a URL list
+        with pytest.raises(InvalidRequest):
+            validate_create(refused, CATALOGUE)
 
 
 _OPERATION: list[Any] = []

@@ -10,6 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from emulator.catalogue import Catalogue
+from emulator.chat.request import parse_request
 from emulator.errors import InvalidRequest
 from emulator.openapi import build_openapi, schema_name
 from emulator.service import Emulator
@@ -40,9 +41,10 @@ def test_every_catalogue_model_has_a_request_schema_from_the_catalogue() -> None
         assert refs == {schema_name(m.id) for m in CATALOGUE.route_models(route)}, route.path
     assert schemas["CreateRequest"]["oneOf"][0]["$ref"].endswith(schema_name("cogview-4"))
     cogview = schemas[schema_name("cogview-4")]
-    assert cogview["properties"]["size"]["enum"] == list(
-        CATALOGUE.models["cogview-4"].fields["size"].values
-    )
+    assert cogview["properties"]["size"]["enum"] == [
+        *CATALOGUE.models["cogview-4"].fields["size"].values,
+        None,  # (an optional field sent as null counts as not sent)
+    ]
     assert cogview["properties"]["prompt"]["maxLength"] == 1000
     assert set(cogview["required"]) == {"model", "prompt"}
     # a family id that names its default model is in that model's schema
@@ -88,6 +90,176 @@ def test_schema_and_validator_reject_the_same_bad_bodies(body: dict) -> None:
     assert list(CREATE.iter_errors(body)), body
     with pytest.raises(InvalidRequest):
         validate_create(body, CATALOGUE)
+
+
+KLING = {"model": "kling-3"}
+HAILUO = {"model": "hailuo/2-3-image-to-video-pro", "prompt": "a fox",
+          "image": "https://example.com/a.png"}  # fmt: skip
+SHOT = {"prompt": "a fox", "duration": 5}
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "valid"),
+    [
+        pytest.param("videos", KLING, False, id="kling-3-no-prompt"),
+        pytest.param("videos", {**KLING, "prompt": None}, False, id="kling-3-null-prompt"),
+        pytest.param(
+            "videos", {**HAILUO, "resolution": "1080P", "duration": None}, True, id="null-is-6s"
+        ),
+        pytest.param(
+            "speech",
+            {"model": "elevenlabs-v3", "text": None, "dialogue": [{"text": "hi"}]},
+            True,
+            id="speech-null-text",
+        ),
+        pytest.param("videos", {**KLING, "multi_shots": False}, False, id="kling-3-shots-off"),
+        pytest.param("videos", {**KLING, "prompt": "a fox"}, True, id="kling-3-prompt"),
+        pytest.param("videos", {**KLING, "multi_shots": True}, False, id="shots-without-list"),
+        pytest.param(
+            "videos", {**KLING, "multi_shots": True, "multi_prompt": [SHOT]}, True, id="shots"
+        ),
+        pytest.param(
+            "videos",
+            {**HAILUO, "resolution": "1080P", "duration": "10"},
+            False,
+            id="hailuo-1080p-10s",
+        ),
+        pytest.param(
+            "videos",
+            {**HAILUO, "resolution": "1080P", "duration": 5},
+            True,
+            id="hailuo-1080p-5s-lenient",
+        ),
+        pytest.param("videos", {**HAILUO, "duration": "10"}, True, id="hailuo-768p-10s"),
+        pytest.param("videos", {**HAILUO, "duration": " 0007 "}, True, id="numeric-string"),
+        pytest.param("videos", {**HAILUO, "duration": "00007"}, False, id="five-digits"),
+        pytest.param("videos", {**HAILUO, "duration": 11}, False, id="past-the-longest"),
+        pytest.param(
+            "videos",
+            {"model": "wan-2-6", "prompt": "a fox", "duration": 8.0},
+            True,
+            id="wan-8s-lenient",
+        ),
+        pytest.param("speech", {"model": "elevenlabs-v3"}, False, id="speech-neither"),
+        pytest.param(
+            "speech",
+            {"model": "elevenlabs-v3", "text": "hi", "dialogue": [{"text": "hi"}]},
+            False,
+            id="speech-both",
+        ),
+        pytest.param("speech", {"model": "elevenlabs-v3", "text": "hi"}, True, id="speech-text"),
+        pytest.param("music", {"model": "chirp-v4-0"}, False, id="music-no-prompt"),
+        pytest.param("music", {"prompt": "la"}, True, id="music-default-model"),  # one schema
+        pytest.param("music", {"model": "chirp-v4-0", "prompt": ""}, False, id="music-empty"),
+        pytest.param(
+            "music",
+            {"model": "chirp-v4-0", "gpt_description_prompt": "jazz"},
+            True,
+            id="music-description",
+        ),
+    ],
+)
+def test_schema_and_validator_agree_on_rules_across_fields(
+    route: str, body: dict, valid: bool
+) -> None:
+    """The catalogue's cross-field rules, and lenient durations, as the description states
+    them: what it allows is exactly what the validator accepts."""
+    path = CATALOGUE.routes[route].path
+    schema = SPEC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    name = schema["$ref"].rsplit("/", 1)[1]
+    assert schema_validator(f"components/schemas/{name}").is_valid(body) is valid
+    try:
+        validate_create(body, CATALOGUE, route=CATALOGUE.routes[route])
+    except InvalidRequest:
+        assert not valid
+    else:
+        assert valid
+
+
+def test_the_music_routes_say_which_id_they_need() -> None:
+    cover = schema_validator("components/schemas/MusicCoverRequest")
+    assert not cover.is_valid({}) and not cover.is_valid({"task_id": ""})
+    assert cover.is_valid({"taskId": "gen1"}) and cover.is_valid({"task_id": "gen1"})
+    lyrics = schema_validator("components/schemas/TimestampedLyricsRequest")
+    assert not lyrics.is_valid({"task_id": "", "audio_id": ""})
+    upload = schema_validator("components/schemas/UploadCoverRequest")
+    assert not upload.is_valid({"audio_id": "a", "model": "gemini"})  # a music model only
+    assert not upload.is_valid({"audio_id": "a", "custom_mode": True})  # custom: a prompt
+    assert upload.is_valid({"audio_id": "a", "custom_mode": True, "prompt": "la", "model": "suno"})
+    for path, names in (("/api/v1/audio/music/feed", {"task_id", "workId", "taskId"}),
+                        ("/api/v1/audio/music/cover/status", {"task_id", "taskId"})):  # fmt: skip
+        [task] = SPEC["paths"][path]["get"]["parameters"]
+        assert task["required"] and task["explode"] and task["style"] == "form"
+        assert set(task["schema"]["properties"]) == names  # each a query parameter of its own
+
+
+CHAT_REQUEST = schema_validator("components/schemas/ChatCompletionRequest")
+SAID = [{"role": "user", "content": "Hi"}]
+TOOLS = [{"type": "function", "function": {"name": "lookup"}}]
+
+
+@pytest.mark.parametrize(
+    ("body", "valid"),
+    [
+        pytest.param({"messages": [{"role": "tool", "content": "4"}]}, False, id="tool-no-id"),
+        pytest.param({"messages": [{"role": "tool"}]}, False, id="tool-no-content"),
+        pytest.param(
+            {"messages": [{"role": "assistant", "content": None}]}, False, id="assistant-nothing"
+        ),
+        pytest.param(
+            {"messages": [{"role": "assistant", "tool_calls": None}]},
+            False,
+            id="assistant-null-calls",
+        ),
+        pytest.param(
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"function": {"name": "lookup"}}],
+                    }
+                ]
+            },
+            True,
+            id="assistant-calls",
+        ),
+        pytest.param(
+            {"messages": [{"role": "user", "tool_calls": 5, "content": "x"}]},
+            True,
+            id="user-tool-calls-ignored",
+        ),
+        pytest.param({"messages": SAID, "tool_choice": "auto"}, False, id="auto-no-tools"),
+        pytest.param({"messages": SAID, "tool_choice": "auto", "tools": TOOLS}, True, id="auto"),
+        pytest.param({"messages": SAID, "temperature": None, "stream": None}, True, id="nulls"),
+        pytest.param({"messages": SAID, "reasoning_effort": None}, False, id="effort-null"),
+        pytest.param({"messages": SAID, "stop": ""}, False, id="empty-stop"),
+        pytest.param(
+            {"messages": SAID, "max_completion_tokens": None, "max_tokens": 0},
+            False,
+            id="max-tokens-0",
+        ),
+        pytest.param(
+            {"messages": SAID, "response_format": {"type": "json_schema"}},
+            False,
+            id="json-schema-missing",
+        ),
+        pytest.param(
+            {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            False,
+            id="text-part-no-text",
+        ),
+    ],
+)
+def test_the_chat_request_schema_is_what_the_validator_accepts(body: dict, valid: bool) -> None:
+    body = {"model": "gemini", **body}
+    assert CHAT_REQUEST.is_valid(body) is valid
+    try:
+        parse_request(body)
+    except InvalidRequest:
+        assert not valid
+    else:
+        assert valid
 
 
 def test_openapi_json_is_served_and_matches_the_builder(client: Client) -> None:

@@ -549,6 +549,21 @@ DAMAGED = [
         "journal.entries[0].seq",
         id="bad-entry",
     ),
+    pytest.param(
+        _damage(lambda d: d["journal"]["entries"][0].update(response="[1]")),
+        "journal.entries[0].response: expected an object",
+        id="chat-answer-not-an-object",
+    ),
+    pytest.param(
+        _damage(lambda d: d["journal"]["entries"][0].update(response="{no")),
+        "journal.entries[0].response: expected JSON text",
+        id="chat-answer-not-json",
+    ),
+    pytest.param(
+        _damage(lambda d: d["journal"]["entries"][0].update(response=_nest(100))),
+        "journal.entries[0].response: nested more than",
+        id="chat-answer-100-deep",
+    ),
 ]
 
 
@@ -693,3 +708,62 @@ def test_video_speech_and_tool_tasks_survive_a_restore_and_serve_the_same_files(
         4,
     ]  # seedance 10 s priced as 12 s, with audio
     assert [again.get(url.replace("http://emulator.test", "")).content for url in urls] == files
+
+
+# -- chat calls in the journal --------------------------------------------------------------------
+
+CHAT = "/api/v1/chat/completions"
+
+
+def test_a_chat_calls_whole_answer_survives_a_restore(client: Client) -> None:
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    body = {"model": "gemini", "messages": [{"role": "user", "content": "Hi"}], "stream": False}
+    whole = client.post(CHAT, json=body, headers=AUTH).json()
+    client.post(CHAT, json={**body, "stream": True, "tools": [tool]}, headers=AUTH)
+    emulator: Emulator = client.app.state.emulator  # type: ignore[attr-defined]
+    restored = _emulator()
+    state.restore(restored, json.loads(state.dump(emulator)))
+    first, second = restored.journal.entries()
+    assert first["response"]["completion"] == whole
+    assert first == emulator.journal.entries()[0] and second == emulator.journal.entries()[1]
+
+
+def test_a_chat_answer_journaled_as_a_summary_comes_back_as_a_completion(client: Client) -> None:
+    """Entries journaled before the whole completion was kept (a summary of it)."""
+    body = {"model": "gemini", "messages": [{"role": "user", "content": "Hi"}], "stream": False}
+    client.post(CHAT, json=body, headers=AUTH)
+    data = json.loads(state.dump(client.app.state.emulator))  # type: ignore[attr-defined]
+    entry = data["journal"]["entries"][0]
+    calls = [{"id": "call_1", "name": "lookup", "arguments": '{"q":"x"}'}]
+    summaries = [
+        {"reply": "Hello.", "finish_reason": "stop", "usage": {"prompt_tokens": 5,
+         "completion_tokens": 2, "total_tokens": 7}, "credits_consumed": 1, "ttft_ms": None,
+         "stream": False},
+        {"reply": json.dumps(calls), "finish_reason": "tool_calls", "usage": None,
+         "credits_consumed": 0, "ttft_ms": 12.5, "stream": True},
+    ]  # fmt: skip
+    data["journal"]["entries"] = [
+        {**entry, "seq": n, "response": json.dumps(summary)}
+        for n, summary in enumerate(summaries, start=1)
+    ]
+    data["journal"]["seq"] = 2
+    restored = _emulator()
+    state.restore(restored, data)
+    text, called = (e["response"] for e in restored.journal.entries())
+    assert text == {
+        "completion": {
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello."},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            "credits_consumed": 1,
+        },
+        "stream": False, "wrapped": False, "ttft_ms": None, "charged": 1, "fault": None,
+        "cut": False, "sent": None,
+    }  # fmt: skip
+    assert called["completion"]["choices"][0]["message"] == {
+        "role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "lookup", "arguments": '{"q":"x"}'}}],
+    }  # fmt: skip
+    assert (called["stream"], called["ttft_ms"], called["charged"]) == (True, 12.5, 0)

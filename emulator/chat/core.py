@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from ..api import CLIENT_GONE, Call, EarlyFault, read_json_call
 from ..engine import Decision, as_api_error
 from ..errors import APIError, InsufficientCredits, InvalidRequest, method_not_allowed, server_error
-from ..faults import FaultResponse, NetworkFault
-from ..openapi import _preflight as preflight
+from ..faults import FaultResponse, NetworkFault, cut
+from ..openapi_parts import error_responses, preflight, ref
 from ..scenarios.checks import _Checker as Checker
 from ..scenarios.checks import _distribution as distribution
 from ..scenarios.checks import _error as error_effect
@@ -22,18 +22,15 @@ from ..scenarios.checks import _header as header_match
 from ..scenarios.checks import _kind as kind
 from ..scenarios.checks import _regex as regex
 from ..scenarios.model import Distribution, ErrorEffect
-from ..wire import CHAT_PATH, ERROR_TYPES, dumps, json_reply, send_reply, success
+from ..wire import CHAT_PATH, dumps, json_reply, send_reply, success
 
 if TYPE_CHECKING:
-    from starlette.types import Receive
-
     from ..engine import ScenarioRuntime
     from ..service import Emulator
 
 __all__ = [
     "CHAT_PATH",
     "CLIENT_GONE",
-    "ERROR_TYPES",
     "APIError",
     "Call",
     "Checker",
@@ -50,11 +47,13 @@ __all__ = [
     "distribution",
     "dumps",
     "error_effect",
+    "error_responses",
     "header_match",
     "json_reply",
     "kind",
     "method_not_allowed",
     "preflight",
+    "ref",
     "regex",
     "runtime",
     "send_reply",
@@ -125,8 +124,3 @@ def runtime(call: Call) -> ScenarioRuntime:
     """The scenario that decided ``call`` (set by :meth:`Core.read`)."""
     assert call.runtime is not None, "the scenario decides before the work is done"
     return call.runtime
-
-
-def cut(receive: Receive, why: str) -> None:
-    """Abort the connection (in-process: raise :class:`NetworkFault`)."""
-    FaultResponse._cut(receive, why)

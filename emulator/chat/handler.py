@@ -62,28 +62,55 @@ Sleep = Callable[[float], Awaitable[None]]
 class _Answer:
     """How one call was answered, for the journal (filled in as the call goes)."""
 
-    __slots__ = ("credits", "error", "finish", "reply", "responded", "status", "stream",
-                 "ttft_ms", "usage")  # fmt: skip
+    __slots__ = ("charged", "completion", "error", "fault", "responded", "sent", "status",
+                 "stream", "ttft_ms", "wrapped")  # fmt: skip
 
     def __init__(self) -> None:
         self.status = 500  # until a response starts
         self.responded = False
         self.error: str | None = None
-        self.stream: bool | None = None
-        self.reply: str | None = None  # None: no answer was composed (an error came first)
-        self.finish: str | None = None
-        self.usage: dict[str, int] | None = None
-        self.credits = 0
+        #: the chat.completion object (None: no answer was composed, an error came first)
+        self.completion: dict[str, Any] | None = None
+        self.stream = False
+        self.wrapped = False
         self.ttft_ms: float | None = None
+        self.charged = 0
+        self.fault: str | None = None
+        #: what a fault let through, as it was sent (None without a fault)
+        self.sent: _Sent | None = None
 
     def response(self) -> str | None:
         """The answer as the journal keeps it (JSON text), or None when there was none."""
-        if self.reply is None:
+        if self.completion is None:
             return None
+        sent = self.sent
         return json_text({
-            "reply": self.reply, "finish_reason": self.finish, "usage": self.usage,
-            "credits_consumed": self.credits, "ttft_ms": self.ttft_ms, "stream": self.stream,
+            "completion": self.completion, "stream": self.stream, "wrapped": self.wrapped,
+            "ttft_ms": self.ttft_ms, "charged": self.charged, "fault": self.fault,
+            "cut": sent is not None and not sent.ended, "sent": sent.text() if sent else None,
         })  # fmt: skip
+
+
+class _Sent:
+    """A ``send`` that keeps the body bytes it passes on: what a faulted answer really sent
+    (only a fault's answer goes through one, so a normal answer is never copied)."""
+
+    __slots__ = ("ended", "parts", "send")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.parts: list[bytes] = []
+        self.ended = False  # the body's last part was sent (False: the connection was cut)
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            self.parts.append(message.get("body", b""))
+            self.ended = not message.get("more_body", False)
+        await self.send(message)
+
+    def text(self) -> str:
+        """The bytes sent, as text (a character a cut split in two shows as U+FFFD)."""
+        return b"".join(self.parts).decode("utf-8", "replace")
 
 
 class ChatEndpoint:
@@ -155,47 +182,41 @@ class ChatEndpoint:
             credits = credits_for(usage, model)
             shown = model.upstream if chat.wrapped else model.id
             meta = Meta(core.new_id(), int(core.now()), shown)
-            answer.reply = (
-                completion.content
-                if completion.content is not None
-                else json_text([c._asdict() for c in completion.tool_calls])
-            )
-            answer.finish, answer.usage, answer.credits = (
-                completion.finish_reason,
-                usage.as_dict(),
-                credits,
-            )
+            whole = completion_body(meta, completion, usage, credits)
+            answer.completion = whole
             answer.stream = chat.stream_default if request.stream is None else request.stream
             if answer.stream:
                 done = await self._stream(scope, receive, send, answer, chat, general, scripted,
                                           chunks(meta, completion, usage, credits,
                                                  include_usage=request.include_usage))  # fmt: skip
             else:
-                done = await self._whole(scope, receive, send, general, scripted,
-                                         completion_body(meta, completion, usage, credits),
-                                         chat.wrapped)  # fmt: skip
+                answer.wrapped = chat.wrapped
+                done = await self._whole(scope, receive, send, answer, general, scripted,
+                                         wrapped(whole) if chat.wrapped else whole)  # fmt: skip
             if done:
                 core.settle(key, model.reserve_credits, credits)
                 settled = True
+                answer.charged = credits
         finally:
             if not settled:
                 core.refund(key, model.reserve_credits)
-                answer.credits = 0
 
     async def _whole(
-        self, scope: Scope, receive: Receive, send: Send, general: Decision,
-        scripted: ChatDecision, body: dict[str, Any], wrap: bool,
+        self, scope: Scope, receive: Receive, send: Send, answer: _Answer, general: Decision,
+        scripted: ChatDecision, body: dict[str, Any],
     ) -> bool:  # fmt: skip
         """Send the whole answer; False when a fault broke it (nothing is charged)."""
-        reply = json_reply(wrapped(body) if wrap else body)
+        reply = json_reply(body)
         fault = general.fault
         if scripted.cut_after is not None:
-            fault = "close_mid_body"
+            answer.fault, fault = "cut_after", "close_mid_body"
         elif scripted.malformed_at is not None:
-            fault = "malformed_json"
+            answer.fault, fault = "malformed_at", "malformed_json"
         if fault is not None:
+            answer.fault = answer.fault or fault
+            answer.sent = sent = _Sent(send)
             await FaultResponse(fault, reply.body, options=general.fault_options)(
-                scope, receive, send
+                scope, receive, sent
             )
             return False
         await send_reply(send, reply)
@@ -210,10 +231,14 @@ class ChatEndpoint:
         frames = [frame(o) for o in objects]
         if general.fault is not None:
             events = b"".join(frames) + DONE
+            answer.fault, answer.sent = general.fault, _Sent(send)
             fault = FaultResponse(general.fault, events, options=general.fault_options,
                                   media_type="text/event-stream")  # fmt: skip
-            await fault(scope, receive, send)
+            await fault(scope, receive, answer.sent)
             return False
+        if scripted.cut_after is not None or scripted.malformed_at is not None:
+            answer.sent = _Sent(send)  # (kept only if the fault comes within the stream)
+            send = answer.sent
         ttft = self.core.sample(chat.ttft) if chat.ttft is not None else 0.0
         answer.ttft_ms = round(ttft * 1000, 3)
         paced = self.core.real_clock
@@ -222,18 +247,23 @@ class ChatEndpoint:
             await self.sleep(ttft)
         for number, (obj, data) in enumerate(zip(objects, frames, strict=True), start=1):
             if scripted.cut_after is not None and number > scripted.cut_after:
+                answer.fault = "cut_after"
                 cut(receive, "stream cut by the emulator (chat rule fault cut_after)")
                 return False
             if scripted.malformed_at == number:
+                answer.fault = "malformed_at"
                 data = data[: len(data) // 2] + b"\n\n"
             if paced and chat.tokens_per_second and (tokens := _tokens(obj)):
                 await self.sleep(tokens / chat.tokens_per_second)
             await send({"type": "http.response.body", "body": data, "more_body": True})
         if scripted.cut_after is not None and scripted.cut_after <= len(objects):
+            answer.fault = "cut_after"  # (every chunk sent, then no [DONE])
             cut(receive, "stream cut by the emulator (chat rule fault cut_after)")
             return False
         await send({"type": "http.response.body", "body": DONE, "more_body": False})
-        return scripted.malformed_at is None
+        if answer.fault is None:  # a fault past the stream's last chunk: it went through whole
+            answer.sent = None
+        return answer.fault is None
 
 
 def _scripted(decision: ChatDecision, request: ChatRequest, seed: int) -> Completion | None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import CHAT_PATH, ERROR_TYPES, preflight
-from .request import REASONING_EFFORTS, RESPONSE_FORMATS, ROLES, TOOL_CHOICES
+from .core import CHAT_PATH, error_responses, preflight, ref
+from .request import (
+    MAX_STOP,
+    NAME_PATTERN,
+    REASONING_EFFORTS,
+    RESPONSE_FORMATS,
+    ROLES,
+    TOOL_CHOICES,
+)
 from .usage import chat_model
 
 __all__ = ["chat_paths", "chat_schemas"]
 
-_REF = "#/components/schemas/"
 ERRORS = (400, 401, 402, 405, 413, 415, 429, 500, 503)
 
 
@@ -26,22 +32,7 @@ _SSE_EVENT = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
-
-
 def chat_paths() -> dict[str, Any]:
-    errors = {
-        str(status): {
-            "description": f"{status} {ERROR_TYPES.get(status, 'error')}",
-            "content": {"application/json": {"schema": _ref("Error")}},
-        }
-        for status in ERRORS
-    }
-    errors["default"] = {
-        "description": "Any other status a scenario injects: the envelope",
-        "content": {"application/json": {"schema": _ref("Error")}},
-    }
     return {
         CHAT_PATH: {
             "options": preflight("preflightChat"),
@@ -52,7 +43,7 @@ def chat_paths() -> dict[str, Any]:
                 "security": [{"bearerAuth": []}],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("ChatCompletionRequest")}},
+                    "content": {"application/json": {"schema": ref("ChatCompletionRequest")}},
                 },
                 "responses": {
                     "200": {
@@ -65,15 +56,15 @@ def chat_paths() -> dict[str, Any]:
                             "application/json": {
                                 "schema": {
                                     "oneOf": [
-                                        _ref("ChatCompletion"),
-                                        _ref("WrappedChatCompletion"),
+                                        ref("ChatCompletion"),
+                                        ref("WrappedChatCompletion"),
                                     ]
                                 }
                             },
                             "text/event-stream": {"schema": _SSE_EVENT},
                         },
                     },
-                    **errors,
+                    **error_responses(*ERRORS),
                 },
             },
         }
@@ -137,46 +128,7 @@ def chat_schemas() -> dict[str, Any]:
             "credits_consumed": {"type": "integer"},
         },
     }
-    request_message = {
-        "type": "object",
-        "required": ["role"],
-        "properties": {
-            "role": {"enum": list(ROLES)},
-            "content": {"type": ["string", "array", "null"]},
-            "tool_calls": {"type": "array"},
-            "tool_call_id": {"type": "string"},
-        },
-    }
-    request = {
-        "type": "object",
-        "required": ["model", "messages"],
-        "properties": {
-            "model": {"const": model.id},
-            "messages": {"type": "array", "minItems": 1, "items": request_message},
-            "stream": {"type": "boolean", "default": True},
-            "stream_options": {
-                "type": "object",
-                "properties": {"include_usage": {"type": "boolean"}},
-            },
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-            "max_tokens": {"type": "integer", "minimum": 1},
-            "max_completion_tokens": {"type": "integer", "minimum": 1},
-            "stop": {"type": ["string", "array"]},
-            "seed": {"type": "integer"},
-            "include_thoughts": {"type": "boolean", "default": True},
-            "reasoning_effort": {"enum": list(REASONING_EFFORTS), "default": "high"},
-            "tools": {"type": "array", "items": {"type": "object"}},
-            "tool_choice": {
-                "oneOf": [{"enum": list(TOOL_CHOICES)}, {"type": "object"}],
-            },
-            "response_format": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {"type": {"enum": list(RESPONSE_FORMATS)}},
-            },
-        },
-    }
+    request = _request_schema(model.id)
     return {
         "ChatCompletionRequest": request,
         "ChatCompletion": completion,
@@ -186,7 +138,146 @@ def chat_schemas() -> dict[str, Any]:
             "properties": {
                 "code": {"const": 200},
                 "message": {"type": "string"},
-                "data": _ref("ChatCompletion"),
+                "data": ref("ChatCompletion"),
             },
         },
+    }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or null (an optional field sent as null counts as not sent)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _request_schema(model_id: str) -> dict[str, Any]:
+    """What :func:`~.request.parse_request` accepts, field by field (unknown fields are
+    ignored; a tool the ``tool_choice`` object names must be among ``tools``, which no schema
+    can say)."""
+    name = {"type": "string", "pattern": f"^{NAME_PATTERN}$"}
+    part = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"type": "string"}},
+        "if": {"properties": {"type": {"const": "text"}}},
+        "then": {"required": ["text"], "properties": {"text": {"type": "string"}}},
+    }
+    content = {"anyOf": [{"type": "string"}, {"type": "array", "items": part}]}
+    call = {
+        "type": "object",
+        "required": ["function"],
+        "properties": {
+            "function": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+            }
+        },
+    }
+    assistant = {  # content, or tool calls (or both)
+        "properties": {"content": _nullable(content), "tool_calls": _nullable(
+            {"type": "array", "items": call})},
+        "anyOf": [
+            {"required": ["content"], "properties": {"content": content}},
+            {"required": ["tool_calls"],
+             "properties": {"tool_calls": {"type": "array", "minItems": 1}}},
+        ],
+    }  # fmt: skip
+    message = {
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {"enum": list(ROLES)}},
+        "allOf": [
+            {
+                "if": {"properties": {"role": {"const": "assistant"}}},
+                "then": assistant,
+                "else": {"required": ["content"], "properties": {"content": content}},
+            },
+            {
+                "if": {"properties": {"role": {"const": "tool"}}},
+                "then": {"required": ["tool_call_id"],
+                         "properties": {"tool_call_id": {"type": "string"}}},
+            },
+        ],
+    }  # fmt: skip
+    tool = {
+        "type": "object",
+        "required": ["type", "function"],
+        "properties": {
+            "type": {"const": "function"},
+            "function": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": name, "parameters": {"type": "object"}},
+            },
+        },
+    }
+    json_schema = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": name,
+            "schema": {"type": "object"},
+            "strict": _nullable({"type": "boolean"}),
+        },
+    }
+    response_format = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": list(RESPONSE_FORMATS)}},
+        "if": {"properties": {"type": {"const": "json_schema"}}},
+        "then": {"required": ["json_schema"], "properties": {"json_schema": json_schema}},
+    }
+    chosen = {
+        "type": "object",
+        "required": ["type", "function"],
+        "properties": {
+            "type": {"const": "function"},
+            "function": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}},
+            },
+        },
+    }
+    boolean = _nullable({"type": "boolean"})
+    tokens = _nullable({"type": "integer", "minimum": 1})
+    return {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"const": model_id},
+            "messages": {"type": "array", "minItems": 1, "items": message},
+            "stream": {**boolean, "default": True},
+            "stream_options": _nullable(
+                {"type": "object", "properties": {"include_usage": boolean}}
+            ),
+            "temperature": _nullable({"type": "number", "minimum": 0, "maximum": 2}),
+            "top_p": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+            "max_tokens": tokens,
+            "max_completion_tokens": tokens,
+            "stop": _nullable(
+                {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1},
+                        {
+                            "type": "array",
+                            "maxItems": MAX_STOP,
+                            "items": {"type": "string", "minLength": 1},
+                        },
+                    ]
+                }
+            ),
+            "seed": _nullable({"type": "integer"}),
+            "include_thoughts": {**boolean, "default": True},
+            "reasoning_effort": {"enum": list(REASONING_EFFORTS), "default": "high"},
+            "tools": _nullable({"type": "array", "items": tool}),
+            "tool_choice": _nullable({"anyOf": [{"enum": list(TOOL_CHOICES)}, chosen]}),
+            "response_format": _nullable(response_format),
+        },
+        # "auto" and "required" need a tool to call
+        "if": {
+            "required": ["tool_choice"],
+            "properties": {"tool_choice": {"enum": ["auto", "required"]}},
+        },
+        "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
     }

@@ -16,13 +16,15 @@ from typing import Any
 from .core import InvalidRequest
 from .usage import chat_model
 
-__all__ = ["ROLES", "ChatRequest", "Tool", "parse_request"]
+__all__ = ["MAX_STOP", "NAME_PATTERN", "ROLES", "ChatRequest", "Tool", "parse_request"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 REASONING_EFFORTS = ("low", "high")
 TOOL_CHOICES = ("none", "auto", "required")
-_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: a function or schema name, as OpenAI allows them
+NAME_PATTERN = "[A-Za-z0-9_-]{1,64}"
+_FUNCTION_NAME = re.compile(NAME_PATTERN)
 MAX_STOP = 4
 
 
@@ -79,10 +81,13 @@ def parse_request(body: Mapping[str, Any]) -> ChatRequest:
     )
     _number(body.get("temperature"), "temperature", 0, 2)
     _number(body.get("top_p"), "top_p", 0, 1)
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
-    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
-        raise InvalidRequest(f"{field}: expected an integer of at least 1, got {_show(max_tokens)}")
+    for field in ("max_tokens", "max_completion_tokens"):  # each checked; the newer name wins
+        value = body.get(field)
+        if value is not None and (not _is_int(value) or value < 1):
+            raise InvalidRequest(f"{field}: expected an integer of at least 1, got {_show(value)}")
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
     seed = body.get("seed")
     if seed is not None and not _is_int(seed):
         raise InvalidRequest(f"seed: expected an integer, got {_show(seed)}")

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..openapi import _errors, _json, _op, _preflight, _ref, _success, field_schema, id_regex
+from ..openapi_parts import (
+    error_responses,
+    field_schema,
+    given,
+    id_regex,
+    json_response,
+    nullable,
+    operation,
+    preflight,
+    ref,
+    success_schema,
+)
 from .handlers import rules
 from .wire import MUSIC_PATHS
 
@@ -62,39 +73,40 @@ _OPERATIONS = {
 def music_paths() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     out: dict[str, Any] = {}
-    for path, (operation, _, methods) in MUSIC_PATHS.items():
-        summary, operation_id, request, response = _OPERATIONS[operation]
+    for path, (operation_name, _, methods) in MUSIC_PATHS.items():
+        summary, operation_id, request, response = _OPERATIONS[operation_name]
         extra: dict[str, Any] = {}
         if request is None:
+            names = ("task_id", "workId", "taskId") if operation_name == "feed" else (
+                "task_id", "taskId")  # fmt: skip
             extra["parameters"] = [
                 {
-                    "name": name,
+                    "name": "task",
                     "in": "query",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": description,
+                    "required": True,
+                    "style": "form",
+                    "explode": True,  # (each property is a query parameter of its own)
+                    "schema": {**_id(*names), "additionalProperties": True},
+                    "description": "The task's id as task_id, or an older page's name for it ("
+                    + ", ".join(names[1:])
+                    + "): the first of them given",
                 }
-                for name, description in (
-                    ("task_id", "The task's id (required, or one of the older names)"),
-                    ("workId", "Older pages' name of task_id (feed)"),
-                    ("taskId", "Another spelling of task_id"),
-                )
             ]
         else:
             extra["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(request)}},
+                "content": {"application/json": {"schema": ref(request)}},
             }
-        operation_object = _op(
+        operation_object = operation(
             summary,
-            {"200": _json(_ref(response), "The answer"), **_errors(*_ERRORS)},
+            {"200": json_response(ref(response), "The answer"), **error_responses(*_ERRORS)},
             operationId=operation_id,
             tags=["music"],
             security=bearer,
             **extra,
         )
         out[path] = {method.lower(): operation_object for method in methods if method != "HEAD"} | {
-            "options": _preflight("preflight" + operation_id[0].upper() + operation_id[1:])
+            "options": preflight("preflight" + operation_id[0].upper() + operation_id[1:])
         }
     return out
 
@@ -103,16 +115,33 @@ def _object(required: list[str], properties: dict[str, Any], **extra: Any) -> di
     return {"type": "object", "required": required, "properties": properties, **extra}
 
 
-def _body(fields: Any, description: str) -> dict[str, Any]:
+def _body(fields: Any, description: str, models: list[str]) -> dict[str, Any]:
+    """A request of ``fields``: ``model`` one of the music ``models``, and a prompt when
+    ``custom_mode`` is true."""
+    properties = {name: field_schema(spec) for name, spec in fields.items()}
+    properties["model"] = nullable({"type": "string", "enum": models})
     return _object(
         [f.name for f in fields.values() if f.required],
-        {name: field_schema(spec) for name, spec in fields.items()},
+        properties,
         description=description,
         additionalProperties=True,
+        **{
+            "if": {"required": ["custom_mode"], "properties": {"custom_mode": {"const": True}}},
+            "then": given("prompt"),
+        },
     )
 
 
-def music_schemas(id_pattern: str) -> dict[str, Any]:
+def _id(*names: str) -> dict[str, Any]:
+    """A body naming a task: the first of ``names`` it holds, a non-empty string."""
+    return _object(
+        [], {name: {"type": "string", "minLength": 1} for name in names},
+        anyOf=[{"required": [name]} for name in names],
+    )  # fmt: skip
+
+
+def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
+    """The music routes' schemas (``models``: the ``model`` values of the music route)."""
     r = rules()
     clip = _object(
         [
@@ -141,12 +170,12 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
         },
         additionalProperties=False,
     )
-    clips = {"type": "array", "items": _ref("MusicClip")}
+    clips = {"type": "array", "items": ref("MusicClip")}
     upload_id = {"type": "string", "pattern": "^" + id_regex(r.upload_id[0]) + "$"}
     msg = {"code": {"const": 200}, "msg": {"type": "string"}}
     return {
         "MusicClip": clip,
-        "MusicFeedResponse": _success(
+        "MusicFeedResponse": success_schema(
             _object(
                 ["type", "request_body", "response_data", "created_at"],
                 {
@@ -161,13 +190,13 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
         "ExtendMusicRequest": _body(
             r.extend_fields,
             "Extend a clip (custom_mode true: prompt required; false: inherit the origin's fields)",
+            models,
         ),
-        "UploadCoverRequest": _body(r.upload_fields, "A new rendition of audio_id"),
-        "MusicCoverRequest": _object(
-            [],
-            {"task_id": {"type": "string"}, "taskId": {"type": "string"}},
-            description="The music task's id, as task_id or (older pages) taskId",
-        ),
+        "UploadCoverRequest": _body(r.upload_fields, "A new rendition of audio_id", models),
+        "MusicCoverRequest": {
+            **_id("task_id", "taskId"),
+            "description": "The music task's id, as task_id or (older pages) taskId",
+        },
         "MusicCoverCreated": _object(
             ["code", "msg", "data"],
             {
@@ -193,10 +222,10 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
             },
             additionalProperties=False,
         ),
-        "UploadCoverCreated": _success(
+        "UploadCoverCreated": success_schema(
             _object(["task_id"], {"task_id": upload_id}, additionalProperties=False)
         ),
-        "UploadCoverStatusResponse": _success(
+        "UploadCoverStatusResponse": success_schema(
             _object(
                 ["task_id", "status", "response_data", "created_at"],
                 {
@@ -210,9 +239,9 @@ def music_schemas(id_pattern: str) -> dict[str, Any]:
         ),
         "TimestampedLyricsRequest": _object(
             ["task_id", "audio_id"],
-            {"task_id": {"type": "string"}, "audio_id": {"type": "string"}},
+            {name: {"type": "string", "minLength": 1} for name in ("task_id", "audio_id")},
         ),
-        "TimestampedLyricsResponse": _success(
+        "TimestampedLyricsResponse": success_schema(
             _object(
                 ["text", "lyricParams", "waveform"],
                 {

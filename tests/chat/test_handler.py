@@ -57,6 +57,33 @@ def streamed_text(response: Any) -> str:
     )
 
 
+def assembled(chunks: list[Any]) -> dict[str, Any]:
+    """The chat.completion a stream's chunks add up to, accumulated as the SDKs do."""
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    calls: dict[int, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
+    for chunk in chunks:
+        out.update({k: v for k, v in chunk.items() if k != "choices"}, object="chat.completion")
+        for choice in chunk["choices"]:
+            delta = choice["delta"]
+            if delta.get("content") is not None:
+                message["content"] = (message["content"] or "") + delta["content"]
+            for part in delta.get("tool_calls") or ():
+                call = calls.setdefault(part["index"], {"function": {"arguments": ""}})
+                call.update({k: v for k, v in part.items() if k not in ("index", "function")})
+                call["function"].setdefault("name", part["function"].get("name"))
+                call["function"]["arguments"] += part["function"]["arguments"]
+            out["choices"] = [{"index": 0, "message": message,
+                               "finish_reason": choice["finish_reason"]}]  # fmt: skip
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return out
+
+
+def last_entry(client: Client) -> dict[str, Any]:
+    return client.app.state.emulator.journal.entries()[-1]  # type: ignore[attr-defined,no-any-return]
+
+
 def use(client: Client, text: str) -> None:
     """Switch the client's emulator to the scenario in YAML ``text``."""
     client.app.state.emulator.use_scenario(yaml.safe_load(text))  # type: ignore[attr-defined]
@@ -311,9 +338,26 @@ def test_a_stream_cut_after_n_chunks_is_not_charged(client: Client) -> None:
     with pytest.raises(NetworkFault, match="cut_after"):  # in-process, the cut raises
         chat(client, messages=[{"role": "user", "content": "cut"}])
     assert credits(client) == {"key": KEY, "credits": 1_000_000, "reserved": 0, "spent": 0}
-    entry = client.app.state.emulator.journal.entries()[-1]  # type: ignore[attr-defined]
-    assert entry["status"] == 200 and entry["response"]["reply"] == "one two three four five six"
-    assert entry["response"]["credits_consumed"] == 0
+    entry = last_entry(client)
+    answer = entry["response"]
+    assert entry["status"] == 200
+    message = answer["completion"]["choices"][0]["message"]  # the answer the stream was of
+    assert message["content"] == "one two three four five six"
+    assert (answer["fault"], answer["cut"], answer["charged"]) == ("cut_after", True, 0)
+    frames = answer["sent"].split("\n\n")  # what the client really got: 3 chunks, no [DONE]
+    assert len(frames) == 4 and frames[-1] == "" and "[DONE]" not in answer["sent"]
+    sent = [json.loads(f[len("data: ") :]) for f in frames[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in sent) == "one two "
+
+
+def test_a_cut_whole_answer_journals_the_half_that_was_sent(client: Client) -> None:
+    use(client, SCRIPTED)
+    with pytest.raises(NetworkFault, match="mid-body"):
+        chat(client, stream=False, messages=[{"role": "user", "content": "cut"}])
+    answer = last_entry(client)["response"]
+    whole = json.dumps(answer["completion"], ensure_ascii=False, separators=(",", ":"))
+    assert (answer["fault"], answer["cut"], answer["stream"]) == ("cut_after", True, False)
+    assert answer["sent"] == whole[: len(whole.encode()) // 2]  # (ASCII: bytes are characters)
 
 
 def test_a_malformed_chunk(client: Client) -> None:
@@ -325,9 +369,26 @@ def test_a_malformed_chunk(client: Client) -> None:
         json.loads(frames[1][len(b"data: ") :])
     assert frames[-2] == b"data: [DONE]"
     assert credits(client)["spent"] == 0
+    answer = last_entry(client)["response"]
+    assert (answer["fault"], answer["cut"], answer["charged"]) == ("malformed_at", False, 0)
+    assert answer["sent"] == response.text  # the broken chunk as it went out
+    assert answer["completion"]["choices"][0]["message"]["content"] == "one two three"
     whole = chat(client, stream=False, messages=[{"role": "user", "content": "garble"}])
     with pytest.raises(json.JSONDecodeError):
         json.loads(whole.content)
+    answer = last_entry(client)["response"]
+    assert answer["fault"] == "malformed_at" and answer["sent"] == whole.text
+
+
+def test_a_stream_fault_past_the_last_chunk_breaks_nothing(client: Client) -> None:
+    use(client, "name: late\nchat:\n  rules:\n    - reply: one two\n"
+                "      fault: {malformed_at: 999}\n")  # fmt: skip
+    response = chat(client)
+    assert [c["choices"][0]["delta"] for c in events(response)[:-1]][1:3] == [
+        {"content": "one "}, {"content": "two"}]  # fmt: skip
+    answer = last_entry(client)["response"]
+    assert (answer["fault"], answer["cut"], answer["sent"]) == (None, False, None)
+    assert answer["charged"] == credits(client)["spent"] == 1  # charged: it went through whole
 
 
 def test_a_general_fault_breaks_chat_answers_too(client: Client) -> None:
@@ -337,6 +398,14 @@ def test_a_general_fault_breaks_chat_answers_too(client: Client) -> None:
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.content)
     assert credits(client)["spent"] == 0
+    answer = last_entry(client)["response"]
+    assert (answer["fault"], answer["cut"], answer["sent"]) == (
+        "truncated_json",
+        False,
+        response.text,
+    )
+    streamed = chat(client, stream=True)
+    assert last_entry(client)["response"]["sent"] == streamed.text != ""
     use(client, "name: r\nrules:\n  - match: {endpoint: chat}\n    fault: reset\n")
     with pytest.raises(NetworkFault):  # in-process, a reset raises; the body is never read
         chat(client, messages=[])
@@ -350,6 +419,8 @@ def test_the_wrapped_form_and_the_stream_default_come_from_the_scenario(client: 
     body = chat(client).json()  # no `stream`: this scenario answers whole
     assert body["code"] == 200 and body["message"] == "success"
     assert body["data"]["object"] == "chat.completion" and body["data"]["model"] == "gemini-3-flash"
+    answer = last_entry(client)["response"]
+    assert answer["completion"] == body["data"] and answer["wrapped"] is True
     assert chat(client, stream=True).headers["content-type"].startswith("text/event-stream")
 
 
@@ -385,15 +456,15 @@ def test_a_virtual_clock_sends_at_once_and_journals_the_planned_time(client: Cli
     sleeps = client.app.chat.sleep = Sleeps()  # type: ignore[attr-defined]
     chat(client)
     assert sleeps.calls == []
-    entry = client.app.state.emulator.journal.entries()[-1]  # type: ignore[attr-defined]
-    assert entry["response"]["ttft_ms"] == 400
+    assert last_entry(client)["response"]["ttft_ms"] == 400
 
 
 def test_the_journal_keeps_the_request_and_the_full_reply(client: Client) -> None:
     whole = chat(client, stream=False, temperature=0.5).json()
-    chat(client, stream=True)
+    streamed = events(chat(client, stream=True))
+    tool = events(chat(client, tools=[WEATHER_TOOL], tool_choice="required"))
     entries = client.app.state.emulator.journal.entries(path=PATH)  # type: ignore[attr-defined]
-    first, second = entries
+    first, second, third = entries
     assert first["kind"] == "chat" and first["key"] == KEY and first["status"] == 200
     assert first["body"] == {
         "model": "gemini",
@@ -401,11 +472,17 @@ def test_the_journal_keeps_the_request_and_the_full_reply(client: Client) -> Non
         "stream": False,
         "temperature": 0.5,
     }
-    answer, streamed = first["response"], second["response"]
-    assert answer["reply"] == whole["choices"][0]["message"]["content"] == streamed["reply"]
-    assert (answer["stream"], streamed["stream"]) == (False, True)
-    assert answer["usage"] == whole["usage"] and answer["credits_consumed"] == 1
-    assert answer["finish_reason"] == "stop"
+    answer = first["response"]
+    assert answer == {"completion": whole, "stream": False, "wrapped": False, "ttft_ms": None,
+                      "charged": 1, "fault": None, "cut": False, "sent": None}  # fmt: skip
+    for entry, chunks in ((second, streamed), (third, tool)):  # what the chunks add up to
+        completion = entry["response"]["completion"]
+        assert chunks[-1] == "[DONE]" and entry["response"]["stream"] is True
+        assert {k: v for k, v in completion.items() if k != "usage"} == assembled(chunks[:-1])
+    same = second["response"]["completion"] | {"id": whole["id"]}  # (the same request)
+    assert same == whole  # usage included, though the stream carried no usage chunk
+    [call] = third["response"]["completion"]["choices"][0]["message"]["tool_calls"]
+    assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"])
 
 
 def test_chat_calls_in_the_control_journal_and_the_state_file(
@@ -415,7 +492,7 @@ def test_chat_calls_in_the_control_journal_and_the_state_file(
 
     chat(client, stream=False)
     listed = client.get("/_emulator/requests").json()["requests"]  # conforms to the description
-    assert listed[0]["kind"] == "chat" and listed[0]["response"]["reply"]
+    assert listed[0]["kind"] == "chat" and listed[0]["response"]["completion"]["choices"]
     path = tmp_path / "state.json"
     path.write_bytes(dump(client.app.state.emulator))  # type: ignore[attr-defined]
     with make_client() as restored:

@@ -19,6 +19,13 @@ def body(**fields: Any) -> dict[str, Any]:
     return {"model": "gemini", "messages": USER, **fields}
 
 
+def test_max_tokens_is_checked_beside_a_null_max_completion_tokens() -> None:
+    with pytest.raises(InvalidRequest, match=r"^max_tokens: expected an integer of at least 1"):
+        parse_request(body(max_completion_tokens=None, max_tokens=-2))
+    assert parse_request(body(max_completion_tokens=None, max_tokens=7)).max_tokens == 7
+    assert parse_request(body(max_completion_tokens=5, max_tokens=7)).max_tokens == 5
+
+
 def test_defaults() -> None:
     request = parse_request(body())
     assert request.stream is None  # the scenario decides (true by default)
@@ -143,6 +150,11 @@ def test_a_named_tool_choice_and_a_json_schema() -> None:
             {"max_tokens": 0},
             r"^max_tokens: expected an integer of at least 1, got 0$",
             id="max-tokens",
+        ),
+        pytest.param(
+            {"max_completion_tokens": 10, "max_tokens": "many"},
+            r"^max_tokens: expected an integer of at least 1, got 'many'$",
+            id="max-tokens-beside-the-newer-name",
         ),
         pytest.param(
             {"stop": ["a", "b", "c", "d", "e"]}, r"^stop: at most 4 sequences, got 5$", id="stop"

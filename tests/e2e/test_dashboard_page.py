@@ -163,6 +163,21 @@ def test_a_chat_calls_transcript_shows_a_hostile_message_as_text(
     assert page.locator("#detail img, #detail script").count() == 0  # no markup from the text
 
 
+def test_a_chat_call_a_scenario_broke_says_so(page: Any, api: httpx.Client) -> None:
+    rule = {"match": {"contains": "garble"}, "reply": "one two three", "fault": {"malformed_at": 2}}
+    scenario = {"name": "garble", "chat": {"rules": [rule]}}
+    api.put("/_emulator/scenario", json={"scenario": scenario}).raise_for_status()
+    said = [{"role": "user", "content": "garble it"}]
+    body = {"model": "gemini", "stream": True, "messages": said}
+    assert api.post("/api/v1/chat/completions", json=body, headers=AUTH).status_code == 200
+    page.locator("#requests tbody tr").first.click()
+    expect(page.locator("#detail .transcript .turn.reply .text")).to_have_text("one two three")
+    facts = page.locator("#detail .chat-facts")
+    expect(facts).to_contain_text("0 credits")
+    expect(facts).to_contain_text("broken by fault malformed_at")
+    expect(page.locator("#detail .response-body")).to_contain_text('"fault": "malformed_at"')
+
+
 def test_the_key_filter_shows_one_keys_traffic(page: Any, api: httpx.Client) -> None:
     mine = create(api, key="aio_mine").json()["data"]["task_id"]
     theirs = create(api, key="aio_theirs").json()["data"]["task_id"]

@@ -43,9 +43,10 @@ def test_summarise_in_process(aio_emulator_respx):
     client = openai.OpenAI(base_url=API, api_key=aio_emulator_respx.api_key)
     summary = summarise(client, "The quick brown fox jumps over the lazy dog.")
     assert "quick brown fox" in summary  # the placeholder quotes the question
-    [entry] = aio_emulator_respx.requests()
-    answer = entry["response"]  # what the emulator answered, as the journal keeps it
-    assert answer["reply"] == summary and answer["credits_consumed"] == 1
+    [entry] = aio_emulator_respx.requests(endpoint="chat", model="gemini")
+    completion = entry["response"]["completion"]  # the chat.completion the chunks add up to
+    assert completion["choices"][0]["message"]["content"] == summary
+    assert completion["credits_consumed"] == entry["response"]["charged"] == 1
 
 
 def test_extract_city_live(aio_emulator):

@@ -291,7 +291,7 @@ async function showRequest(seq) {
   const answer = { status: entry.status };
   if (entry.error) answer.error = entry.error;
   if (entry.task_id) answer.task_id = entry.task_id;
-  if (entry.response) Object.assign(answer, entry.response);  // a chat call's reply and usage
+  if (entry.response) Object.assign(answer, entry.response);  // a chat call's completion
   const facts = el("dl", {},
     el("dt", { text: "time" }), el("dd", { text: entry.time }),
     el("dt", { text: "key" }), el("dd", { class: "mono", text: entry.key || "—" }),
@@ -325,6 +325,9 @@ function transcript(chat) {
     chat.credits + (chat.credits === 1 ? " credit" : " credits"),
     chat.stream ? "streamed" : "not streamed",
   ];
+  if (chat.fault) {
+    facts.push("broken by fault " + chat.fault + (chat.cut ? " (connection cut)" : ""));
+  }
   box.append(el("p", { class: "dim chat-facts", text: facts.join(" · ") }));
   return box;
 }
