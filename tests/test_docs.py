@@ -259,14 +259,6 @@ def test_the_architecture_page_lists_every_module() -> None:
         assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), f"{path.name}: no docstring"
 
 
-#: private names still imported across modules, left to the scenario loader's owners: chat's
-#: ``chat:`` section is checked with the validators of scenarios/checks.py (see its row)
-PRIVATE_IMPORTS_LEFT = {
-    f"chat/core.py: scenarios.checks.{name}"
-    for name in ("_Checker", "_distribution", "_error", "_header", "_kind", "_regex")
-}
-
-
 def test_no_module_imports_a_private_name_of_another() -> None:
     """What the architecture page says: a module's ``_name`` is its own (what others need has
     a public name, e.g. the OpenAPI parts in ``openapi_parts.py``)."""
@@ -283,7 +275,7 @@ def test_no_module_imports_a_private_name_of_another() -> None:
                 if alias.name.startswith("_") and not alias.name.startswith("__"):
                     where = path.relative_to(package).as_posix()
                     found.add(f"{where}: {(node.module or '').lstrip('.')}.{alias.name}")
-    assert found == PRIVATE_IMPORTS_LEFT
+    assert found == set()
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ from ..engine import Decision, as_api_error
 from ..errors import APIError, InsufficientCredits, InvalidRequest, method_not_allowed, server_error
 from ..faults import FaultResponse, NetworkFault, cut
 from ..openapi_parts import error_responses, preflight, ref
-from ..scenarios.checks import _Checker as Checker
-from ..scenarios.checks import _distribution as distribution
-from ..scenarios.checks import _error as error_effect
-from ..scenarios.checks import _header as header_match
-from ..scenarios.checks import _kind as kind
-from ..scenarios.checks import _regex as regex
+from ..scenarios.checks import Checker
+from ..scenarios.checks import check_distribution as distribution
+from ..scenarios.checks import check_error as error_effect
+from ..scenarios.checks import check_header as header_match
+from ..scenarios.checks import check_regex as regex
+from ..scenarios.checks import kind_of as kind
 from ..scenarios.model import Distribution, ErrorEffect
 from ..wire import CHAT_PATH, dumps, json_reply, send_reply, success
 

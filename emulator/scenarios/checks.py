@@ -31,13 +31,16 @@ from .model import (
     WebhookEffect,
 )
 
-__all__ = ["MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "TOP_KEYS", "parse", "parse_rule"]
+__all__ = [
+    "MATCH_KEYS", "MAX_REGEX", "RULE_KEYS", "TOP_KEYS", "Checker", "check_distribution",
+    "check_error", "check_header", "check_regex", "kind_of", "parse", "parse_rule",
+]  # fmt: skip
 
 #: longest regular expression a rule may hold
 MAX_REGEX = 500
 
 
-class _Checker:
+class Checker:
     """Collects every problem with its line instead of stopping at the first."""
 
     def __init__(self, source: str, lines: Mapping[str, int] | None) -> None:
@@ -66,7 +69,7 @@ class _Checker:
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, got {_kind(value)}")
+            self.fail(path, f"expected a mapping, got {kind_of(value)}")
             return {}
         for key in value:
             if key not in allowed:
@@ -81,7 +84,7 @@ class _Checker:
         ok_type = int if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok_type) or value != value:
             self.fail(
-                path, f"expected {'an integer' if integer else 'a number'}, got {_kind(value)}"
+                path, f"expected {'an integer' if integer else 'a number'}, got {kind_of(value)}"
             )
             return None
         if not low <= value <= high:
@@ -98,7 +101,7 @@ class _Checker:
 
     def text(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            self.fail(path, f"expected a string, got {_kind(value)}")
+            self.fail(path, f"expected a string, got {kind_of(value)}")
             return None
         return value
 
@@ -128,20 +131,20 @@ ANSWERS: Mapping[str, tuple[str, ...]] = {
 
 def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None = None) -> Scenario:
     """Validate plain data into a Scenario, or raise ScenarioError listing every problem."""
-    c = _Checker(source, lines or {})
+    c = Checker(source, lines or {})
     top = c.mapping(data, "", TOP_KEYS)
     name = c.text(top.get("name"), "name") if "name" in top else None
     if "name" not in top and isinstance(data, dict):
         c.fail("name", "is required")
     description = top.get("description", "")
     if not isinstance(description, str):
-        c.fail("description", f"expected a string, got {_kind(description)}")
+        c.fail("description", f"expected a string, got {kind_of(description)}")
     seed = top.get("seed")
     if seed is not None:
         c.number(seed, "seed", integer=True, high=2**63)
     strict = top.get("strict", False)
     if not isinstance(strict, bool):
-        c.fail("strict", f"expected true or false, got {_kind(strict)}")
+        c.fail("strict", f"expected true or false, got {kind_of(strict)}")
     words: dict[str, str] = {}
     if "status_words" in top:
         raw = c.mapping(top["status_words"], "status_words", STATUS_KEYS)
@@ -156,7 +159,7 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
                 answers[route] = form
     defaults = c.mapping(top.get("defaults", {}), "defaults", ("latency", "task"))
     latency = (
-        _distribution(c, defaults["latency"], "defaults.latency", ms=True)
+        check_distribution(c, defaults["latency"], "defaults.latency", ms=True)
         if "latency" in defaults
         else None
     )
@@ -164,7 +167,7 @@ def parse(data: Any, *, source: str = "<dict>", lines: Mapping[str, int] | None 
     rules_raw = top.get("rules", [])
     rules: list[Rule] = []
     if not isinstance(rules_raw, list):
-        c.fail("rules", f"expected a list of rules, got {_kind(rules_raw)}")
+        c.fail("rules", f"expected a list of rules, got {kind_of(rules_raw)}")
     else:
         for i, raw_rule in enumerate(rules_raw):
             rule = _rule(c, raw_rule, f"rules[{i}]")
@@ -188,7 +191,7 @@ def parse_rule(data: Any, *, source: str, label: str) -> Rule:
     """Validate one rule given in code (``handle.add_rule({...})``), as a scenario's rules are;
     problems read ``{source}: rule.match.endpoint: ...``; the rule is labelled ``label``, with
     its ``name`` when it has one."""
-    c = _Checker(source, None)
+    c = Checker(source, None)
     rule = _rule(c, data, "rule")
     if c.problems or rule is None:
         raise ScenarioError(c.problems)
@@ -203,7 +206,7 @@ MATCH_KEYS = (
 )  # fmt: skip
 
 
-def _rule(c: _Checker, raw: Any, path: str) -> Rule | None:
+def _rule(c: Checker, raw: Any, path: str) -> Rule | None:
     before = len(c.problems)
     r = c.mapping(raw, path, RULE_KEYS)
     label = path + (f" ({r['name']})" if isinstance(r.get("name"), str) else "")
@@ -211,8 +214,10 @@ def _rule(c: _Checker, raw: Any, path: str) -> Rule | None:
     effects = [k for k in ("latency", "error", "fault", "task", "rate_limit") if k in r]
     if isinstance(raw, dict) and not effects:
         c.fail(path, "a rule needs an effect (allowed: latency, error, fault, task, rate_limit)")
-    latency = _distribution(c, r["latency"], f"{path}.latency", ms=True) if "latency" in r else None
-    error = _error(c, r["error"], f"{path}.error") if "error" in r else None
+    latency = (
+        check_distribution(c, r["latency"], f"{path}.latency", ms=True) if "latency" in r else None
+    )
+    error = check_error(c, r["error"], f"{path}.error") if "error" in r else None
     fault, fault_options = _fault(c, r["fault"], f"{path}.fault") if "fault" in r else (None, {})
     task = _task(c, r["task"], f"{path}.task") if "task" in r else None
     limit = _rate_limit(c, r["rate_limit"], f"{path}.rate_limit") if "rate_limit" in r else None
@@ -221,7 +226,7 @@ def _rule(c: _Checker, raw: Any, path: str) -> Rule | None:
     return Rule(label, match, latency, error, fault, fault_options, task, limit)
 
 
-def _match(c: _Checker, raw: Any, path: str) -> Match:
+def _match(c: Checker, raw: Any, path: str) -> Match:
     m = c.mapping(raw, path, MATCH_KEYS)
     kw: dict[str, Any] = {}
     if "endpoint" in m:
@@ -245,9 +250,9 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
         found = c.strings(m["prompt_contains"], f"{path}.prompt_contains")
         kw["prompt_contains"] = tuple(s.lower() for s in sorted(found or ()))
     if "prompt_regex" in m:
-        kw["prompt_regex"] = _regex(c, m["prompt_regex"], f"{path}.prompt_regex")
+        kw["prompt_regex"] = check_regex(c, m["prompt_regex"], f"{path}.prompt_regex")
     if "header" in m:
-        kw["header"] = _header(c, m["header"], f"{path}.header")
+        kw["header"] = check_header(c, m["header"], f"{path}.header")
     if "nth" in m:
         items = m["nth"] if isinstance(m["nth"], list) else [m["nth"]]
         nums = [c.number(n, f"{path}.nth", low=1, integer=True) for n in items]
@@ -260,7 +265,7 @@ def _match(c: _Checker, raw: Any, path: str) -> Match:
     return Match(**kw)
 
 
-def _header(c: _Checker, raw: Any, path: str) -> tuple[str, str | None] | None:
+def check_header(c: Checker, raw: Any, path: str) -> tuple[str, str | None] | None:
     """A ``header`` condition, ``{name, value}``: the name lower-cased, the value optional
     (presence is enough)."""
     h = c.mapping(raw, path, ("name", "value"))
@@ -271,7 +276,7 @@ def _header(c: _Checker, raw: Any, path: str) -> tuple[str, str | None] | None:
     return (name.lower(), value) if name else None
 
 
-def _known(c: _Checker, name: str, values: frozenset[str], path: str, endpoint: str) -> None:
+def _known(c: Checker, name: str, values: frozenset[str], path: str, endpoint: str) -> None:
     """Match values a request can have: model names (the chat model's too, for rules that
     chat calls meet), and the values of the catalogue's enum fields (a rule on ``size:
     "1024x1024"`` would silently never match ``1024*1024``)."""
@@ -289,7 +294,7 @@ def _known(c: _Checker, name: str, values: frozenset[str], path: str, endpoint: 
         )
 
 
-def _regex(c: _Checker, raw: Any, path: str) -> Any:
+def check_regex(c: Checker, raw: Any, path: str) -> Any:
     """Compiled with RE2, which matches in linear time: no scenario regex can stall the server
     however it is written (Python's re backtracks exponentially on e.g. (a|a)*b)."""
     text = c.text(raw, path)
@@ -316,7 +321,7 @@ _RE2_OPTIONS.log_errors = False
 DIST_KINDS = ("fixed", "uniform", "normal", "lognormal")
 
 
-def _distribution(c: _Checker, raw: Any, path: str, *, ms: bool) -> Distribution | None:
+def check_distribution(c: Checker, raw: Any, path: str, *, ms: bool) -> Distribution | None:
     """Latency in ms (stored as seconds) or a task duration in seconds."""
     scale = 0.001 if ms else 1.0
     if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -353,7 +358,7 @@ def _distribution(c: _Checker, raw: Any, path: str, *, ms: bool) -> Distribution
     return Distribution(kind, a * scale, b * scale if kind == "normal" else b)
 
 
-def _error(c: _Checker, raw: Any, path: str) -> ErrorEffect | None:
+def check_error(c: Checker, raw: Any, path: str) -> ErrorEffect | None:
     e = c.mapping(raw, path, ("status", "type", "message", "headers"))
     status = c.number(e.get("status"), f"{path}.status", low=400, high=599, integer=True)
     if status is None:
@@ -368,7 +373,7 @@ def _error(c: _Checker, raw: Any, path: str) -> ErrorEffect | None:
         if isinstance(v, str | int | float) and not isinstance(v, bool):
             out[str(k)] = str(v)
         else:
-            c.fail(f"{path}.headers.{k}", f"expected a string or number, got {_kind(v)}")
+            c.fail(f"{path}.headers.{k}", f"expected a string or number, got {kind_of(v)}")
     if int(status) == 429 and not any(k.lower() == "retry-after" for k in out):
         out["Retry-After"] = "1"  # (the default message points to it)
     return ErrorEffect(int(status), str(type_), str(message), out)
@@ -383,7 +388,7 @@ _DEFAULT_MESSAGES = {
 }
 
 
-def _fault(c: _Checker, raw: Any, path: str) -> tuple[str | None, dict[str, float]]:
+def _fault(c: Checker, raw: Any, path: str) -> tuple[str | None, dict[str, float]]:
     if isinstance(raw, str):
         return c.choice(raw, path, FAULTS), {}
     f = c.mapping(raw, path, FAULTS)
@@ -425,19 +430,19 @@ MAX_WEBHOOK_DELAY_S = 3600
 MAX_WEBHOOK_FAILS = 100
 
 
-def _task(c: _Checker, raw: Any, path: str) -> TaskEffect | None:
+def _task(c: Checker, raw: Any, path: str) -> TaskEffect | None:
     t = c.mapping(raw, path, TASK_KEYS)
     kw: dict[str, Any] = {}
     for key in ("queued", "running"):
         if key in t:
-            kw[key] = _distribution(c, t[key], f"{path}.{key}", ms=False)
+            kw[key] = check_distribution(c, t[key], f"{path}.{key}", ms=False)
     if "outcome" in t:
         kw["outcome"] = c.choice(t["outcome"], f"{path}.outcome", OUTCOMES) or "succeed"
     if "error" in t:
         kw["error"] = c.text(t["error"], f"{path}.error")
     if "forever" in t:
         if not isinstance(t["forever"], bool):
-            c.fail(f"{path}.forever", f"expected true or false, got {_kind(t['forever'])}")
+            c.fail(f"{path}.forever", f"expected true or false, got {kind_of(t['forever'])}")
         kw["forever"] = t["forever"] is True
     for key in ("fail_at_poll", "progress_steps"):
         if key in t:
@@ -450,7 +455,7 @@ def _task(c: _Checker, raw: Any, path: str) -> TaskEffect | None:
     return TaskEffect(**kw)
 
 
-def _webhook(c: _Checker, raw: Any, path: str) -> WebhookEffect:
+def _webhook(c: Checker, raw: Any, path: str) -> WebhookEffect:
     w = c.mapping(raw, path, WEBHOOK_KEYS)
     kw: dict[str, Any] = {}
     if "delay" in w:
@@ -462,12 +467,12 @@ def _webhook(c: _Checker, raw: Any, path: str) -> WebhookEffect:
     for key in ("duplicate", "drop"):
         if key in w:
             if not isinstance(w[key], bool):
-                c.fail(f"{path}.{key}", f"expected true or false, got {_kind(w[key])}")
+                c.fail(f"{path}.{key}", f"expected true or false, got {kind_of(w[key])}")
             kw[key] = w[key] is True
     return WebhookEffect(**kw)
 
 
-def _image(c: _Checker, raw: Any, path: str) -> ImageEffect:
+def _image(c: Checker, raw: Any, path: str) -> ImageEffect:
     if isinstance(raw, str | int) and not isinstance(raw, bool):
         mode = c.choice(str(raw), path, IMAGE_MODES)
         if mode == "expire":
@@ -479,7 +484,7 @@ def _image(c: _Checker, raw: Any, path: str) -> ImageEffect:
     return ImageEffect("expire", after or 0.0)
 
 
-def _rate_limit(c: _Checker, raw: Any, path: str) -> RateLimit | None:
+def _rate_limit(c: Checker, raw: Any, path: str) -> RateLimit | None:
     r = c.mapping(raw, path, ("capacity", "per_second"))
     cap = c.number(r.get("capacity"), f"{path}.capacity", low=1, integer=True)
     rate = c.number(r.get("per_second"), f"{path}.per_second", low=0.001)
@@ -488,7 +493,7 @@ def _rate_limit(c: _Checker, raw: Any, path: str) -> RateLimit | None:
     return RateLimit(int(cap), float(rate))
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     return {
         bool: "a boolean", int: "an integer", float: "a number", str: "a string",
         list: "a list", dict: "a mapping", type(None): "nothing",
