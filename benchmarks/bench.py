@@ -671,7 +671,7 @@ def render_benchmark(repeats: int) -> dict[str, Any]:
     render(1440, 720, "cogview-4", 10**6)  # first call in the process: fonts load here
     cold_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
-    render(1024, 1024, "cogview-4", 10**6)  # first render of a size: its frame is compressed
+    render(1024, 1024, "cogview-4", 10**6)  # first of a size: its font sizes load, glyphs drawn
     cold_size_ms = (time.perf_counter() - started) * 1000
     sizes = {}
     for w, h, model in RENDER_SIZES:
@@ -977,7 +977,7 @@ def print_render(render: dict[str, Any]) -> None:
         print(f"{size:<11}{s['model']:<11}{s['ms']:>8.2f}{s['bytes']:>11,}")
     print(
         f"first call in the process (font loading): {render['first_call_ms']:.1f} ms; "
-        f"first render of a size (its frame compressed): {render['first_of_a_size_ms']:.1f} ms; "
+        f"first render of a size (its fonts and glyphs): {render['first_of_a_size_ms']:.1f} ms; "
         f"Pillow flat RGB 1440x720, default level: {render['flat_rgb_1440x720_ms']:.2f} ms; "
         f"ratio render/flat: {render['ratio_1440x720']:.2f}x"
     )

@@ -4,26 +4,30 @@ Images are meant to be *obviously* fake (coloured background, border, diagonal c
 text label, all drawn by ``labels.py``, which the MP4 renderer shares) while staying cheap:
 everything is drawn on an 8-bit canvas whose pixel values are palette indices, so the PNG
 encoder sees one byte per pixel and no row filtering, which makes a 1440x720 image encode in a
-few milliseconds instead of tens.
+few milliseconds instead of tens. zlib's own work on those bytes is then most of a render
+(``benchmarks/render_png.py`` splits it).
 """
 
 from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from PIL import Image
 
 from . import labels
 
-__all__ = ["Placeholder", "encode_as", "render_png"]
+__all__ = ["PNG_OPTIONS", "Placeholder", "encode_as", "render_png"]
 
-# zlib settings for the PNG stream. On these flat palette images levels 1-3 cost the same
-# and level 6 is ~2.5x slower; the run-length strategy is as fast as level 1 and gives
-# 20-35% smaller files (long runs of one index are exactly what it encodes well).
-_COMPRESS_LEVEL = 1
-_COMPRESS_TYPE = zlib.Z_RLE
+#: Pillow's PNG options for the stream. On these flat palette images levels 1-3 cost the same
+#: and level 6 is ~2.5x slower; the run-length strategy is as fast as level 1 and gives 8-35%
+#: smaller files at the catalogue's sizes (long runs of one index are what it encodes well).
+PNG_OPTIONS: Mapping[str, int] = MappingProxyType(
+    {"compress_level": 1, "compress_type": zlib.Z_RLE}
+)
 # The label's font loader, looked up at each render so that a test can swap in the bitmap
 # fallback; and the names the image tests have always used for the shared helpers.
 _load_font = labels.load_font
@@ -70,7 +74,7 @@ def render_png(p: Placeholder, *, max_pixels: int, transparent: bool = False) ->
         canvas.info["transparency"] = labels.BG
         image = canvas.convert("RGBA")
     buf = io.BytesIO()
-    image.save(buf, "PNG", compress_level=_COMPRESS_LEVEL, compress_type=_COMPRESS_TYPE)
+    image.save(buf, "PNG", **PNG_OPTIONS)
     return buf.getvalue()
 
 

@@ -51,11 +51,13 @@ FontLoader = Callable[[int], Font]
 BG, LINE, PANEL, TEXT0 = 0, 1, 2, 3  # TEXT0..TEXT0+3: anti-aliasing ramp, last = text
 TEXT = TEXT0 + 3  # the text colour itself (full coverage)
 _RAMP = (0.3, 0.55, 0.8, 1.0)  # text coverage represented by each ramp entry
-# More than 16 palette entries keeps Pillow at bit depth 8; packing to 4 bits per pixel
-# costs more time in Pillow than it saves in zlib.
+# More than 16 palette entries keeps Pillow at bit depth 8. Pillow hands 8-bit palette rows
+# to zlib unfiltered but runs its adaptive row filters on packed 1/2/4-bit rows, which costs
+# more than the halved zlib input saves (benchmarks/README.md).
 PALETTE_ENTRIES = 17
 # Maps anti-aliased text coverage (0..255) to the panel -> text palette ramp.
 COVERAGE_LUT = [PANEL + sum(v >= t for t in (40, 100, 170, 230)) for v in range(256)]
+_OPAQUE_LUT = [0 if index == PANEL else 255 for index in COVERAGE_LUT]
 _PROMPT_CHARS = 60
 _ELLIPSIS = "\u2026"
 _LOW_CONTRAST_LUMINANCE = 0.179  # luminance where black and white text contrast equally
@@ -177,6 +179,8 @@ class _Glyph:
     dx: int  # mask position relative to the pen (top of the ascender, "la" anchor)
     dy: int
     advance: float
+    ink: Image.Image | None  # the mask in palette indices (COVERAGE_LUT): PANEL..TEXT
+    opaque: Image.Image | None  # 255 where ink is not PANEL, else 0: what a paste changes
 
 
 @functools.lru_cache(maxsize=2048)
@@ -191,10 +195,10 @@ def _glyph(font: Font, ch: str) -> _Glyph:
     advance = float(font.getlength(ch))
     x0, y0, x1, y1 = (int(v) for v in font.getbbox(ch))
     if x1 <= x0 or y1 <= y0:
-        return _Glyph(None, 0, 0, advance)
+        return _Glyph(None, 0, 0, advance, None, None)
     mask = Image.new("L", (x1 - x0, y1 - y0), 0)
     ImageDraw.Draw(mask).text((-x0, -y0), ch, fill=255, font=font)
-    return _Glyph(mask, x0, y0, advance)
+    return _Glyph(mask, x0, y0, advance, mask.point(COVERAGE_LUT), mask.point(_OPAQUE_LUT))
 
 
 @functools.lru_cache(maxsize=256)
@@ -219,6 +223,20 @@ def draw_text(mask: Image.Image, x: float, y: int, text: str, font: Font) -> Non
         glyph = _glyph(font, ch)
         if glyph.mask is not None:
             mask.paste(255, (round(x) + glyph.dx, y + glyph.dy), glyph.mask)
+        x += glyph.advance
+
+
+def _draw_ink(panel: Image.Image, x: float, y: int, text: str, font: Font) -> None:
+    """Draw `text` in palette indices onto `panel` (filled with PANEL), pen at (x, y).
+
+    Each glyph's pixels are set to its own ramp index where it has ink, so no coverage mask
+    has to be built and mapped for the whole panel; where two glyphs' ink overlaps, the later
+    one wins (with coverage, the overlap would be a little darker).
+    """
+    for ch in text:
+        glyph = _glyph(font, ch)
+        if glyph.ink is not None:
+            panel.paste(glyph.ink, (round(x) + glyph.dx, y + glyph.dy), glyph.opaque)
         x += glyph.advance
 
 
@@ -364,13 +382,13 @@ def _draw_label(
     heights = [line_height(line.font) for line in lines]
     panel_w = min(w - 2 * margin, int(max(widths)) + 2 * pad)
     panel_h = min(h - 2 * margin, sum(heights) + gap * (len(lines) - 1) + 2 * pad)
-    mask = Image.new("L", (panel_w, panel_h), 0)
+    panel = Image.new("L", (panel_w, panel_h), PANEL)
     y = pad
     for line, width, height in zip(lines, widths, heights, strict=True):
-        draw_text(mask, (panel_w - width) / 2, y, line.text, line.font)
+        _draw_ink(panel, (panel_w - width) / 2, y, line.text, line.font)
         y += height + gap
     left, top = (w - panel_w) // 2, (h - panel_h) // 2
-    canvas.paste(mask.point(COVERAGE_LUT), (left, top))
+    canvas.paste(panel, (left, top))
     draw.rectangle((left - 1, top - 1, left + panel_w, top + panel_h), outline=LINE, width=1)
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from PIL import Image, ImageFont
 
-from emulator import images
+from emulator import images, labels
 from emulator.images import Placeholder, render_png
 from emulator.media import FileCache, MediaFile, etag_of
 
@@ -59,9 +59,13 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     [(1024, 1024), (1440, 720), (720, 1440), (512, 288), (100, 100), (333, 77)],
 )
 def test_png_has_exact_dimensions(width: int, height: int) -> None:
-    im = decode(render_png(make(width, height), max_pixels=BIG))
+    body = render_png(make(width, height), max_pixels=BIG)
+    im = decode(body)
     assert im.size == (width, height)
-    assert im.mode == "P"  # one byte per pixel: the fast path
+    assert im.mode == "P"
+    # IHDR bit depth 8, colour type 3: Pillow hands 8-bit palette rows to zlib unfiltered (the
+    # fast path; it filters packed 1/2/4-bit rows)
+    assert body[24:26] == b"\x08\x03"
 
 
 @pytest.mark.parametrize(
@@ -124,10 +128,11 @@ def test_output_is_identical_across_processes() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    here = render_png(
-        Placeholder(400, 300, 7, "cogview-4", "fox \U0001f98a", "n1_cv4", 1, 3), max_pixels=10**7
-    )
-    assert out.stdout.strip() == hashlib.sha256(here).hexdigest()
+    # The child draws with cold glyph caches; the second render here draws from warm ones.
+    p = Placeholder(400, 300, 7, "cogview-4", "fox \U0001f98a", "n1_cv4", 1, 3)
+    for _ in range(2):
+        here = render_png(p, max_pixels=10**7)
+        assert out.stdout.strip() == hashlib.sha256(here).hexdigest()
 
 
 def test_different_seeds_give_different_background_colours() -> None:
@@ -162,6 +167,32 @@ def test_label_text_is_drawn() -> None:
         make(640, 360, count=4, task_id="other_cv4"),
     ):
         assert render_png(changed, max_pixels=BIG) != body
+
+
+def test_label_text_keeps_its_anti_aliasing_ramp() -> None:
+    im = decode(render_png(make(1024, 1024), max_pixels=BIG))
+    # background, lines, panel and every step of the panel -> text ramp; nothing else
+    assert {index for _, index in im.getcolors() or []} == set(range(labels.TEXT + 1))
+
+
+def test_transparent_variant_is_the_picture_with_a_see_through_background() -> None:
+    p = make(320, 200, count=2, index=1)
+    opaque = decode(render_png(p, max_pixels=BIG)).convert("RGBA")
+    body = render_png(p, max_pixels=BIG, transparent=True)
+    assert body[24:26] == b"\x08\x06"  # IHDR: 8-bit RGBA
+    clear = decode(body)
+    assert (clear.mode, clear.size) == ("RGBA", (320, 200))
+    background = bytes((*images._colours(p.seed)[0], 255))
+    before, after = opaque.tobytes(), clear.tobytes()
+    see_through = 0
+    for i in range(0, len(before), 4):
+        if before[i : i + 4] == background:
+            assert after[i + 3] == 0
+            see_through += 1
+        else:
+            assert after[i : i + 4] == before[i : i + 4]
+    assert see_through > 320 * 200 // 2
+    assert render_png(p, max_pixels=BIG, transparent=True) == body
 
 
 def test_font_size_is_clamped_for_big_images() -> None:
