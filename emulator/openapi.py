@@ -632,7 +632,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
         "/_emulator/reset": {
             "post": _op(
                 "Forget every task, balance and journal entry",
-                {"200": _json(_ref("Status"), "reset")},
+                {"200": _json(_ref("Status"), "reset"), **_errors(400)},
                 **control,
             )
         },
@@ -668,7 +668,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
             "get": _op("The scenario", {"200": _json(_ref("ScenarioInfo"), "scenario")}, **control),
             "put": _op(
                 "Switch the scenario",
-                {"200": _json(_ref("ScenarioInfo"), "scenario"), **_errors(400, 413, 415)},
+                {"200": _json(_ref("ScenarioInfo"), "scenario"), **_errors(400, 409, 413, 415)},
                 requestBody=body,
                 **control,
             ),

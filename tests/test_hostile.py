@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from emulator.app import create_app
 from emulator.config import Config
@@ -592,4 +593,154 @@ def test_a_client_that_never_reads_its_answers_is_dropped() -> None:
         assert received < count * size
         server.healthy()
     finally:
+        server.stop()
+
+
+# -- scenario files are read off the event loop (issue 15) ----------------------------------------
+
+
+class Gate:
+    """Holds the parse of every scenario YAML that contains ``gated`` until :attr:`release` is
+    set: a file as slow to read as the test needs, whatever the machine."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        compose = yaml.compose
+
+        def gated(stream: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(stream, str) and "gated" in stream:
+                self.started.set()
+                self.release.wait(30)
+            return compose(stream, *args, **kwargs)
+
+        monkeypatch.setattr(yaml, "compose", gated)
+
+
+def big_scenario(name: str, status: int, size: int) -> str:
+    """A valid scenario of about ``size`` bytes: every create answers ``status``, then rules
+    that never match."""
+    text = (
+        f"name: {name}\nrules:\n  - match: {{endpoint: create}}\n    error: {{status: {status}}}\n"
+    )
+    i = 0
+    while len(text) < size - 200:
+        text += (
+            f"  - name: padding rule {i} that never matches, only there to make the file big\n"
+            f"    match: {{endpoint: create, prompt_contains: 'needle {i} nobody sends'}}\n"
+            f"    error: {{status: 500, message: 'padding {i}'}}\n"
+        )
+        i += 1
+    return text
+
+
+def in_thread(call: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``call`` in a thread; its result lands in the dict under "result"."""
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("result", call()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize("how", ["hot-reload", "put-path", "put-yaml", "reset"])
+def test_a_big_scenario_being_read_holds_up_no_other_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import emulator.selection
+
+    # a hot reload checks the file at every request; the other cases never check it
+    monkeypatch.setattr(emulator.selection, "RELOAD_CHECK_S", 0.0 if how == "hot-reload" else 1e9)
+    start = tmp_path / "start.yaml"
+    start.write_text("name: small\n")
+    server = Live(scenario=str(start))
+    gate = Gate(monkeypatch)
+    url = server.url
+    big = big_scenario("gated big", 503, 60_000 if how == "put-yaml" else 250_000)
+    if how in ("hot-reload", "reset"):
+        start.write_text(big)
+        os.utime(start, (time.time() - 5, time.time() - 5))  # changed, and stable
+    body = {"model": "cogview-4", "prompt": "a fox"}
+    triggers = {
+        "hot-reload": lambda: httpx.post(
+            url + "/api/v1/images/generations", json=body, headers=AUTH, timeout=30
+        ),
+        "put-path": lambda: httpx.put(
+            url + "/_emulator/scenario", json={"scenario": str(tmp_path / "big.yaml")}, timeout=30
+        ),
+        "put-yaml": lambda: httpx.put(
+            url + "/_emulator/scenario",
+            content=big.encode(),
+            headers={"Content-Type": "application/yaml"},
+            timeout=30,
+        ),
+        "reset": lambda: httpx.post(url + "/_emulator/reset", timeout=30),
+    }
+    (tmp_path / "big.yaml").write_text(big)
+    try:
+        thread, out = in_thread(triggers[how])
+        assert gate.started.wait(10), "the scenario was never read"
+        # the file is being read now: other requests are answered meanwhile
+        assert httpx.get(url + "/_emulator/health", timeout=5).status_code == 200
+        assert httpx.get(url + "/api/v1/tasks/nope", headers=AUTH, timeout=5).status_code == 404
+        assert thread.is_alive()  # answered before the read ended
+        gate.release.set()
+        thread.join(30)
+        expected = 503 if how == "hot-reload" else 200  # the new scenario answers at once
+        assert out["result"].status_code == expected, out["result"].text
+        assert httpx.get(url + "/_emulator/scenario").json()["name"] == "gated big"
+    finally:
+        gate.release.set()
+        server.stop()
+
+
+def test_a_switch_asked_for_earlier_never_replaces_a_later_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = Live()
+    gate = Gate(monkeypatch)
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(big_scenario("gated slow", 500, 100_000))
+    url = server.url + "/_emulator/scenario"
+    try:
+        thread, out = in_thread(lambda: httpx.put(url, json={"scenario": str(slow)}, timeout=30))
+        assert gate.started.wait(10)
+        later = httpx.put(url, json={"scenario": "outage"}, timeout=5)
+        assert later.status_code == 200 and later.json()["name"] == "outage"
+        gate.release.set()
+        thread.join(30)
+        message = envelope(out["result"].status_code, out["result"].json(), 409)
+        assert "asked for after this one" in message
+        assert httpx.get(url).json()["name"] == "outage"
+    finally:
+        gate.release.set()
+        server.stop()
+
+
+def test_a_hot_reload_read_while_the_scenario_is_switched_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emulator.selection
+
+    monkeypatch.setattr(emulator.selection, "RELOAD_CHECK_S", 0.0)
+    path = tmp_path / "s.yaml"
+    path.write_text("name: first\n")
+    server = Live(scenario=str(path))
+    gate = Gate(monkeypatch)
+    path.write_text(big_scenario("gated edit", 503, 50_000))
+    os.utime(path, (time.time() - 5, time.time() - 5))
+    url = server.url
+    try:
+        thread, out = in_thread(
+            lambda: httpx.get(url + "/api/v1/tasks/nope", headers=AUTH, timeout=30)
+        )
+        assert gate.started.wait(10)
+        switched = httpx.put(url + "/_emulator/scenario", json={"scenario": "instant"}, timeout=5)
+        assert switched.status_code == 200
+        gate.release.set()
+        thread.join(30)
+        assert out["result"].status_code == 404
+        scenario = httpx.get(url + "/_emulator/scenario").json()
+        assert scenario["name"] == "instant" and scenario["reload_error"] is None
+    finally:
+        gate.release.set()
         server.stop()
