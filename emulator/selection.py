@@ -89,9 +89,8 @@ class ScenarioSelection:
     def use(self, spec: ScenarioSpec) -> ScenarioRuntime:
         """Make ``spec`` the server's scenario now, reading any file right here (start-up,
         in-process use; a file alone is then watched for changes)."""
-        loaded = self._prepare(spec, next(self._tickets))
-        self._apply(loaded)
-        return loaded.runtime
+        self._apply(self._prepare(spec, next(self._tickets)))
+        return self.current
 
     async def switch(self, spec: ScenarioSpec) -> ScenarioRuntime:
         """:meth:`use`, for a serving server: files are read in a worker thread. 409 when a
