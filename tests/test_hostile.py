@@ -3,6 +3,7 @@ for protocol abuse), and the server keeps serving everyone else afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -541,6 +542,165 @@ def test_headers_over_the_limit_in_a_single_read_get_431() -> None:
 
 def _request(path: bytes) -> bytes:
     return b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_hostile\r\n\r\n"
+
+
+def answers(raw: bytes) -> list[tuple[int, bytes]]:
+    """The responses a connection sent (``raw``, read until it closed): (status, body) each."""
+    found = []
+    while raw:
+        head, sep, raw = raw.partition(b"\r\n\r\n")
+        assert sep, head[:200]
+        lines = head.split(b"\r\n")
+        fields = dict(line.lower().split(b": ", 1) for line in lines[1:])
+        length = int(fields[b"content-length"])
+        found.append((int(lines[0].split()[1]), raw[:length]))
+        raw = raw[length:]
+    return found
+
+
+def test_a_pipelined_request_over_the_header_limit_gets_431_after_the_one_before_it(
+    live: Live,
+) -> None:
+    """Both requests in one send, so usually in one read of the server."""
+    big = (
+        b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+        + b"a" * 70_000
+        + b"\r\n\r\n"
+    )
+    replies = answers(raw(live, _request(b"/api/v1/tasks/nope") + big))
+    assert [status for status, _ in replies] == [404, 431]
+    envelope(431, json.loads(replies[1][1]), 431)
+    live.healthy()
+
+
+def test_pipelined_requests_under_the_header_limit_are_all_served(live: Live) -> None:
+    padded = (
+        b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+        + b"a" * 60_000
+        + b"\r\n\r\n"
+    )
+    last = b"GET /_emulator/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    replies = answers(raw(live, _request(b"/api/v1/tasks/nope") + padded * 3 + last))
+    assert [status for status, _ in replies] == [404, 200, 200, 200, 200]
+    assert json.loads(replies[-1][1])["mode"] == "virtual"
+
+
+def test_headers_over_the_limit_behind_a_request_in_flight_get_431_after_its_answer() -> None:
+    """The second request's headers arrive while the first is still being answered (1.5 s of
+    scripted latency): they are held to the limit too, and answered in turn."""
+    server = Live()
+    try:
+        slow = "name: slow polls\nrules:\n  - match: {endpoint: task}\n    latency: 1500\n"
+        assert put_yaml(server, slow).status_code == 200
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(_request(b"/api/v1/tasks/nope"))
+            time.sleep(0.2)  # the first is being answered
+            with contextlib.suppress(OSError):
+                s.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                for _ in range(25):  # 200 KB of headers, in pieces
+                    s.sendall(b"X-Big: " + b"a" * 8000 + b"\r\n")
+                s.sendall(b"\r\n")
+            reply = b""
+            with contextlib.suppress(OSError):
+                while chunk := s.recv(65536):
+                    reply += chunk
+        replies = answers(reply)
+        assert [status for status, _ in replies] == [404, 431]
+        envelope(431, json.loads(replies[1][1]), 431)
+        server.healthy()
+    finally:
+        server.stop()
+
+
+class FakeTransport(asyncio.Transport):
+    """What the protocol writes, and whether it paused reading or closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closed = self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+
+def fed(reads: list[bytes]) -> bytes:
+    """What the server's protocol answers to these reads of one connection, each handed to it
+    as one read (once it reads again, as a socket would), until it closes the connection."""
+    from uvicorn.server import ServerState
+
+    async def run() -> bytes:
+        config = uvicorn_config(create_app(Config(seed=1, clock="virtual")))
+        config.load()
+        protocol = config.http_protocol_class(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        for data in reads:
+            for _ in range(500):
+                if not transport.paused or transport.closed:
+                    break
+                await asyncio.sleep(0.01)
+            if transport.closed:
+                break
+            protocol.data_received(data)
+            await asyncio.sleep(0)
+        for _ in range(500):
+            if transport.closed:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return bytes(transport.out)
+
+    return asyncio.run(run())
+
+
+def _sized(size: int) -> bytes:
+    """A request whose request line and headers are exactly ``size`` bytes."""
+    head = b"GET /api/v1/tasks/nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_hostile\r\n"
+    pad = size - len(head) - len(b"X-Pad: \r\n\r\n")
+    return head + b"X-Pad: " + b"a" * pad + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("size", [MAX_HEADER_BYTES, MAX_HEADER_BYTES + 1])
+@pytest.mark.parametrize(
+    "split", ["one-read", "after-the-first", "inside-the-second", "4096-byte-reads"]
+)
+def test_the_header_limit_holds_to_the_byte_for_a_pipelined_request_however_it_is_read(
+    size: int, split: str
+) -> None:
+    first = _request(b"/api/v1/tasks/nope")
+    data = first + _sized(size)
+    cut = {"after-the-first": len(first), "inside-the-second": len(first) + 30_000}
+    if split == "one-read":
+        reads = [data]
+    elif split == "4096-byte-reads":
+        reads = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+    else:
+        reads = [data[: cut[split]], data[cut[split] :]]
+    last = _request(b"/api/v1/tasks/last")[:-2] + b"Connection: close\r\n\r\n"
+    replies = answers(fed([*reads, last]))
+    if size <= MAX_HEADER_BYTES:
+        assert [status for status, _ in replies] == [404, 404, 404]
+    else:
+        assert [status for status, _ in replies] == [404, 431]
+        envelope(431, json.loads(replies[1][1]), 431)
 
 
 def test_connections_beyond_the_limit_get_503_in_the_envelope_but_health_is_served() -> None:
