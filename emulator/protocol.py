@@ -273,7 +273,8 @@ def limited(
 
         def _expire(self, cycle: Any) -> None:
             self._deadline = None
-            if self.cycle is cycle and not self.transport.is_closing():
+            idle = cycle is None or cycle.response_complete  # (not a pipelined one in flight)
+            if self.cycle is cycle and idle and not self.transport.is_closing():
                 self.transport.close()  # no new request since the deadline was set
 
     Limited.__name__ = Limited.__qualname__ = f"Limited{base.__name__}"

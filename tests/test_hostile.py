@@ -612,6 +612,20 @@ def test_headers_over_the_limit_behind_a_request_in_flight_get_431_after_its_ans
         server.stop()
 
 
+def test_a_pipelined_request_answered_after_the_header_deadline_is_not_cut_off() -> None:
+    """The second request is already read when the first is answered; it takes longer than
+    the header deadline (1 s here) to answer, and must still be answered."""
+    server = Live()
+    try:
+        slow = "name: slow polls\nrules:\n  - match: {endpoint: task}\n    latency: 1500\n"
+        assert put_yaml(server, slow).status_code == 200
+        second = _request(b"/api/v1/tasks/nope")[:-2] + b"Connection: close\r\n\r\n"
+        reply = raw(server, _request(b"/api/v1/tasks/nope") + second, timeout=10)
+        assert [status for status, _ in answers(reply)] == [404, 404]
+    finally:
+        server.stop()
+
+
 class FakeTransport(asyncio.Transport):
     """What the protocol writes, and whether it paused reading or closed."""
 
