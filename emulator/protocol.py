@@ -115,17 +115,16 @@ def limited(
         _counted = False
         _refused = False
         # The header limit, request by request. The parser's callbacks say where it is: in a
-        # request's headers, or between requests (``_heading``), or in a body. While heading,
+        # request's headers or between requests (``_heading``), or in a body. While heading,
         # reads are fed only as far as the open header block may still grow, so a block that
         # starts a read is held to the limit byte for byte. A block that starts inside a read,
-        # after the end of another request, has its bytes in that read counted in ``_unsure``
-        # (at most that read's length); if the two together may pass the limit, its size is
-        # measured from what the parser read once its headers end.
+        # after the end of another request, may have up to that read's length in it
+        # (``_unsure``); if that and what followed may pass the limit, its size is measured
+        # from what the parser read once its headers end.
         _heading = True
         _header_bytes = 0  # of the open header block, counted read by read
         _unsure = 0  # more bytes it may have, in the read it began in
-        _chunk = 0  # bytes being parsed now
-        _chunk_counted = False  # and whether they are counted in _header_bytes
+        _chunk = 0  # length of the bytes being parsed now
         _heads = 0  # header blocks ended
         _dropping = False  # a too-large request was seen: what follows is not read
         _owe_431 = False  # send 431 once the requests before it are answered
@@ -149,38 +148,31 @@ def limited(
             if self._dropping:
                 self.flow.pause_reading()
                 return
-            while self._heading and self._header_bytes + len(data) > MAX_HEADER_BYTES:
-                room = MAX_HEADER_BYTES - self._header_bytes  # what the open block may take
-                heads = self._heads
-                self._parse(data[:room])
-                data = data[room:]
+            while True:
+                chunk, heads = data, self._heads
+                if self._heading:
+                    if self._header_bytes + len(data) > MAX_HEADER_BYTES:  # only what it may take
+                        chunk = data[: MAX_HEADER_BYTES - self._header_bytes]
+                    self._header_bytes += len(chunk)
+                self._chunk = len(chunk)
+                super().data_received(chunk)
+                if len(chunk) == len(data):
+                    break
+                data = data[len(chunk) :]
                 if self.transport.is_closing() or self._dropping:
                     return
-                if self._heads == heads:  # it took all of it and did not end
+                if self._heads == heads:  # the open header block took all it may and goes on
                     self._too_large()
                     return
-            if data:
-                self._parse(data)
             cycle = self.cycle
             waiting = cycle is not None and not cycle.response_complete and cycle.more_body
             if waiting and cycle is not self._body_cycle:  # a body still to come: its deadline
                 self._body_cycle = cycle
                 self._body_deadline = self.loop.call_later(body_timeout_s, self._expire_body, cycle)
 
-        def _parse(self, chunk: bytes) -> None:
-            self._chunk = len(chunk)
-            self._chunk_counted = self._heading
-            if self._heading:
-                self._header_bytes += len(chunk)
-            super().data_received(chunk)
-
-        def on_message_begin(self) -> None:
-            self._unsure = 0 if self._chunk_counted else self._chunk
-            super().on_message_begin()
-
         def on_headers_complete(self) -> None:
             self._heads += 1
-            self._heading = self._chunk_counted = False
+            self._heading = False
             size = self._header_bytes + self._unsure
             self._header_bytes = self._unsure = 0
             if size > MAX_HEADER_BYTES and self._head_size() > MAX_HEADER_BYTES:
@@ -197,6 +189,9 @@ def limited(
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._heading = True
+            # a request that starts after this one, in the same bytes, is not counted in
+            # _header_bytes: it has at most what is left of them
+            self._unsure = self._chunk
 
         def _head_size(self) -> int:
             """The request line and headers as the parser read them (``METHOD URL HTTP/1.1``,
