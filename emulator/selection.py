@@ -53,6 +53,9 @@ class Loaded(NamedTuple):
 
 @dataclass(slots=True)
 class _Watch:
+    """The server's scenario file: its modification time when it was read, and when it was
+    last checked for a change."""
+
     path: str
     mtime: float
     checked: float  # time.monotonic() of the last check

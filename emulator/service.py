@@ -97,7 +97,9 @@ class Emulator:
         return self.scenarios.current
 
     def use_scenario(self, spec: ScenarioSpec) -> Scenario:
-        """Make ``spec`` (ready name, YAML path, dict or Scenario) the server's scenario."""
+        """Make ``spec`` (ready name, YAML path, dict or Scenario) the server's scenario, a file
+        read right here (the in-process fixtures, tests; a serving server's control API reads
+        it in a worker thread: :meth:`ScenarioSelection.switch`)."""
         return self.scenarios.use(spec).scenario
 
     def _resolve_model(self, name: str) -> str | None:
