@@ -245,9 +245,10 @@ async def decide(
     raised, a fault that answers nothing raised as :class:`EarlyFault`. The decision is
     returned for what is left (a task effect, a fault on the answer). ``route`` is what rules
     match (a create's; else that of ``task``, looked up only when a rule may need it)."""
-    runtime = call.runtime = emulator.scenarios.for_request(
-        key, call.raw_headers.get(SCENARIO_HEADER)
-    )
+    runtime = emulator.scenarios.for_request(key, call.raw_headers.get(SCENARIO_HEADER))
+    if runtime is None:  # the server's scenario file is due for a check (a worker thread)
+        runtime = await emulator.scenarios.refresh()
+    call.runtime = runtime
     if runtime.plain is not None:  # no rules, no latency: nothing to decide
         return runtime.plain
     if route is None and task is not None:  # a poll's or download's: its task's route

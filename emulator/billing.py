@@ -42,6 +42,9 @@ class Ledger:
         self.default_credits = default_credits
         self.initial = dict(initial or {})
         self.accounts: dict[str, Account] = {}
+        #: how many times balances were set, reset or restored: the changes no task or call
+        #: makes (the state file's autosaver watches it)
+        self.edits = 0
 
     def account(self, key: str) -> Account:
         acct = self.accounts.get(key)
@@ -64,6 +67,7 @@ class Ledger:
     def set_balance(self, key: str, credits: int) -> Account:
         acct = self.account(key)
         acct.balance = credits
+        self.edits += 1
         return acct
 
     def reserve(self, key: str, amount: int) -> None:
@@ -98,8 +102,10 @@ class Ledger:
 
     def reset(self) -> None:
         self.accounts.clear()
+        self.edits += 1
 
     def restore(self, accounts: Iterable[Account]) -> None:
         """Replace every account with ``accounts`` (as a saved state had them)."""
         self.accounts.clear()
         self.accounts.update((a.key, a) for a in accounts)
+        self.edits += 1

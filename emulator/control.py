@@ -11,8 +11,8 @@ from starlette.routing import Route
 from . import __version__
 from .clock import iso
 from .errors import InvalidRequest
-from .http import json_response, read_json_object
-from .scenarios import ScenarioError, library, loads
+from .http import json_response, read_body, read_json_object
+from .scenarios import ScenarioError, library
 from .service import Emulator
 from .wire import KEY_PREFIX, is_api_key
 
@@ -47,7 +47,14 @@ async def health(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    _emulator(request).reset()
+    emulator = _emulator(request)
+    try:
+        start = await emulator.scenarios.read_start()  # (a file: read in a worker thread)
+    except ScenarioError as exc:
+        raise InvalidRequest(
+            f"Nothing was reset: the start scenario cannot be read: {exc}"
+        ) from exc
+    emulator.reset(start)
     return json_response({"status": "reset"})
 
 
@@ -108,16 +115,16 @@ async def advance_clock(request: Request) -> Response:
 
 async def scenario(request: Request) -> Response:
     """GET: the server's scenario. PUT: switch it, from ``{"scenario": NAME_OR_PATH_OR_OBJECT}``
-    or a YAML body (Content-Type: application/yaml)."""
+    or a YAML body (Content-Type: application/yaml), read and parsed in a worker thread (409
+    when a switch asked for later took effect first)."""
     emulator = _emulator(request)
     if request.method == "PUT":
         media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         try:
             if media in ("application/yaml", "application/x-yaml", "text/yaml"):
-                raw = await request.body()
-                if len(raw) > CONTROL_BODY_LIMIT:
-                    raise InvalidRequest(f"scenario: larger than {CONTROL_BODY_LIMIT} bytes")
-                emulator.use_scenario(loads(raw.decode("utf-8", "replace"), source="<request>"))
+                declared = request.headers.get("content-length")
+                raw = await read_body(declared, request.receive, CONTROL_BODY_LIMIT)
+                await emulator.scenarios.switch_to_yaml(raw.decode("utf-8", "replace"), "<request>")
             else:
                 body = await read_json_object(request, CONTROL_BODY_LIMIT)
                 spec = body.get("scenario")
@@ -129,7 +136,7 @@ async def scenario(request: Request) -> Response:
                         '{"scenario": ["rate-limited", "instant"]}. Ready: '
                         + ", ".join(sorted(library()))
                     )
-                emulator.use_scenario(items)
+                await emulator.scenarios.switch(items)  # (files: read in a worker thread)
         except ScenarioError as exc:
             raise InvalidRequest(f"Invalid scenario: {exc}") from exc
     return json_response(_scenario(emulator))

@@ -21,6 +21,7 @@ __all__ = [
     "json_response",
     "load_object",
     "parse_object",
+    "read_body",
     "read_json_body",
     "read_json_object",
 ]
@@ -55,6 +56,12 @@ async def read_json_body(
         if isinstance(content_type, bytes):
             content_type = content_type.decode("latin-1")
         _check_media_type(content_type)
+    return await read_body(declared, receive, limit)
+
+
+async def read_body(declared: str | bytes | None, receive: Receive, limit: int) -> bytes:
+    """The raw body of a request (given its Content-Length header), 413 past ``limit``:
+    refused before it is read all, so a huge body never sits in memory."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(_too_large(limit))
     message = await receive()

@@ -584,7 +584,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
         "/_emulator/reset": {
             "post": operation(
                 "Forget every task, balance and journal entry",
-                {"200": json_response(ref("Status"), "reset")},
+                {"200": json_response(ref("Status"), "reset"), **error_responses(400)},
                 **control,
             )
         },
@@ -636,7 +636,7 @@ def _paths(catalogue: Catalogue) -> dict[str, Any]:
                 "Switch the scenario",
                 {
                     "200": json_response(ref("ScenarioInfo"), "scenario"),
-                    **error_responses(400, 413, 415),
+                    **error_responses(400, 409, 413, 415),
                 },
                 requestBody=body(
                     "UseScenario", **{"application/yaml": {"schema": {"type": "string"}}}

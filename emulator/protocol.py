@@ -1,12 +1,15 @@
-"""The HTTP protocol limits, on top of uvicorn's HTTP protocol (httptools or h11): deadlines for
-slow headers, bodies and readers, the header size limit and the connection limit."""
+"""The HTTP protocol limits, on top of uvicorn's httptools protocol: deadlines for slow headers,
+bodies and readers, the header size limit of every request and the connection limit."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
 from .errors import APIError, ServiceUnavailable
+from .wire import Reply, send_reply
 
 __all__ = [
     "BODY_TIMEOUT_S",
@@ -52,30 +55,42 @@ def _closing_response(error: APIError) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-_TOO_LARGE = _closing_response(
-    APIError(
-        f"Request headers are larger than {MAX_HEADER_BYTES} bytes",
-        status=431,
-        type="invalid_request_error",
-    )
+_TOO_LARGE_ERROR = APIError(
+    f"Request headers are larger than {MAX_HEADER_BYTES} bytes",
+    status=431,
+    type="invalid_request_error",
+)
+_TOO_LARGE = _closing_response(_TOO_LARGE_ERROR)
+_TOO_LARGE_REPLY = Reply(
+    431,
+    _TOO_LARGE_ERROR.reply().body,
+    [*_TOO_LARGE_ERROR.reply().headers, (b"connection", b"close")],
 )
 
 
+async def _refuse_too_large(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI answer to a pipelined request whose headers are too large, served in its turn
+    (the requests before it on the connection are answered first), then the connection closes."""
+    await send_reply(send, _TOO_LARGE_REPLY)
+
+
 def limited(
-    base: type[asyncio.Protocol],
+    base: type[HttpToolsProtocol],
     timeout_s: float,
     body_timeout_s: float,
     *,
     write_timeout_s: float = WRITE_TIMEOUT_S,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (``base``) with the emulator's limits (one class per server: it
-    counts that server's connections).
+    """uvicorn's httptools protocol (``base``) with the emulator's limits (one class per server:
+    it counts that server's connections).
 
     - request headers must arrive within ``timeout_s``, then the body within
       ``body_timeout_s`` (uvicorn only times out idle keep-alive connections, not slow ones);
       a body cut off this way reaches the app as a disconnect;
-    - headers past :data:`MAX_HEADER_BYTES` get 431, however many reads they came in;
+    - headers past :data:`MAX_HEADER_BYTES` get 431 and a closed connection, on every request
+      of a keep-alive connection, however many reads they came in and whatever came before
+      them in the same read (pipelining); the requests before it are answered first;
     - a connection whose responses are not read (the write buffer stays full) is closed after
       ``write_timeout_s``;
     - beyond ``max_connections`` open connections, a request gets 503 with ``Retry-After``
@@ -92,13 +107,27 @@ def limited(
     class Limited(base):  # type: ignore[valid-type,misc]
         #: connections of this server open now
         open = 0
+        app: Any  # (uvicorn's: the ASGI app it starts for each request)
         _deadline: asyncio.TimerHandle | None = None
         _body_deadline: asyncio.TimerHandle | None = None
         _write_deadline: asyncio.TimerHandle | None = None
         _body_cycle: Any = None
-        _header_bytes = 0
         _counted = False
         _refused = False
+        # The header limit, request by request. The parser's callbacks say where it is: in a
+        # request's headers or between requests (``_heading``), or in a body. While heading,
+        # reads are fed only as far as the open header block may still grow, so a block that
+        # starts a read is held to the limit byte for byte. A block that starts inside a read,
+        # after the end of another request, may have up to that read's length in it
+        # (``_unsure``); if that and what followed may pass the limit, its size is measured
+        # from what the parser read once its headers end.
+        _heading = True
+        _header_bytes = 0  # of the open header block, counted read by read
+        _unsure = 0  # more bytes it may have, in the read it began in
+        _chunk = 0  # length of the bytes being parsed now
+        _heads = 0  # header blocks ended
+        _dropping = False  # a too-large request was seen: what follows is not read
+        _owe_431 = False  # send 431 once the requests before it are answered
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -116,28 +145,79 @@ def limited(
                     self._close_with(too_many)
                     return
                 self._refused = False
+            if self._dropping:
+                self.flow.pause_reading()
+                return
+            while True:
+                chunk, heads = data, self._heads
+                if self._heading:
+                    if self._header_bytes + len(data) > MAX_HEADER_BYTES:  # only what it may take
+                        chunk = data[: MAX_HEADER_BYTES - self._header_bytes]
+                    self._header_bytes += len(chunk)
+                self._chunk = len(chunk)
+                super().data_received(chunk)
+                if len(chunk) == len(data):
+                    break
+                data = data[len(chunk) :]
+                if self.transport.is_closing() or self._dropping:
+                    return
+                if self._heads == heads:  # the open header block took all it may and goes on
+                    self._too_large()
+                    return
             cycle = self.cycle
-            if cycle is None or cycle.response_complete:  # these bytes start a request
-                size = self._header_bytes + len(data)
-                if size > MAX_HEADER_BYTES:  # (the headers may all be in this one read)
-                    end = data.find(b"\r\n\r\n")
-                    if end < 0 or self._header_bytes + end + 4 > MAX_HEADER_BYTES:
-                        self._close_with(_TOO_LARGE)
-                        return
-                self._header_bytes = size
-            super().data_received(data)
+            waiting = cycle is not None and not cycle.response_complete and cycle.more_body
+            if waiting and cycle is not self._body_cycle:  # a body still to come: its deadline
+                self._body_cycle = cycle
+                self._body_deadline = self.loop.call_later(body_timeout_s, self._expire_body, cycle)
+
+        def on_headers_complete(self) -> None:
+            self._heads += 1
+            self._heading = False
+            size = self._header_bytes + self._unsure
+            self._header_bytes = self._unsure = 0
+            if size > MAX_HEADER_BYTES and self._head_size() > MAX_HEADER_BYTES:
+                self._dropping = True  # answered 431 in its turn, and nothing after it
+                app = self.app
+                self.app = _refuse_too_large  # (uvicorn starts, or queues, the request's app)
+                try:
+                    super().on_headers_complete()
+                finally:
+                    self.app = app
+                return
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._heading = True
+            # a request that starts after this one, in the same bytes, is not counted in
+            # _header_bytes: it has at most what is left of them
+            self._unsure = self._chunk
+
+        def _head_size(self) -> int:
+            """The request line and headers as the parser read them (``METHOD URL HTTP/1.1``,
+            ``name: value`` lines and the blank line, each line ending in CRLF)."""
+            size = len(self.parser.get_method()) + len(self.url) + 14  # (+ the blank line)
+            for name, value in self.headers:
+                size += len(name) + len(value) + 4
+            return size
+
+        def _too_large(self) -> None:
+            """Refuse the open header block: 431 now, or once the requests before it are
+            answered."""
+            self._dropping = True
             cycle = self.cycle
-            if cycle is not None and not cycle.response_complete:
-                self._header_bytes = 0  # a request is being answered: the rest is its body
-                if cycle.more_body and cycle is not self._body_cycle:  # body still to come
-                    self._body_cycle = cycle
-                    self._body_deadline = self.loop.call_later(
-                        body_timeout_s, self._expire_body, cycle
-                    )
+            if cycle is None or cycle.response_complete:
+                self._close_with(_TOO_LARGE)
+            else:
+                self._owe_431 = True
+                self.flow.pause_reading()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._cancel_body_deadline()
+            if self._owe_431 and self.cycle.response_complete:  # every request before it
+                self._close_with(_TOO_LARGE)
+                return
             self._arm_deadline()
 
         def pause_writing(self) -> None:
@@ -182,14 +262,14 @@ def limited(
                 self.transport.abort()  # nobody reads: its buffered answers are thrown away
 
         def _arm_deadline(self, seconds: float = timeout_s) -> None:
-            self._header_bytes = 0
             if self._deadline is not None:
                 self._deadline.cancel()
             self._deadline = self.loop.call_later(seconds, self._expire, self.cycle)
 
         def _expire(self, cycle: Any) -> None:
             self._deadline = None
-            if self.cycle is cycle and not self.transport.is_closing():
+            idle = cycle is None or cycle.response_complete  # (not a pipelined one in flight)
+            if self.cycle is cycle and idle and not self.transport.is_closing():
                 self.transport.close()  # no new request since the deadline was set
 
     Limited.__name__ = Limited.__qualname__ = f"Limited{base.__name__}"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .binding import bind
 from .housekeeping import housekeeping
@@ -47,17 +47,18 @@ def uvicorn_config(
     max_connections: int | None = None,
     **overrides: Any,
 ) -> uvicorn.Config:
-    """The server settings the emulator runs with: uvloop/httptools when available, no access
-    log (the request journal replaces it), bounded keep-alive and header sizes, deadlines for
-    slow headers, bodies and readers, and a connection limit (by default the app's
-    ``config.max_connections``, see :func:`emulator.protocol.limited`)."""
+    """The server settings the emulator runs with: httptools (a dependency, through
+    ``uvicorn[standard]``), uvloop when available, no access log (the request journal replaces
+    it), bounded keep-alive and header sizes, deadlines for slow headers, bodies and readers,
+    and a connection limit (by default the app's ``config.max_connections``, see
+    :func:`emulator.protocol.limited`)."""
     if max_connections is None:
         emulator = getattr(getattr(app, "state", None), "emulator", None)
         max_connections = DEFAULT_MAX_CONNECTIONS if emulator is None else (
             emulator.config.max_connections
         )  # fmt: skip
     protocol = limited(
-        AutoHTTPProtocol, header_timeout_s, body_timeout_s, write_timeout_s=write_timeout_s,
+        HttpToolsProtocol, header_timeout_s, body_timeout_s, write_timeout_s=write_timeout_s,
         max_connections=max_connections,
     )  # fmt: skip
     options: dict[str, Any] = {

@@ -24,7 +24,7 @@ from .errors import APIError, InsufficientCredits, NotFound, store_full
 from .journal import Journal
 from .media import Media, MediaFile
 from .scenarios import Scenario, TaskEffect
-from .selection import ScenarioSelection, ScenarioSpec
+from .selection import Loaded, ScenarioSelection, ScenarioSpec
 from .tasks import (
     EndlessTasks,
     State,
@@ -97,7 +97,9 @@ class Emulator:
         return self.scenarios.current
 
     def use_scenario(self, spec: ScenarioSpec) -> Scenario:
-        """Make ``spec`` (ready name, YAML path, dict or Scenario) the server's scenario."""
+        """Make ``spec`` (ready name, YAML path, dict or Scenario) the server's scenario, a file
+        read right here (the in-process fixtures, tests; a serving server's control API reads
+        it in a worker thread: :meth:`ScenarioSelection.switch`)."""
         return self.scenarios.use(spec).scenario
 
     def _resolve_model(self, name: str) -> str | None:
@@ -289,9 +291,14 @@ class Emulator:
 
     # -- control --------------------------------------------------------------------------
 
-    def reset(self) -> None:
+    def reset(self, start: Loaded | None = None) -> None:
         """Back to the start: no tasks, default balances, empty journal, same seed, the start
-        scenario (read again from its file); webhook deliveries in flight are cancelled."""
+        scenario (read again from its file: ``start``, which a server reads in a worker thread
+        with :meth:`ScenarioSelection.read_start`, else right here); webhook deliveries in
+        flight are cancelled. A start file that cannot be read any more raises ScenarioError
+        and resets nothing."""
+        if start is None:
+            start = self.scenarios.load_start()
         self.webhooks.cancel_all()
         self.tasks.clear()
         self.ledger.reset()
@@ -299,7 +306,7 @@ class Emulator:
         self.server_errors.clear()
         self.clock.reset()
         self.rng.seed(self.seed)
-        self.scenarios.reset()
+        self.scenarios.reset(start)
 
     def record_server_error(self, exc: BaseException) -> None:
         self.server_errors.append("".join(traceback.format_exception(exc)))

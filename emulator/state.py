@@ -14,7 +14,8 @@ untouched: never a silent reset, never half a restore.
 
 Saving takes a cheap snapshot on the server's event loop (references to immutable values, no
 encoding) and encodes and writes it in a worker thread, one small piece at a time, so a big
-state holds the loop for milliseconds, not for the whole encoding.
+state holds the loop for milliseconds, not for the whole encoding. An interval in which nothing
+changed takes no snapshot at all: :func:`change_mark`, a few counters, says so.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ __all__ = [
     "Saved",
     "Snapshot",
     "StateError",
+    "change_mark",
     "check_writable",
     "dump",
     "encode",
@@ -114,6 +116,24 @@ def take_snapshot(emulator: Emulator) -> Snapshot:
         emulator.journal.seq,
         emulator.journal.snapshot(),
         [_task_row(t) for t in emulator.tasks],
+    )
+
+
+def change_mark(emulator: Emulator) -> tuple[Any, ...]:
+    """Counters that move whenever what the file holds may have changed, read in constant time:
+    every journaled request and webhook delivery (what creates, polls and chat calls change
+    comes with one), a journal cleared, tasks that end or are forgotten between requests,
+    balances set, reset or restored, accounts opened, a virtual clock moved. A real clock's time
+    is not in it: it is saved, but never restored."""
+    clock = emulator.clock
+    return (
+        emulator.journal.seq,
+        len(emulator.journal),
+        len(emulator.tasks),
+        emulator.tasks.finished,
+        emulator.ledger.edits,
+        len(emulator.ledger.accounts),
+        clock.now() if isinstance(clock, VirtualClock) else None,
     )
 
 
@@ -750,8 +770,9 @@ def save(path: str | os.PathLike[str], payload: bytes | Iterable[bytes]) -> None
 
 class Autosaver:
     """Saves the emulator to its state file every ``interval_s`` (only when it changed) and on
-    demand. The snapshot is taken on the server's event loop; encoding and writing happen in a
-    worker thread. A failed save is logged, counted in :attr:`status` (shown by
+    demand. While :func:`change_mark` is that of the state on disk, nothing is snapshotted;
+    else the snapshot is taken on the server's event loop, and encoding, comparing and writing
+    happen in a worker thread. A failed save is logged, counted in :attr:`status` (shown by
     ``GET /_emulator/health``) and tried again at the next interval: the loop never stops."""
 
     def __init__(self, emulator: Emulator, path: str, interval_s: float) -> None:
@@ -764,6 +785,7 @@ class Autosaver:
             "file": path, "last_saved": None, "last_error": None, "failures": 0,
         }  # fmt: skip
         self._digest: bytes | None = None  # of the bytes on disk
+        self._mark: tuple[Any, ...] | None = None  # change_mark() of the state on disk
         self._lock = threading.Lock()  # one writer at a time (a cancelled save may still run)
         self._taken = 0  # snapshots taken
         self._written = 0  # number of the snapshot on disk: an older one never replaces it
@@ -775,9 +797,12 @@ class Autosaver:
 
     async def save(self) -> bool:
         """Save now, off the loop; True if the file was written (False: unchanged or failed)."""
+        mark = change_mark(self.emulator)
+        if mark == self._mark:
+            return False
         try:
             number, snapshot = self._take()
-            wrote = await asyncio.to_thread(self._write, number, snapshot)
+            wrote = await asyncio.to_thread(self._write, number, snapshot, mark)
         except Exception as exc:  # whatever happens, the server keeps running and retries
             self._failed(exc)
             return False
@@ -787,8 +812,11 @@ class Autosaver:
     def save_now(self) -> bool:
         """Save synchronously (at shutdown); True if the file was written. Failures are reported
         as for :meth:`save`: ``status["failures"]`` tells them from "nothing changed"."""
+        mark = change_mark(self.emulator)
+        if mark == self._mark:
+            return False
         try:
-            wrote = self._write(*self._take())
+            wrote = self._write(*self._take(), mark)
         except Exception as exc:
             self._failed(exc)
             return False
@@ -799,7 +827,8 @@ class Autosaver:
         self._taken += 1
         return self._taken, take_snapshot(self.emulator)
 
-    def _write(self, number: int, snapshot: Snapshot) -> bool:
+    def _write(self, number: int, snapshot: Snapshot, mark: tuple[Any, ...]) -> bool:
+        """Write ``snapshot`` unless the file holds the same bytes or a later snapshot."""
         with self._lock:
             if number < self._written:
                 return False
@@ -808,11 +837,11 @@ class Autosaver:
             for piece in payload:
                 hasher.update(piece)
             digest = hasher.digest()
-            if digest == self._digest:
-                return False
-            save(self.path, payload)
-            self._digest, self._written = digest, number
-            return True
+            wrote = digest != self._digest
+            if wrote:
+                save(self.path, payload)
+            self._digest, self._written, self._mark = digest, number, mark
+            return wrote
 
     def _saved(self, wrote: bool) -> None:
         if wrote:

@@ -241,6 +241,11 @@ class TaskStore:
         return self._tasks.get(task_id)
 
     @property
+    def finished(self) -> int:
+        """How many kept tasks have finished (each is forgotten ``ttl_s`` after its end)."""
+        return len(self._finished)
+
+    @property
     def scheduled(self) -> int:
         """How many end times wait to be settled."""
         return sum(len(entries) for entries in self._slots.values())

@@ -139,6 +139,20 @@ def test_reset_reads_the_start_scenario_file_again_and_keeps_watching_it(
         assert c.get("/_emulator/scenario").json()["name"] == "third, reloaded"
 
 
+def test_a_reset_whose_start_file_broke_answers_400_and_resets_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: first\n")
+    with make_client(scenario=str(path)) as c:
+        c.create()
+        path.write_text("name: x\nrules: [{fault: melt}]\n")
+        r = c.post("/_emulator/reset")
+        assert r.status_code == 400
+        message = r.json()["error"]["message"]
+        assert message.startswith("Nothing was reset") and "rules[0].fault" in message
+        assert c.get("/_emulator/health").json()["tasks"] == 1
+        assert c.get("/_emulator/scenario").json()["name"] == "first"
+
+
 def test_a_store_full_of_live_tasks_answers_503_and_forgets_none_of_them() -> None:
     with make_client(max_tasks=2, keys={"aio_a": 100, "aio_b": 100}) as c:
         use(c, "default")  # realistic timing: tasks run for seconds

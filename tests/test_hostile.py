@@ -3,6 +3,7 @@ for protocol abuse), and the server keeps serving everyone else afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from emulator.app import create_app
 from emulator.config import Config
@@ -288,6 +290,22 @@ def put_yaml(live: Live, text: str) -> httpx.Response:
     )
 
 
+def test_a_yaml_scenario_body_past_the_limit_is_refused_before_it_is_read(live: Live) -> None:
+    """413 for a YAML body past 64 KiB, whether it says its length or streams in chunks (it
+    was read whole into memory, then refused)."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):  # 4 MiB in all, of which at most the limit and a chunk are read
+            yield b"# " + b"x" * (64 * 1024 - 3) + b"\n"
+
+    for content in (b"#" * (64 * 1024 + 1), chunks()):
+        r = httpx.put(live.url + "/_emulator/scenario", content=content,
+                      headers={"Content-Type": "application/yaml"}, timeout=10)  # fmt: skip
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["type"] == "request_too_large"
+    assert httpx.get(live.url + "/_emulator/health").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -542,6 +560,179 @@ def _request(path: bytes) -> bytes:
     return b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_hostile\r\n\r\n"
 
 
+def answers(raw: bytes) -> list[tuple[int, bytes]]:
+    """The responses a connection sent (``raw``, read until it closed): (status, body) each."""
+    found = []
+    while raw:
+        head, sep, raw = raw.partition(b"\r\n\r\n")
+        assert sep, head[:200]
+        lines = head.split(b"\r\n")
+        fields = dict(line.lower().split(b": ", 1) for line in lines[1:])
+        length = int(fields[b"content-length"])
+        found.append((int(lines[0].split()[1]), raw[:length]))
+        raw = raw[length:]
+    return found
+
+
+def test_a_pipelined_request_over_the_header_limit_gets_431_after_the_one_before_it(
+    live: Live,
+) -> None:
+    """Both requests in one send, so usually in one read of the server."""
+    big = (
+        b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+        + b"a" * 70_000
+        + b"\r\n\r\n"
+    )
+    replies = answers(raw(live, _request(b"/api/v1/tasks/nope") + big))
+    assert [status for status, _ in replies] == [404, 431]
+    envelope(431, json.loads(replies[1][1]), 431)
+    live.healthy()
+
+
+def test_pipelined_requests_under_the_header_limit_are_all_served(live: Live) -> None:
+    padded = (
+        b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+        + b"a" * 60_000
+        + b"\r\n\r\n"
+    )
+    last = b"GET /_emulator/clock HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    replies = answers(raw(live, _request(b"/api/v1/tasks/nope") + padded * 3 + last))
+    assert [status for status, _ in replies] == [404, 200, 200, 200, 200]
+    assert json.loads(replies[-1][1])["mode"] == "virtual"
+
+
+def test_headers_over_the_limit_behind_a_request_in_flight_get_431_after_its_answer() -> None:
+    """The second request's headers arrive while the first is still being answered (1.5 s of
+    scripted latency): they are held to the limit too, and answered in turn."""
+    server = Live()
+    try:
+        slow = "name: slow polls\nrules:\n  - match: {endpoint: task}\n    latency: 1500\n"
+        assert put_yaml(server, slow).status_code == 200
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(_request(b"/api/v1/tasks/nope"))
+            time.sleep(0.2)  # the first is being answered
+            with contextlib.suppress(OSError):
+                s.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                for _ in range(25):  # 200 KB of headers, in pieces
+                    s.sendall(b"X-Big: " + b"a" * 8000 + b"\r\n")
+                s.sendall(b"\r\n")
+            reply = b""
+            with contextlib.suppress(OSError):
+                while chunk := s.recv(65536):
+                    reply += chunk
+        replies = answers(reply)
+        assert [status for status, _ in replies] == [404, 431]
+        envelope(431, json.loads(replies[1][1]), 431)
+        server.healthy()
+    finally:
+        server.stop()
+
+
+def test_a_pipelined_request_answered_after_the_header_deadline_is_not_cut_off() -> None:
+    """The second request is already read when the first is answered; it takes longer than
+    the header deadline (1 s here) to answer, and must still be answered."""
+    server = Live()
+    try:
+        slow = "name: slow polls\nrules:\n  - match: {endpoint: task}\n    latency: 1500\n"
+        assert put_yaml(server, slow).status_code == 200
+        second = _request(b"/api/v1/tasks/nope")[:-2] + b"Connection: close\r\n\r\n"
+        reply = raw(server, _request(b"/api/v1/tasks/nope") + second, timeout=10)
+        assert [status for status, _ in answers(reply)] == [404, 404]
+    finally:
+        server.stop()
+
+
+class FakeTransport(asyncio.Transport):
+    """What the protocol writes, and whether it paused reading or closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+        self.closed = self.paused = False
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+
+def fed(reads: list[bytes]) -> bytes:
+    """What the server's protocol answers to these reads of one connection, each handed to it
+    as one read (once it reads again, as a socket would), until it closes the connection."""
+    from uvicorn.server import ServerState
+
+    async def run() -> bytes:
+        config = uvicorn_config(create_app(Config(seed=1, clock="virtual")))
+        config.load()
+        protocol = config.http_protocol_class(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        for data in reads:
+            for _ in range(500):
+                if not transport.paused or transport.closed:
+                    break
+                await asyncio.sleep(0.01)
+            if transport.closed:
+                break
+            protocol.data_received(data)
+            await asyncio.sleep(0)
+        for _ in range(500):
+            if transport.closed:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return bytes(transport.out)
+
+    return asyncio.run(run())
+
+
+def _sized(size: int) -> bytes:
+    """A request whose request line and headers are exactly ``size`` bytes."""
+    head = b"GET /api/v1/tasks/nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aio_hostile\r\n"
+    pad = size - len(head) - len(b"X-Pad: \r\n\r\n")
+    return head + b"X-Pad: " + b"a" * pad + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("size", [MAX_HEADER_BYTES, MAX_HEADER_BYTES + 1])
+@pytest.mark.parametrize(
+    "split", ["one-read", "after-the-first", "inside-the-second", "4096-byte-reads"]
+)
+def test_the_header_limit_holds_to_the_byte_for_a_pipelined_request_however_it_is_read(
+    size: int, split: str
+) -> None:
+    first = _request(b"/api/v1/tasks/nope")
+    data = first + _sized(size)
+    cut = {"after-the-first": len(first), "inside-the-second": len(first) + 30_000}
+    if split == "one-read":
+        reads = [data]
+    elif split == "4096-byte-reads":
+        reads = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+    else:
+        reads = [data[: cut[split]], data[cut[split] :]]
+    last = _request(b"/api/v1/tasks/last")[:-2] + b"Connection: close\r\n\r\n"
+    replies = answers(fed([*reads, last]))
+    if size <= MAX_HEADER_BYTES:
+        assert [status for status, _ in replies] == [404, 404, 404]
+    else:
+        assert [status for status, _ in replies] == [404, 431]
+        envelope(431, json.loads(replies[1][1]), 431)
+
+
 def test_connections_beyond_the_limit_get_503_in_the_envelope_but_health_is_served() -> None:
     server = Live(max_connections=3)
     held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
@@ -592,4 +783,154 @@ def test_a_client_that_never_reads_its_answers_is_dropped() -> None:
         assert received < count * size
         server.healthy()
     finally:
+        server.stop()
+
+
+# -- scenario files are read off the event loop (issue 15) ----------------------------------------
+
+
+class Gate:
+    """Holds the parse of every scenario YAML that contains ``gated`` until :attr:`release` is
+    set: a file as slow to read as the test needs, whatever the machine."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        compose = yaml.compose
+
+        def gated(stream: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(stream, str) and "gated" in stream:
+                self.started.set()
+                self.release.wait(30)
+            return compose(stream, *args, **kwargs)
+
+        monkeypatch.setattr(yaml, "compose", gated)
+
+
+def big_scenario(name: str, status: int, size: int) -> str:
+    """A valid scenario of about ``size`` bytes: every create answers ``status``, then rules
+    that never match."""
+    text = (
+        f"name: {name}\nrules:\n  - match: {{endpoint: create}}\n    error: {{status: {status}}}\n"
+    )
+    i = 0
+    while len(text) < size - 200:
+        text += (
+            f"  - name: padding rule {i} that never matches, only there to make the file big\n"
+            f"    match: {{endpoint: create, prompt_contains: 'needle {i} nobody sends'}}\n"
+            f"    error: {{status: 500, message: 'padding {i}'}}\n"
+        )
+        i += 1
+    return text
+
+
+def in_thread(call: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``call`` in a thread; its result lands in the dict under "result"."""
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: out.setdefault("result", call()), daemon=True)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize("how", ["hot-reload", "put-path", "put-yaml", "reset"])
+def test_a_big_scenario_being_read_holds_up_no_other_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import emulator.selection
+
+    # a hot reload checks the file at every request; the other cases never check it
+    monkeypatch.setattr(emulator.selection, "RELOAD_CHECK_S", 0.0 if how == "hot-reload" else 1e9)
+    start = tmp_path / "start.yaml"
+    start.write_text("name: small\n")
+    server = Live(scenario=str(start))
+    gate = Gate(monkeypatch)
+    url = server.url
+    big = big_scenario("gated big", 503, 60_000 if how == "put-yaml" else 250_000)
+    if how in ("hot-reload", "reset"):
+        start.write_text(big)
+        os.utime(start, (time.time() - 5, time.time() - 5))  # changed, and stable
+    body = {"model": "cogview-4", "prompt": "a fox"}
+    triggers = {
+        "hot-reload": lambda: httpx.post(
+            url + "/api/v1/images/generations", json=body, headers=AUTH, timeout=30
+        ),
+        "put-path": lambda: httpx.put(
+            url + "/_emulator/scenario", json={"scenario": str(tmp_path / "big.yaml")}, timeout=30
+        ),
+        "put-yaml": lambda: httpx.put(
+            url + "/_emulator/scenario",
+            content=big.encode(),
+            headers={"Content-Type": "application/yaml"},
+            timeout=30,
+        ),
+        "reset": lambda: httpx.post(url + "/_emulator/reset", timeout=30),
+    }
+    (tmp_path / "big.yaml").write_text(big)
+    try:
+        thread, out = in_thread(triggers[how])
+        assert gate.started.wait(10), "the scenario was never read"
+        # the file is being read now: other requests are answered meanwhile
+        assert httpx.get(url + "/_emulator/health", timeout=5).status_code == 200
+        assert httpx.get(url + "/api/v1/tasks/nope", headers=AUTH, timeout=5).status_code == 404
+        assert thread.is_alive()  # answered before the read ended
+        gate.release.set()
+        thread.join(30)
+        expected = 503 if how == "hot-reload" else 200  # the new scenario answers at once
+        assert out["result"].status_code == expected, out["result"].text
+        assert httpx.get(url + "/_emulator/scenario").json()["name"] == "gated big"
+    finally:
+        gate.release.set()
+        server.stop()
+
+
+def test_a_switch_asked_for_earlier_never_replaces_a_later_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = Live()
+    gate = Gate(monkeypatch)
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(big_scenario("gated slow", 500, 100_000))
+    url = server.url + "/_emulator/scenario"
+    try:
+        thread, out = in_thread(lambda: httpx.put(url, json={"scenario": str(slow)}, timeout=30))
+        assert gate.started.wait(10)
+        later = httpx.put(url, json={"scenario": "outage"}, timeout=5)
+        assert later.status_code == 200 and later.json()["name"] == "outage"
+        gate.release.set()
+        thread.join(30)
+        message = envelope(out["result"].status_code, out["result"].json(), 409)
+        assert "asked for after this one" in message
+        assert httpx.get(url).json()["name"] == "outage"
+    finally:
+        gate.release.set()
+        server.stop()
+
+
+def test_a_hot_reload_read_while_the_scenario_is_switched_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import emulator.selection
+
+    monkeypatch.setattr(emulator.selection, "RELOAD_CHECK_S", 0.0)
+    path = tmp_path / "s.yaml"
+    path.write_text("name: first\n")
+    server = Live(scenario=str(path))
+    gate = Gate(monkeypatch)
+    path.write_text(big_scenario("gated edit", 503, 50_000))
+    os.utime(path, (time.time() - 5, time.time() - 5))
+    url = server.url
+    try:
+        thread, out = in_thread(
+            lambda: httpx.get(url + "/api/v1/tasks/nope", headers=AUTH, timeout=30)
+        )
+        assert gate.started.wait(10)
+        switched = httpx.put(url + "/_emulator/scenario", json={"scenario": "instant"}, timeout=5)
+        assert switched.status_code == 200
+        gate.release.set()
+        thread.join(30)
+        assert out["result"].status_code == 404
+        scenario = httpx.get(url + "/_emulator/scenario").json()
+        assert scenario["name"] == "instant" and scenario["reload_error"] is None
+    finally:
+        gate.release.set()
         server.stop()

@@ -118,6 +118,83 @@ def test_autosaver_writes_only_when_something_changed(tmp_path: Path) -> None:
     assert saver.save_now() is True
 
 
+def _file_id(path: Path) -> tuple[int, int]:
+    """What a save changes: a save renames a new file over the old one (a new inode)."""
+    info = os.stat(path)
+    return info.st_ino, info.st_mtime_ns
+
+
+@pytest.mark.parametrize("clock", ["virtual", "real"])
+def test_an_idle_interval_takes_no_snapshot_and_any_change_is_saved_at_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: str
+) -> None:
+    import asyncio
+
+    snapshots = []
+    take = state.take_snapshot
+    monkeypatch.setattr(state, "take_snapshot", lambda e: snapshots.append(1) or take(e))
+    emulator = _emulator(clock=clock, scenario="instant", task_ttl_s=1e6)
+    client = Client(create_app(emulator=emulator), base_url="http://emulator.test")
+    path = tmp_path / "s.json"
+    saver = state.Autosaver(emulator, str(path), 5)
+    task_id = client.create().json()["data"]["task_id"]
+    changes = {
+        "create": lambda: client.create(),
+        "poll": lambda: client.poll(task_id),
+        "credits": lambda: client.put("/_emulator/keys/aio_x", json={"credits": 7}),
+        "a task settled between requests": emulator.settle,  # (what housekeeping does)
+        "journal cleared": lambda: client.delete("/_emulator/requests"),
+        "reset": lambda: client.post("/_emulator/reset"),
+    }
+    if clock == "virtual":
+        changes["clock advanced"] = lambda: client.advance(30)
+        changes["reset after an advance"] = lambda: (
+            client.advance(5),
+            client.post("/_emulator/reset"),
+        )
+
+    async def run() -> None:
+        assert await saver.save()
+        for what, change in changes.items():
+            before, taken = _file_id(path), len(snapshots)
+            for _ in range(3):  # nothing happens: no snapshot, no write
+                assert not await saver.save(), what
+            assert len(snapshots) == taken and _file_id(path) == before, what
+            if what == "a task settled between requests":
+                client.create()  # ended (instant) but not settled: the file has it running
+                assert await saver.save()
+                if clock == "real":
+                    time.sleep(0.01)  # it has ended
+            change()
+            assert await saver.save(), f"{what} was not saved"
+
+    asyncio.run(run())
+    assert saver.status["failures"] == 0
+
+
+def test_a_live_server_rewrites_no_file_while_nothing_happens(tmp_path: Path) -> None:
+    """On the real clock its time moves on, and used to rewrite the file every interval."""
+    from emulator.server import LiveServer
+
+    path = tmp_path / "s.json"
+    config = Config(seed=1, clock="real", state_file=str(path), state_interval_s=0.02)
+    with LiveServer(create_app(config)) as live:
+        deadline = time.monotonic() + 5
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first = _file_id(path)
+        time.sleep(0.3)  # 15 intervals
+        assert _file_id(path) == first
+        httpx.post(
+            live.url + "/api/v1/images/generations",
+            json={"model": "cogview-4", "prompt": "saved at the next interval"},
+            headers=AUTH,
+        )
+        while "saved at the next interval" not in path.read_text():
+            assert time.monotonic() < deadline + 5, "the create was never saved"
+            time.sleep(0.02)
+
+
 # -- the command line ---------------------------------------------------------------------------
 
 
