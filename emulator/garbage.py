@@ -77,7 +77,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 class MemoryReturn:
     """When a serving process calls :func:`release_free_memory`: once the store has shrunk by
-    :data:`RELEASE_AFTER_TASKS` since the last time (expiry, a reset), and every
+    :data:`RELEASE_AFTER_TASKS` since the last time or emptied (expiry, a reset), and every
     :data:`RELEASE_EVERY` housekeeping steps (the renders' free memory under a steady load)."""
 
     def __init__(self) -> None:
@@ -87,7 +87,10 @@ class MemoryReturn:
         """After housekeeping step ``step``, with ``held`` tasks in the store: True when it
         released memory."""
         self.high = max(self.high, held)
-        if self.high - held < RELEASE_AFTER_TASKS and step % RELEASE_EVERY != 0:
+        shrunk = self.high - held
+        if not (shrunk >= RELEASE_AFTER_TASKS or (held == 0 and shrunk > 0)) and (
+            step % RELEASE_EVERY != 0
+        ):
             return False
         self.high = held
         return release_free_memory()

@@ -246,10 +246,13 @@ def test_the_serving_process_hands_free_memory_back_after_a_wave_of_expiry(monke
     shrink = garbage.RELEASE_AFTER_TASKS
     held |= {garbage.RELEASE_EVERY + 1: 5000 - shrink + 1, garbage.RELEASE_EVERY + 2: 5000 - shrink}
     held |= {garbage.RELEASE_EVERY + 3: 5000, garbage.RELEASE_EVERY + 4: 0}  # up again, all gone
+    held |= {garbage.RELEASE_EVERY + 5: 10, garbage.RELEASE_EVERY + 6: 0}  # a few, gone again
     for step, tasks in held.items():
         memory.step(step, tasks)
-    # once per period under a steady load, and as soon as the store has shrunk by enough
-    assert released == [garbage.RELEASE_EVERY, garbage.RELEASE_EVERY + 2, garbage.RELEASE_EVERY + 4]
+    # once per period under a steady load, as soon as the store has shrunk by enough, and
+    # whenever it empties
+    periodic = garbage.RELEASE_EVERY
+    assert released == [periodic, periodic + 2, periodic + 4, periodic + 6]
 
 
 @pytest.mark.parametrize(
