@@ -1,14 +1,16 @@
 """Bytes per retained task and per journal entry, measured with tracemalloc.
 
-Creates N tasks through the ASGI app (as ``count.py`` calls it: no sockets), polls each once
-and, with ``--download``, downloads its image, on an emulator whose journal keeps one entry,
-then on one whose journal keeps every request; the traced memory each holds afterwards
-(after a full collection), divided by N, gives the bytes a task costs while it is retained
-and the bytes a journal entry costs. Rendered images are counted apart (the cache's own
-byte count), since the cache has its own budget.
+Creates N tasks through the ASGI app (no sockets), polls each once and downloads the image of
+every ``--download-every``-th, first on an emulator whose journal keeps one entry, then on one
+whose journal keeps every request; the traced memory each holds afterwards (after a full
+collection), divided by N, gives the bytes a task costs while it is retained and the bytes a
+journal entry costs. The scope of each request is built as uvicorn builds it (method and path
+decoded from the request's bytes, a new string each), so an entry costs what it costs in a
+server. Rendered files are counted apart (the cache's own byte count): the cache has its own
+budget, and a task's files leave it with the task.
 
-    python benchmarks/memory.py                # 5,000 tasks
-    python benchmarks/memory.py --tasks 20000 --download
+    python benchmarks/memory.py                      # 5,000 tasks, no downloads
+    python benchmarks/memory.py --download-every 10  # the mix of make soak
 """
 
 from __future__ import annotations
@@ -19,20 +21,36 @@ import gc
 import json
 import sys
 import tracemalloc
-from typing import Any
-
-from count import _scope
+from typing import Any, NamedTuple
 
 BODY = json.dumps({"model": "cogview-4", "prompt": "a memory test", "size": "1024*1024"}).encode()
-HEADERS = [
-    (b"host", b"127.0.0.1:8000"),
-    (b"authorization", b"Bearer aio_memory"),
-    (b"content-type", b"application/json"),
-    (b"content-length", b"%d" % len(BODY)),
-]
 
 
-async def _call(app: Any, method: str, path: str, body: bytes = b"") -> bytes:
+class Footprint(NamedTuple):
+    """What one measurement found."""
+
+    tasks: int
+    requests: int
+    per_task: float  # bytes per retained task, its files apart
+    per_entry: float  # bytes per journal entry
+    files_per_task: float  # bytes of cached files per task (the downloaded ones' share)
+
+
+def _scope(method: bytes, path: bytes) -> dict[str, Any]:
+    """An HTTP scope as uvicorn's httptools protocol builds it: fresh strings per request."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": method.decode("ascii"), "scheme": "http", "path": path.decode("ascii"),
+        "raw_path": path, "query_string": b"", "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1:8000"), (b"authorization", b"Bearer aio_memory"),
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY)),
+        ],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
+async def _call(app: Any, method: bytes, path: bytes, body: bytes = b"") -> bytes:
     chunks: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
@@ -41,12 +59,12 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"") -> bytes:
     async def send(message: dict[str, Any]) -> None:
         chunks.append(message.get("body", b""))
 
-    await app(_scope(method, path, HEADERS), receive, send)
+    await app(_scope(method, path), receive, send)
     return b"".join(chunks)
 
 
-async def _held(tasks: int, journal: int, download: bool) -> tuple[int, int, int]:
-    """(traced bytes held after ``tasks`` cycles, tasks held, bytes of cached images)."""
+async def _held(tasks: int, journal: int, download_every: int) -> tuple[int, int, int]:
+    """(traced bytes held after ``tasks`` cycles, tasks held, bytes of cached files)."""
     from emulator.app import create_app
     from emulator.config import Config
 
@@ -54,40 +72,53 @@ async def _held(tasks: int, journal: int, download: bool) -> tuple[int, int, int
                     journal_size=journal, max_tasks=max(tasks, 1))  # fmt: skip
     app = create_app(config)
     emulator = app.state.emulator
-    await _call(app, "POST", "/api/v1/images/generations", BODY)  # imports, first-call caches
+    create = b"/api/v1/images/generations"
+    # imports, first-call caches, the render threads and the renderer's own caches
+    task_id = json.loads(await _call(app, b"POST", create, BODY))["data"]["task_id"]
+    await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
+    if download_every:
+        await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
     emulator.reset()
+    emulator.media.clear()
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    for _ in range(tasks):
-        created = json.loads(await _call(app, "POST", "/api/v1/images/generations", BODY))
-        task_id = created["data"]["task_id"]
-        await _call(app, "GET", f"/api/v1/tasks/{task_id}")
-        if download:
-            await _call(app, "GET", f"/files/{task_id}/0.png")
+    for n in range(1, tasks + 1):
+        task_id = json.loads(await _call(app, b"POST", create, BODY))["data"]["task_id"]
+        await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
+        if download_every and n % download_every == 0:
+            await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    cache = emulator.media.cache.size_bytes if download else 0
-    return held, len(emulator.tasks), cache
+    return held, len(emulator.tasks), emulator.media.cache.size_bytes
+
+
+def footprint(tasks: int = 5000, download_every: int = 0) -> Footprint:
+    """Bytes per retained task and per journal entry after ``tasks`` create -> poll cycles
+    (and a download every ``download_every``-th; 0: none), in this process."""
+    requests = 2 * tasks + (tasks // download_every if download_every else 0)
+    no_journal, kept, files = asyncio.run(_held(tasks, 1, download_every))  # keeps one entry
+    with_journal, _, _ = asyncio.run(_held(tasks, requests, download_every))
+    return Footprint(
+        tasks, requests, (no_journal - files) / kept,
+        (with_journal - no_journal) / (requests - 1), files / tasks,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=5000)
-    parser.add_argument("--download", action="store_true", help="download every image too")
+    parser.add_argument(
+        "--download-every", type=int, default=0, help="download every n-th image (0: none)"
+    )
     args = parser.parse_args(argv)
-    n = args.tasks
-    requests = n * (3 if args.download else 2)
-    no_journal, kept, cache = asyncio.run(_held(n, 1, args.download))  # keeps one entry
-    with_journal, _, _ = asyncio.run(_held(n, requests, args.download))
-    per_task = (no_journal - cache) / kept
-    per_entry = (with_journal - no_journal) / (requests - 1)
-    print(f"{n:,} tasks ({kept:,} held), {requests:,} requests, tracemalloc after gc.collect()")
-    print(f"  per retained task       {per_task:8,.0f} B (images apart)")
-    print(f"  per journal entry       {per_entry:8,.0f} B")
-    if args.download:
-        print(f"  cached images           {cache / n:8,.0f} B per task ({cache / 2**20:.1f} MiB)")
+    found = footprint(args.tasks, args.download_every)
+    print(f"{found.tasks:,} tasks, {found.requests:,} requests, tracemalloc after gc.collect()")
+    print(f"  per retained task       {found.per_task:8,.0f} B (its files apart)")
+    print(f"  per journal entry       {found.per_entry:8,.0f} B")
+    if args.download_every:
+        print(f"  cached files            {found.files_per_task:8,.0f} B per task")
     return 0
 
 

@@ -5,8 +5,11 @@ separate process and drives it on loopback with keep-alive connections (raw asyn
 the clients cost little of the machine's CPU). Reports throughput, p50/p99 per request, errors
 (must be 0: the scenario scripts no faults), tasks created vs tasks seen in a terminal state
 (must be equal), balances (balance + reserved + spent conserved, nothing left reserved) and the
-server's resident memory (VmRSS from /proc) at the start, after ``--tasks`` tasks and after
-retention (``--task-ttl``) has expired them.
+server's resident memory (VmRSS from /proc) at the start, after one warm-up cycle (the renderer
+loaded), after ``--tasks`` tasks and after retention (``--task-ttl``) has expired them; then the
+bytes a retained task and a journal entry cost (``memory.py``: tracemalloc, in this process,
+with the same download mix), and PASS/FAIL against #17's memory targets (which do not change
+the exit status).
 
     python benchmarks/soak.py                        # 100,000 tasks, ~3 minutes on 2 cores
     python benchmarks/soak.py --download-every 1 --tasks 20000   # every cycle downloads
@@ -32,6 +35,10 @@ from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CREDITS = 1_000_000
+#: issue #17's targets for make soak's defaults: RSS after the 100,000 tasks, and how far above
+#: the start it may stay once every task has expired
+TARGET_LOADED_MIB = 64.0
+TARGET_RETURN_MIB = 16.0
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Result:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     rss_start_mib: float = 0.0
+    rss_warm_mib: float = 0.0  # after one create -> poll -> download (the renderer loaded)
     rss_loaded_mib: float = 0.0
     rss_peak_mib: float = 0.0
     rss_expired_mib: float = 0.0
@@ -246,6 +254,8 @@ async def soak(
     try:
         await control(port, "/_emulator/health")
         result.rss_start_mib = rss_mib(proc.pid)
+        await client(0, port, asyncio.Event(), Result(), [], [1], 1)  # one cycle, not counted
+        result.rss_warm_mib = rss_mib(proc.pid)
         stop = asyncio.Event()
         claims = [tasks]
         started = time.perf_counter()
@@ -300,14 +310,32 @@ def report(result: Result, args: argparse.Namespace) -> str:
         f"  latency         p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms",
         f"  errors          {result.errors}",
         f"  balances        {'conserved, nothing reserved' if result.balances_ok else 'WRONG'}",
-        f"  memory (RSS)    start {result.rss_start_mib:.1f} MiB, after {result.created} tasks "
+        f"  memory (RSS)    start {result.rss_start_mib:.1f} MiB ({result.rss_warm_mib:.1f} after "
+        f"one cycle: the renderer loaded), after {result.created} tasks "
         f"{result.rss_loaded_mib:.1f} MiB (peak {result.rss_peak_mib:.1f}), after expiry "
-        f"{result.rss_expired_mib:.1f} MiB ({result.tasks_left_after_expiry} tasks held)",
+        f"{result.rss_expired_mib:.1f} MiB, {result.rss_expired_mib - result.rss_start_mib:+.1f} "
+        f"on the start ({result.tasks_left_after_expiry} tasks held)",
     ]
     step = max(1, len(result.curve) // 12)
     curve = result.curve[::step] + ([result.curve[-1]] if len(result.curve) % step != 1 else [])
     lines.append("  memory curve    " + ", ".join(f"{c}: {m} MiB" for _, c, m in curve))
     return "\n".join(lines)
+
+
+def memory_verdicts(result: Result) -> list[str]:
+    """#17's memory targets (set for make soak's defaults), as PASS/FAIL lines."""
+    above = result.rss_expired_mib - result.rss_start_mib
+    out = []
+    for ok, target, value in (
+        (result.rss_loaded_mib <= TARGET_LOADED_MIB,
+         f"RSS after the tasks <= {TARGET_LOADED_MIB:g} MiB", f"{result.rss_loaded_mib:.1f} MiB"),
+        (above <= TARGET_RETURN_MIB,
+         f"RSS after expiry <= {TARGET_RETURN_MIB:g} MiB above the start",
+         f"{above:+.1f} MiB ({result.rss_warm_mib - result.rss_start_mib:+.1f} of it the "
+         "renderer's first load)"),
+    ):  # fmt: skip
+        out.append(f"{'PASS' if ok else 'FAIL':<6}{target:<45}{value}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         help="download the image of every n-th task (10; 1 = every task, ~3.5x slower)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--footprint-tasks",
+        type=int,
+        default=2000,
+        help="tasks of the in-process bytes-per-task measurement (2000)",
+    )
     parser.add_argument(
         "--faults",
         action="store_true",
@@ -352,9 +386,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(report(result, args))
+    from memory import footprint  # (benchmarks/, beside this script)
+
+    found = footprint(args.footprint_tasks, args.download_every)
+    print(f"  footprint       {found.per_task:,.0f} B per retained task (+"
+          f"{found.files_per_task:,.0f} B of cached files), {found.per_entry:,.0f} B per journal "
+          f"entry (memory.py, {found.tasks:,} tasks in-process)")  # fmt: skip
+    for verdict in memory_verdicts(result):
+        print(verdict)
     if args.json:
+        figures = {**asdict(result), "cycles_per_s": result.cycles_per_s,
+                   "footprint": found._asdict()}  # fmt: skip
         with open(args.json, "w") as fh:
-            json.dump({**asdict(result), "cycles_per_s": result.cycles_per_s}, fh, indent=1)
+            json.dump(figures, fh, indent=1)
     problems = result.problems(args.rss_slack)
     for problem in problems:
         print(f"FAIL: {problem}")

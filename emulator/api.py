@@ -15,6 +15,7 @@ scenario's outage answers a bad body or an unknown task too, and a bad key is to
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NamedTuple
@@ -110,9 +111,10 @@ class Call:
         """The journal's record of this request, answered with ``status`` (and ``response``,
         the answer as JSON text, where it matters to a reader: chat)."""
         scope = self.scope
+        method = sys.intern(scope["method"])  # (one string, not one per entry: uvicorn's is new)
         return Entry._make((
-            seq, scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
-            self.key, self.body, self.json, status, error, self.task_id, self.rule, at,
+            seq, method, scope["path"], scope["query_string"].decode("latin-1"), self.key,
+            self.body, self.json, status, error, self.task_id, self.rule, at,
             time.time(), time.perf_counter() - self.started, kind, None, False, response,
         ))  # fmt: skip
 
@@ -176,8 +178,8 @@ async def _answer_at_once(
 
 async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
     key = call.key = emulator.authenticate(call.raw_headers.get(b"authorization"))
-    call.task_id = task_id[:200]
     task = emulator.lookup(key, task_id)
+    call.task_id = task_id[:200] if task is None else task.id  # (the journal: one copy of an id)
     decision = await decide(emulator, call, "task", key, model=task.model if task else None,
                              task=task)  # fmt: skip
     if task is None:
@@ -189,8 +191,8 @@ async def get_task(emulator: Emulator, call: Call, task_id: str) -> Answer:
 
 async def get_file(emulator: Emulator, call: Call, task_id: str, name: str) -> Answer:
     """A finished task's file (image, video, clip): 200, or 206 for a Range, 304, 416."""
-    call.task_id = task_id[:200]
     task = emulator.tasks.peek(task_id)  # whose it is, for the scenario (file() settles)
+    call.task_id = task_id[:200] if task is None else task.id
     owner, model = (task.key, task.model) if task is not None else (None, None)
     decision = await decide(emulator, call, "image", owner, model=model, task=task)
     index, ext = file_name(name)

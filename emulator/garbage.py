@@ -1,14 +1,31 @@
-"""The garbage-collection policy of a process that only serves (the CLI, not the pytest plugin,
-whose process is the user's test session)."""
+"""The memory policy of a process that only serves (the CLI, not the pytest plugin, whose
+process is the user's test session): when the garbage collector runs, and when the C
+allocator's free memory goes back to the system."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import gc
+from collections.abc import Callable
 
-__all__ = ["FULL_COLLECTION_EVERY", "collect_young", "freeze_startup_objects"]
+__all__ = [
+    "FULL_COLLECTION_EVERY",
+    "RELEASE_AFTER_TASKS",
+    "RELEASE_EVERY",
+    "MemoryReturn",
+    "collect_young",
+    "freeze_startup_objects",
+    "release_free_memory",
+]
 
 #: housekeeping steps between full collections (about 100 s)
 FULL_COLLECTION_EVERY = 2000
+#: tasks the store must have shrunk by since the last release for another (a wave of expiry
+#: or a reset, not the churn of a steady load, which forgets one task per create)
+RELEASE_AFTER_TASKS = 1000
+#: housekeeping steps between releases under a steady load (about 10 s)
+RELEASE_EVERY = 200
 
 
 def freeze_startup_objects() -> None:
@@ -37,3 +54,43 @@ def collect_young(step: int) -> None:
     (measured with ``gc.callbacks`` under ``make bench``'s create load).
     """
     gc.collect(2 if step % FULL_COLLECTION_EVERY == 0 else 1)
+
+
+def release_free_memory() -> bool:
+    """Hand the free pages of every malloc arena back to the system (glibc's ``malloc_trim``;
+    a no-op elsewhere). glibc gives memory back only from the top of each arena, and only
+    past a threshold that grows with the largest block freed: the rendered files of expired
+    tasks (allocated by the render threads) and the objects of a wave of forgotten tasks stay
+    resident otherwise (``benchmarks/soak.py``). True when memory was released."""
+    trim = _malloc_trim()
+    return trim is not None and bool(trim(0))
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):  # not glibc (musl, macOS, Windows)
+        return None
+    return trim
+
+
+class MemoryReturn:
+    """When a serving process calls :func:`release_free_memory`: once the store has shrunk by
+    :data:`RELEASE_AFTER_TASKS` since the last time or emptied (expiry, a reset), and every
+    :data:`RELEASE_EVERY` housekeeping steps (the renders' free memory under a steady load)."""
+
+    def __init__(self) -> None:
+        self.high = 0  # the most tasks held since the last release
+
+    def step(self, step: int, held: int) -> bool:
+        """After housekeeping step ``step``, with ``held`` tasks in the store: True when it
+        released memory."""
+        self.high = max(self.high, held)
+        shrunk = self.high - held
+        if not (shrunk >= RELEASE_AFTER_TASKS or (held == 0 and shrunk > 0)) and (
+            step % RELEASE_EVERY != 0
+        ):
+            return False
+        self.high = held
+        return release_free_memory()

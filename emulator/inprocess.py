@@ -178,7 +178,10 @@ class _ASGIBridge:
                 request=request,
             )
         content = b"" if request.method == "HEAD" else b"".join(chunks)
-        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content))
+        # (naming its request: respx copies a response that names none)
+        return httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(content), request=request
+        )
 
     def _run(self, coroutine: Coroutine[Any, Any, httpx.Response]) -> httpx.Response:
         if not _loop_running():  # the usual case: a sync test, no event loop in this thread
@@ -242,6 +245,27 @@ def _sync_router() -> type[respx.MockRouter]:
     return Router
 
 
+@functools.cache
+def _served_route() -> Callable[..., respx.Route]:
+    """A respx route answered by the bridge itself rather than through a side effect, for
+    which respx inspects the callable's signature and copies its response on every request."""
+    import respx
+    from respx.models import SideEffectError
+
+    class Served(respx.Route):
+        def __init__(self, serve: Callable[[httpx.Request], Any], **lookups: Any) -> None:
+            super().__init__(**lookups)
+            self.serve = serve
+
+        def resolve(self, request: httpx.Request, **kwargs: Any) -> Any:
+            try:
+                return self.serve(request)
+            except Exception as error:  # recorded and raised as respx does a side effect's
+                raise SideEffectError(self, origin=error) from error
+
+    return Served
+
+
 class RespxEmulatorHandle(EmulatorHandle):
     """The handle of in-process mode: httpx requests for https://apiin.one (or ``base_url``)
     reach the app."""
@@ -269,7 +293,7 @@ class RespxEmulatorHandle(EmulatorHandle):
         where: dict[str, Any] = {"host": url.hostname}
         if url.port is not None:
             where["port"] = url.port
-        self.router.route(**where).mock(side_effect=self.serve)
+        self.router.add(_served_route()(bridge, **where))
 
     def _pass_through(self, url: str) -> None:
         """Let httpx requests for ``url`` (the live server's, in the same test) reach it."""

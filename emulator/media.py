@@ -7,7 +7,8 @@ audio in worker processes, all at the lowest CPU priority: a render never holds 
 requests of other tasks), once: requests for a file being rendered wait for that render. The
 cache is keyed by what decides a file's bytes (:class:`RenderJob`), not by task: the same
 request under the same seed gets the same task id and the same file, so after a reset (the
-pytest plugin resets before each test) or in a repeated load test nothing is rendered twice.
+pytest plugin resets before each test) nothing is rendered twice. A task that expires or is
+evicted takes its files out of the cache: no URL serves them any more.
 The renderers load on the first download, not at start-up.
 """
 
@@ -92,6 +93,11 @@ class FileCache:
         self.size_bytes += len(file.body)
         while self.size_bytes > self.max_bytes:
             self._remove(next(iter(self._entries)))
+
+    def discard(self, key: Key) -> None:
+        """Forget the file cached for ``key``, if any."""
+        if key in self._entries:
+            self._remove(key)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -268,7 +274,8 @@ class Media:
             finally:
                 if self._rendering.get(job) is pending and pending.done():
                     del self._rendering[job]
-            self.cache.put(job, found)
+            if self.tasks.peek(task.id) is task:  # (not one forgotten while it rendered)
+                self.cache.put(job, found)
         if task.image is not None and task.image.mode == "corrupt":
             return _corrupted(found)
         return found
@@ -311,6 +318,14 @@ class Media:
                 self.workers, mp_context=_process_context(), initializer=_in_the_background
             )
         return self._processes
+
+    def forget(self, task: Task) -> None:
+        """Drop the cached files of a task that left the store (expired or evicted): no URL
+        serves them any more, and only a reset can create its id again. A reset clears tasks
+        without forgetting them, so their files stay for the next test's identical task."""
+        if task.jobs:
+            for job in task.jobs.values():
+                self.cache.discard(job)
 
     def clear(self) -> None:
         """Forget every rendered file (the cache is keyed by content: a reset keeps it)."""

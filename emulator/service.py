@@ -332,7 +332,7 @@ class Emulator:
             self.webhooks.task_ended(task, state)
 
     def _forget(self, task: Task) -> None:
-        """A task left the store (its rendered files stay cached by content, within the
-        cache's byte budget)."""
+        """A task left the store (expired or evicted): its files leave the cache too."""
+        self.media.forget(task)
         if task.finished_at is None:  # evicted before it ended: it will never be billed
             self.ledger.refund(task.key, task.credits)

@@ -390,6 +390,31 @@ def test_a_file_is_rendered_once_for_the_same_request_and_seed_even_after_a_rese
     assert len(cache) == 1
 
 
+def _download(client: Client, task_id: str) -> None:
+    url = client.run_to_end(task_id)["output"]["image_url"]
+    assert client.get(url.replace("http://emulator.test", "")).status_code == 200
+
+
+def test_a_task_that_expires_or_is_evicted_takes_its_files_out_of_the_cache() -> None:
+    """No URL serves a forgotten task's files, so they do not stay in memory (a long-running
+    server would otherwise fill the cache's whole budget with files nobody can download)."""
+    with make_client(task_ttl_s=300, max_tasks=2) as client:
+        cache = client.app.state.emulator.media.cache
+        first = client.create(prompt="the first fox").json()["data"]["task_id"]
+        _download(client, first)
+        assert len(cache) == 1 and cache.size_bytes > 0
+        client.advance(301)  # past its retention
+        assert client.poll(first).status_code == 404
+        assert len(cache) == 0 and cache.size_bytes == 0
+        ids = [client.create(prompt=f"fox {n}").json()["data"]["task_id"] for n in range(2)]
+        for task_id in ids:
+            _download(client, task_id)
+        assert len(cache) == 2
+        client.create(prompt="a third fox")  # the store holds 2: the oldest finished one goes
+        assert client.poll(ids[0]).status_code == 404
+        assert len(cache) == 1
+
+
 def _answers(client: Client, answers: dict[str, str]) -> None:
     scenario = {"name": "at-once", "answers": answers}
     assert client.put("/_emulator/scenario", json={"scenario": scenario}).status_code == 200

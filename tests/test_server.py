@@ -235,6 +235,26 @@ def test_the_serving_process_collects_garbage_on_a_schedule(monkeypatch) -> None
     assert collected.count(1) == 2 * server.FULL_COLLECTION_EVERY - 2 and collected[0] == 1
 
 
+def test_the_serving_process_hands_free_memory_back_after_a_wave_of_expiry(monkeypatch) -> None:
+    import emulator.garbage as garbage
+
+    assert isinstance(garbage.release_free_memory(), bool)  # (a no-op off glibc)
+    released: list[int] = []
+    monkeypatch.setattr(garbage, "release_free_memory", lambda: released.append(step) or True)
+    memory = garbage.MemoryReturn()
+    held = {step: 5000 for step in range(1, garbage.RELEASE_EVERY + 1)}  # a steady load
+    shrink = garbage.RELEASE_AFTER_TASKS
+    held |= {garbage.RELEASE_EVERY + 1: 5000 - shrink + 1, garbage.RELEASE_EVERY + 2: 5000 - shrink}
+    held |= {garbage.RELEASE_EVERY + 3: 5000, garbage.RELEASE_EVERY + 4: 0}  # up again, all gone
+    held |= {garbage.RELEASE_EVERY + 5: 10, garbage.RELEASE_EVERY + 6: 0}  # a few, gone again
+    for step, tasks in held.items():
+        memory.step(step, tasks)
+    # once per period under a steady load, as soon as the store has shrunk by enough, and
+    # whenever it empties
+    periodic = garbage.RELEASE_EVERY
+    assert released == [periodic, periodic + 2, periodic + 4, periodic + 6]
+
+
 @pytest.mark.parametrize(
     ("argv", "env", "needle"),
     [

@@ -85,6 +85,9 @@ def test_sync(aio_emulator_respx):
     head = httpx.head(task["output"]["image_url"])
     assert head.content == b"" and int(head.headers["content-length"]) == len(png.content)
     assert aio_emulator_respx.polls(task_id) == 1
+    calls = aio_emulator_respx.router.calls  # respx records what the emulator answered
+    assert [c.request.method for c in calls] == ["POST", "GET", "GET", "HEAD"]
+    assert calls.last.response.request is calls.last.request
 
 
 @pytest.mark.anyio
