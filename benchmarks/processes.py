@@ -1,7 +1,9 @@
-"""Stopping the servers a benchmark started, shared by ``bench.py`` and ``render_load.py``."""
+"""The processes of a benchmark: stopping the servers it started (``bench.py``,
+``render_load.py``) and pinning a renderer benchmark to one CPU (``render_*.py``)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -19,3 +21,14 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+def pin(cpu: int | None) -> str:
+    """Pin this process to one CPU (the last one it may use unless told), as a server's render
+    worker would run; say which."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity here)"
+    cpus = sorted(os.sched_getaffinity(0))
+    chosen = cpus[-1] if cpu is None else cpu
+    os.sched_setaffinity(0, {chosen})
+    return f"pinned to CPU {chosen} of {cpus}"

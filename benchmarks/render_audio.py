@@ -13,7 +13,6 @@ verdict.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -22,21 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's emulator
 
+from processes import pin
+
 from emulator import audio
 from emulator.audio import AudioPlaceholder, render_mp3
 
 CASES = [("speech", 30.0), ("music", 30.0), ("music", 240.0), ("speech", 5.0)]
 TARGET = ("speech", 30.0, 50.0)  # kind, duration, milliseconds
-
-
-def pin(cpu: int | None) -> str:
-    """Run on one CPU (the last one allowed unless told), as a server worker would."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity)"
-    allowed = sorted(os.sched_getaffinity(0))
-    chosen = allowed[-1] if cpu is None else cpu
-    os.sched_setaffinity(0, {chosen})
-    return f"pinned to CPU {chosen} of {allowed}"
 
 
 def times_ms(fn: Callable[[int], object], repeats: int) -> list[float]:

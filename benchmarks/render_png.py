@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
 import sys
 import time
@@ -29,6 +28,8 @@ import PIL
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's emulator
+
+from processes import pin
 
 from emulator import labels
 from emulator.images import PNG_OPTIONS, Placeholder, render_png
@@ -42,16 +43,6 @@ SIZES = [
 ]
 PROMPT = "A watercolor fox in a misty forest at dawn, soft light, highly detailed"
 MAX_PIXELS = 4096 * 4096
-
-
-def pin(cpu: int | None) -> str:
-    """Pin this process to one CPU (the last one available unless told); say which."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity here)"
-    cpus = sorted(os.sched_getaffinity(0))
-    chosen = cpus[-1] if cpu is None else cpu
-    os.sched_setaffinity(0, {chosen})
-    return f"pinned to CPU {chosen} of {cpus}"
 
 
 def timed(fn: Callable[[int], object], repeats: int) -> tuple[float, float]:

@@ -16,7 +16,6 @@ Exit code 0 whatever the verdict; non-zero only if it cannot run.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, not an installed copy
+
+from processes import pin  # noqa: E402
 
 from emulator import video  # noqa: E402
 from emulator.video import VideoPlaceholder, render_mp4  # noqa: E402
@@ -49,16 +50,6 @@ from emulator.video import VideoPlaceholder, render_mp4
 render_mp4(VideoPlaceholder(1280, 720, 5, 1, "veo3-fast", {prompt!r}, "n17cold_veo"))
 print((time.perf_counter() - started) * 1000)
 """
-
-
-def pin(cpu: int | None) -> str:
-    """Pin this process to one CPU (the last one available unless told); say which."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity here)"
-    cpus = sorted(os.sched_getaffinity(0))
-    chosen = cpus[-1] if cpu is None else cpu
-    os.sched_setaffinity(0, {chosen})
-    return f"pinned to CPU {chosen} of {cpus}"
 
 
 def placeholder(w: int, h: int, seconds: float, audio: bool, i: int) -> VideoPlaceholder:
