@@ -90,7 +90,7 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
     def in_process() -> RespxEmulatorHandle:
         return RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
 
-    with in_process()._mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
+    with in_process().mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
         results.append(("plugin in-process, httpx.Client", _best(lambda: c.get(path))))
 
     async def async_client() -> float:
@@ -104,7 +104,7 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
                 batches.append((time.perf_counter() - started) / requests * 1e6)
             return min(batches)
 
-    with in_process()._mocking():
+    with in_process().mocking():
         results.append(("plugin in-process, httpx.AsyncClient", asyncio.run(async_client())))
     with LiveServer(app) as server, httpx.Client(base_url=server.url, headers=headers) as c:
         results.append(("plugin live server, httpx.Client", _best(lambda: c.get(path))))
@@ -135,14 +135,14 @@ def poll_ratio(rounds: int = 9, requests: int = 300) -> tuple[float, float, floa
     handle = RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
     headers = {"Authorization": "Bearer aio_bench"}
     body = {"model": "cogview-4", "prompt": "a red fox in the snow"}
-    with handle._mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
+    with handle.mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
         task_id = c.post("/api/v1/images/generations", json=body).json()["data"]["task_id"]
         path = f"/api/v1/tasks/{task_id}"
         static = c.get(path).json()
 
     def in_process() -> float:
         emulated = RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
-        with emulated._mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
+        with emulated.mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
             return _batch(lambda: c.get(path), requests)
 
     def respx_static() -> float:

@@ -40,7 +40,7 @@ def _child(side: str, what: str, calls: int) -> None:
     handle = RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
     headers = {"Authorization": "Bearer aio_bench"}
     body = {"model": "cogview-4", "prompt": "a red fox in the snow"}
-    with handle._mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as client:
+    with handle.mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as client:
         task_id = client.post("/api/v1/images/generations", json=body).json()["data"]["task_id"]
         poll = client.get(f"/api/v1/tasks/{task_id}")
         path = f"/api/v1/tasks/{task_id}" if what == "poll" else f"/files/{task_id}/0.png"
@@ -48,7 +48,7 @@ def _child(side: str, what: str, calls: int) -> None:
     static: dict[str, Any] = {"json": poll.json()} if what == "poll" else {
         "content": answer.content, "headers": {"content-type": "image/png"}
     }  # fmt: skip
-    router: Any = respx.mock(base_url=REAL_BASE_URL) if side == "static" else handle._mocking()
+    router: Any = respx.mock(base_url=REAL_BASE_URL) if side == "static" else handle.mocking()
     with router as mock, httpx.Client(base_url=REAL_BASE_URL, headers=headers) as client:
         if side == "static":
             mock.get(path).respond(**static)

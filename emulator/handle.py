@@ -133,7 +133,9 @@ class EmulatorHandle:
         self.url = url
         #: a valid API key (its balance is the marker's ``credits`` when set)
         self.api_key = api_key
-        self._checks = checks
+        #: what the after-test checks have reported so far (shared by the handles of one
+        #: emulator in one test: both fixtures together)
+        self.checks = checks
         #: where a relative scenario path is looked for (folder, what it is), in order
         self._places = places
 
@@ -381,7 +383,7 @@ class EmulatorHandle:
     # -- after the test -------------------------------------------------------------------
 
     @_on_loop
-    def _hints(self) -> list[str]:
+    def hints(self) -> list[str]:
         """Why a failed test may have waited in vain: tasks still running on a virtual clock
         that nobody advanced during the test (code that sleeps for real and polls)."""
         clock = self.emulator.clock
@@ -403,9 +405,10 @@ class EmulatorHandle:
         ]
 
     @_on_loop
-    def _problems(self) -> list[str]:
-        """New problems since the last call: server tracebacks, then unserved requests."""
-        checks = self._checks
+    def problems(self) -> list[str]:
+        """New problems since the last call: server tracebacks, then unserved requests (unless
+        the marker allows them). The plugin fails a passing test that has any."""
+        checks = self.checks
         problems: list[str] = []
         errors = self.emulator.server_errors[checks.server_errors :]
         checks.server_errors = len(self.emulator.server_errors)

@@ -295,13 +295,15 @@ class RespxEmulatorHandle(EmulatorHandle):
             where["port"] = url.port
         self.router.add(_served_route()(bridge, **where))
 
-    def _pass_through(self, url: str) -> None:
+    def pass_through(self, url: str) -> None:
         """Let httpx requests for ``url`` (the live server's, in the same test) reach it."""
         parts = urlsplit(url)
         self.router.route(host=parts.hostname, port=parts.port).pass_through()
 
     @contextlib.contextmanager
-    def _mocking(self) -> Iterator[None]:
+    def mocking(self) -> Iterator[None]:
+        """While inside: httpx requests for :attr:`url` reach the emulator (the router is
+        active) and webhooks are delivered in process. The fixture enters it for the test."""
         webhooks = self.emulator.webhooks
         host = _Host()
         try:

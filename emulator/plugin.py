@@ -112,10 +112,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         result = yield
     except BaseException:
         for handle in handles:
-            for problem in [*handle._problems(), *handle._hints()]:
+            for problem in [*handle.problems(), *handle.hints()]:
                 item.add_report_section("call", MARKER, problem)
         raise
-    problems = [problem for handle in handles for problem in handle._problems()]
+    problems = [problem for handle in handles for problem in handle.problems()]
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
     return result
@@ -127,13 +127,13 @@ def _let_live_through(handles: list[EmulatorHandle]) -> None:
         if isinstance(mock, RespxEmulatorHandle):
             for live in handles:
                 if not isinstance(live, RespxEmulatorHandle):
-                    mock._pass_through(live.url)
+                    mock.pass_through(live.url)
 
 
 def _unique(handles: list[EmulatorHandle]) -> list[EmulatorHandle]:
     seen: dict[int, EmulatorHandle] = {}
     for handle in handles:
-        seen.setdefault(id(handle._checks), handle)
+        seen.setdefault(id(handle.checks), handle)
     return list(seen.values())
 
 
@@ -201,7 +201,7 @@ def aio_emulator_respx(
         places=_places(request.node),
         base_url=options.get("base_url", REAL_BASE_URL),
     )
-    with handle._mocking():
+    with handle.mocking():
         yield from _run(request.node, handle)
 
 
@@ -246,7 +246,7 @@ def _prepare(
     ``run``: on the live server's loop, or right here)."""
     for handle in item.stash.get(_HANDLES, []):
         if handle.emulator is emulator:  # both fixtures in one test: one emulator, one reset
-            return handle._checks
+            return handle.checks
     try:
         run(lambda: _reset(emulator, options))
     except ScenarioError as exc:
@@ -276,6 +276,6 @@ def _run(item: pytest.Item, handle: EmulatorHandle) -> Iterator[Any]:
     handles.append(handle)
     _let_live_through(handles)
     yield handle
-    problems = handle._problems()  # what happened after the test body, during teardown
+    problems = handle.problems()  # what happened after the test body, during teardown
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)

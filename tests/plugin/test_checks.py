@@ -176,3 +176,25 @@ def test_it(client):
             "- GET /api/v1/oops -> 404: Unknown path GET '/api/v1/oops'.*",
         ]
     )
+
+
+@pytest.mark.parametrize("mode", ["aio_emulator", "aio_emulator_respx"])
+def test_problems_reports_each_problem_once_and_then_the_test_passes(
+    suite: pytest.Pytester, mode: str
+) -> None:
+    """``handle.problems()`` is the after-test check itself: what it returned is not reported
+    again, so a test that looked at its unserved requests (and meant them) passes."""
+    suite.makepyfile(
+        HEADER
+        + MISTAKES
+        + f"""
+def test_it({mode}):
+    with httpx.Client(base_url={mode}.url, headers={mode}.headers) as client:
+        mistakes(client)
+    [problem] = {mode}.problems()
+    assert "could not serve 3 request(s)" in problem
+    assert {mode}.problems() == []
+    assert {mode}.hints() == []
+"""
+    )
+    suite.runpytest().assert_outcomes(passed=1)
