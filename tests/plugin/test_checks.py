@@ -34,9 +34,10 @@ def mistakes(client):
 """
 
 
-@pytest.mark.parametrize("mode", ["aio_emulator", "aio_emulator_respx"])
-def test_unserved_requests_fail_the_test_as_a_list(suite: pytest.Pytester, mode: str) -> None:
-    suite.makepyfile(
+def mistakes_test(mode: str, then: str = "") -> str:
+    """A test file whose one test makes the three MISTAKES through ``mode``'s fixture, then
+    runs ``then`` (indented lines of its body)."""
+    return (
         HEADER
         + MISTAKES
         + f"""
@@ -44,7 +45,13 @@ def test_it({mode}):
     with httpx.Client(base_url={mode}.url, headers={mode}.headers) as client:
         mistakes(client)
 """
+        + then
     )
+
+
+@pytest.mark.parametrize("mode", ["aio_emulator", "aio_emulator_respx"])
+def test_unserved_requests_fail_the_test_as_a_list(suite: pytest.Pytester, mode: str) -> None:
+    suite.makepyfile(mistakes_test(mode))
     result = suite.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(UNSERVED)
@@ -184,17 +191,11 @@ def test_problems_reports_each_problem_once_and_then_the_test_passes(
 ) -> None:
     """``handle.problems()`` is the after-test check itself: what it returned is not reported
     again, so a test that looked at its unserved requests (and meant them) passes."""
-    suite.makepyfile(
-        HEADER
-        + MISTAKES
-        + f"""
-def test_it({mode}):
-    with httpx.Client(base_url={mode}.url, headers={mode}.headers) as client:
-        mistakes(client)
+    then = f"""
     [problem] = {mode}.problems()
     assert "could not serve 3 request(s)" in problem
     assert {mode}.problems() == []
     assert {mode}.hints() == []
 """
-    )
+    suite.makepyfile(mistakes_test(mode, then))
     suite.runpytest().assert_outcomes(passed=1)
