@@ -51,10 +51,21 @@ VIDEO_BODY = json.dumps(
     }
 ).encode()
 VIDEO_HEADERS = [*HEADERS[:3], (b"content-length", str(len(VIDEO_BODY)).encode())]
+#: the bench's non-streamed chat completion (``bench.py``'s CHAT_BODY)
+CHAT_BODY = json.dumps(
+    {
+        "model": "gemini",
+        "stream": False,
+        "messages": [
+            {"role": "user", "content": "Summarise the plot of Hamlet in three sentences."}
+        ],
+    }
+).encode()
+CHAT_HEADERS = [*HEADERS[:3], (b"content-length", str(len(CHAT_BODY)).encode())]
 WARMUP, FEW, MANY = 4000, 1000, 3000
 ENDPOINTS = ("create", "poll", "download")
-#: also countable, not in the default run: ``--endpoints video-create``
-EXTRA_ENDPOINTS = ("video-create",)
+#: also countable, not in the default run: ``--endpoints video-create,chat``
+EXTRA_ENDPOINTS = ("video-create", "chat")
 
 
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -105,6 +116,7 @@ async def _run(app_name: str, endpoint: str, calls: int) -> None:
             VIDEO_BODY,
             0.002,
         ),
+        "chat": (_scope("POST", "/api/v1/chat/completions", CHAT_HEADERS), CHAT_BODY, 0.0),
     }[endpoint]
     for _ in range(WARMUP):
         await _call(app, scope, body)

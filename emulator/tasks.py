@@ -61,14 +61,19 @@ class StoreFull(Exception):
 
 
 class State(StrEnum):
+    #: whether a task in this state has ended (succeeded or failed); a plain attribute, set
+    #: below, since every poll asks it twice (benchmarks/README.md)
+    terminal: bool
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
-    @property
-    def terminal(self) -> bool:
-        return self in (State.SUCCEEDED, State.FAILED)
+
+for _state in State:
+    _state.terminal = _state in (State.SUCCEEDED, State.FAILED)
+del _state
 
 
 @dataclass(slots=True)  # immutable by convention (frozen: benchmarks/README.md)
@@ -298,7 +303,7 @@ class TaskStore:
         ):
             task.forced = (State.FAILED, now, view.progress)
             view = observe(task, now)
-        if view.state.terminal:
+        if view.state.terminal and task.finished_at is None:
             self._finish(task, view.state, view.updated_at)
         return view
 

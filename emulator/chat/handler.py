@@ -17,6 +17,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
@@ -62,8 +63,8 @@ Sleep = Callable[[float], Awaitable[None]]
 class _Answer:
     """How one call was answered, for the journal (filled in as the call goes)."""
 
-    __slots__ = ("charged", "completion", "error", "fault", "responded", "sent", "status",
-                 "stream", "ttft_ms", "wrapped")  # fmt: skip
+    __slots__ = ("charged", "completion", "completion_json", "error", "fault", "responded",
+                 "sent", "status", "stream", "ttft_ms", "wrapped")  # fmt: skip
 
     def __init__(self) -> None:
         self.status = 500  # until a response starts
@@ -71,6 +72,9 @@ class _Answer:
         self.error: str | None = None
         #: the chat.completion object (None: no answer was composed, an error came first)
         self.completion: dict[str, Any] | None = None
+        #: the same object as the JSON the answer sent, when it sent it whole and unwrapped
+        #: (the journal embeds these bytes rather than encoding the object again)
+        self.completion_json: bytes | None = None
         self.stream = False
         self.wrapped = False
         self.ttft_ms: float | None = None
@@ -84,8 +88,10 @@ class _Answer:
         if self.completion is None:
             return None
         sent = self.sent
+        kept = self.completion_json
         return json_text({
-            "completion": self.completion, "stream": self.stream, "wrapped": self.wrapped,
+            "completion": self.completion if kept is None else orjson.Fragment(kept),
+            "stream": self.stream, "wrapped": self.wrapped,
             "ttft_ms": self.ttft_ms, "charged": self.charged, "fault": self.fault,
             "cut": sent is not None and not sent.ended, "sent": sent.text() if sent else None,
         })  # fmt: skip
@@ -207,6 +213,8 @@ class ChatEndpoint:
     ) -> bool:  # fmt: skip
         """Send the whole answer; False when a fault broke it (nothing is charged)."""
         reply = json_reply(body)
+        if not answer.wrapped:
+            answer.completion_json = reply.body
         fault = general.fault
         if scripted.cut_after is not None:
             answer.fault, fault = "cut_after", "close_mid_body"

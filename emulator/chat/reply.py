@@ -121,24 +121,31 @@ def placeholder(request: ChatRequest, seed: int, model: str) -> str:
     intro = (
         f"This is the API in One emulator answering as {model}. {source}: “{_excerpt(message)}”."
     )
-    words = intro.split()
-    target = max(MIN_WORDS + seed % (MAX_WORDS - MIN_WORDS + 1), len(words))
-    count = len(_SENTENCE_WORDS)  # 7, a prime: every step from 1 to 6 visits them all
+    parts, said = [intro], intro.count(" ") + 1  # its words: the excerpt is single-spaced
+    # the words still to add: whole sentences, then the start of one
+    left = max(MIN_WORDS + seed % (MAX_WORDS - MIN_WORDS + 1), said) - said
+    count = len(_SENTENCES)  # 7, a prime: every step from 1 to 6 visits them all
     start, step = (seed >> 16) % count, 1 + (seed >> 24) % (count - 1)
     for k in range(count):  # 7 sentences: 60 words and more
-        if len(words) >= target:
+        if left <= 0:
             break
-        words += _SENTENCE_WORDS[(start + k * step) % count]
-    text = " ".join(words[:target])
+        i = (start + k * step) % count
+        words = _SENTENCE_WORDS[i]
+        parts.append(_SENTENCES[i] if len(words) <= left else " ".join(words[:left]))
+        left -= len(words)
+    text = " ".join(parts)
     return text if text.endswith((".", "”.")) else text.rstrip(",;:") + "."
 
 
 def _excerpt(message: Mapping[str, Any]) -> str:
-    words = content_text(message.get("content")).split()
+    """The message's first words, single-spaced, with "…" if that is not all of it (split
+    no further than needed: a long message is not cut into a string per word)."""
+    words = content_text(message.get("content")).split(maxsplit=EXCERPT_WORDS)
+    more = len(words) > EXCERPT_WORDS
     text = " ".join(words[:EXCERPT_WORDS])
     if len(text) > EXCERPT_CHARS:
-        text = text[:EXCERPT_CHARS].rstrip()
-    return text + ("…" if len(words) > EXCERPT_WORDS or len(text) < len(" ".join(words)) else "")
+        text, more = text[:EXCERPT_CHARS].rstrip(), True
+    return text + ("…" if more else "")
 
 
 def _tool_to_call(request: ChatRequest) -> Tool | None:

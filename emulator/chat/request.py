@@ -35,7 +35,7 @@ class Tool:
     parameters: Mapping[str, Any]  # a JSON Schema ({} when the tool takes anything)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # immutable by convention (frozen: benchmarks/README.md)
 class ChatRequest:
     """A validated request. ``stream`` is None when the body does not say (the scenario's
     default decides); ``tool_choice`` is ``none``/``auto``/``required`` or a tool's name."""
@@ -59,7 +59,10 @@ class ChatRequest:
 
     def last(self, *roles: str) -> Mapping[str, Any] | None:
         """The newest message with one of ``roles``."""
-        return next((m for m in reversed(self.messages) if m["role"] in roles), None)
+        for message in self.messages[::-1]:
+            if message["role"] in roles:
+                return message
+        return None
 
 
 def parse_request(body: Mapping[str, Any]) -> ChatRequest:
@@ -123,48 +126,54 @@ def _messages(raw: Any) -> tuple[Mapping[str, Any], ...]:
         shown = "an empty list" if raw == [] else _kind(raw)
         raise InvalidRequest(f"messages: expected a non-empty list of messages, got {shown}")
     for i, message in enumerate(raw):
-        _message(message, f"messages[{i}]")
+        _message(message, i)
     return tuple(raw)
 
 
-def _message(message: Any, path: str) -> None:
+def _message(message: Any, i: int) -> None:
+    """Check ``messages[i]`` (its path is spelt out only for an error: most calls have none)."""
     if not isinstance(message, dict):
         raise InvalidRequest(
-            f"{path}: expected an object with role and content, got {_kind(message)}"
+            f"{_at(i)}: expected an object with role and content, got {_kind(message)}"
         )
     role = message.get("role")
     if role not in ROLES:
         problem = "required, one of" if role is None else f"{_show(role)} is not one of"
-        raise InvalidRequest(f"{path}.role: {problem}: {', '.join(ROLES)}")
+        raise InvalidRequest(f"{_at(i)}.role: {problem}: {', '.join(ROLES)}")
     content = message.get("content")
     if role == "assistant":
         calls = message.get("tool_calls")
         if calls is not None:
-            _tool_calls(calls, f"{path}.tool_calls")
+            _tool_calls(calls, f"{_at(i)}.tool_calls")
         if content is None and not calls:
-            raise InvalidRequest(f"{path}.content: required unless the message has tool_calls")
+            raise InvalidRequest(f"{_at(i)}.content: required unless the message has tool_calls")
         if content is not None:
-            _content(content, f"{path}.content")
+            _content(content, i)
         return
     if content is None:
-        raise InvalidRequest(f"{path}.content: required for a {role} message")
-    _content(content, f"{path}.content")
+        raise InvalidRequest(f"{_at(i)}.content: required for a {role} message")
+    _content(content, i)
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise InvalidRequest(f"{path}.tool_call_id: required (a string) for a tool message")
+        raise InvalidRequest(f"{_at(i)}.tool_call_id: required (a string) for a tool message")
 
 
-def _content(content: Any, path: str) -> None:
+def _at(i: int) -> str:
+    return f"messages[{i}]"
+
+
+def _content(content: Any, i: int) -> None:
     if isinstance(content, str):
         return
+    path = f"{_at(i)}.content"
     if not isinstance(content, list):
         raise InvalidRequest(
             f"{path}: expected a string or a list of content parts, got {_kind(content)}"
         )
-    for i, part in enumerate(content):
+    for n, part in enumerate(content):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise InvalidRequest(f"{path}[{i}]: expected a content part object with a type")
+            raise InvalidRequest(f"{path}[{n}]: expected a content part object with a type")
         if part["type"] == "text" and not isinstance(part.get("text"), str):
-            raise InvalidRequest(f"{path}[{i}].text: required (a string) for a text part")
+            raise InvalidRequest(f"{path}[{n}].text: required (a string) for a text part")
 
 
 def _tool_calls(calls: Any, path: str) -> None:
