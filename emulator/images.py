@@ -162,19 +162,22 @@ class _Frame(NamedTuple):
     def nbytes(self) -> int:
         return self.scanlines.width * self.scanlines.height + sum(map(len, self.segments))
 
+    def band(self, panel: labels.Panel) -> tuple[int, int, bytes]:
+        """The segments ``[first, last)`` that `panel`'s rows fall in, and their scanlines with
+        the panel painted on them."""
+        line, height = self.scanlines.size
+        first = max(0, panel.rows.start) // self.rows
+        last = min(len(self.segments), -(-panel.rows.stop // self.rows))
+        image = self.scanlines.crop((0, first * self.rows, line, min(height, last * self.rows)))
+        panel.paint(image, (1, -first * self.rows))
+        return first, last, image.tobytes()
+
     def stream(self, panel: labels.Panel | None) -> bytes:
         """The PNG's zlib stream: this frame with `panel` painted on it. Only the segments the
         panel's rows fall in are deflated again."""
+        first, last, data = (0, 0, b"") if panel is None else self.band(panel)
         line, height = self.scanlines.size
-        first = last = 0
-        data = b""
-        if panel is not None:
-            first = max(0, panel.rows.start) // self.rows
-            last = min(len(self.segments), -(-panel.rows.stop // self.rows))
-            band = self.scanlines.crop((0, first * self.rows, line, min(height, last * self.rows)))
-            panel.paint(band, (1, -first * self.rows))
-            data = band.tobytes()
-        tail = height * line - first * self.rows * line - len(data)
+        tail = (height - first * self.rows) * line - len(data)  # bytes of scanlines after data
         adler = _adler32_combine(self.before[first], zlib.adler32(data), len(data))
         adler = _adler32_combine(adler, self.after[last], tail)
         return b"".join(
