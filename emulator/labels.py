@@ -4,6 +4,8 @@ Shared by the PNG renderer (``images.py``) and the MP4 renderer (``video.py``) s
 and a video of the same task look alike. Drawing happens on an 8-bit canvas whose pixel values
 are palette indices (``BG``, ``LINE``, ``PANEL``, ``TEXT0``..): the PNG encoder then sees one
 byte per pixel, and the video renderer attaches the same palette to get RGB once per video.
+The frame (``draw_frame``: background, cross, border) depends on the size alone and the label
+(``label_panel``) is laid out and drawn apart, so that the PNG renderer can keep a size's frame.
 """
 
 from __future__ import annotations
