@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import concurrent.futures
 import hashlib
 import io
 import os
@@ -192,6 +193,19 @@ def test_bytes_are_the_same_whether_the_frame_was_cached_or_not() -> None:
     assert render_png(p, max_pixels=BIG) == missed  # from the cached frame
     images._FRAMES.clear()
     assert render_png(p, max_pixels=BIG) == missed
+
+
+def test_render_threads_sharing_the_frame_cache_give_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a budget of about two frames: the threads draw, keep and evict frames under each other
+    monkeypatch.setattr(images, "_FRAMES", images._Frames(max_bytes=2 * 321 * 240 + 10_000))
+    jobs = [make(320 + i % 3, 240, seed=i, task_id=f"t{i}") for i in range(60)]
+    serial = [render_png(p, max_pixels=BIG) for p in jobs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda p: render_png(p, max_pixels=BIG), jobs))
+    assert threaded == serial
+    assert images._FRAMES.size_bytes <= images._FRAMES.max_bytes
 
 
 def test_frame_segments_are_independent_and_checksummed() -> None:
