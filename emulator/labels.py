@@ -245,16 +245,12 @@ def _draw_ink(panel: Image.Image, x: float, y: int, text: str, font: Font) -> No
 
     Each glyph's pixels are set to its own ramp index where it has ink, so no coverage mask
     has to be built and mapped for the whole panel; where two glyphs' ink overlaps, the later
-    one wins (with coverage, the overlap would be a little darker). The glyphs are pasted by
-    Pillow's core image, as ``Image.paste`` does once it has checked its arguments.
+    one wins (with coverage, the overlap would be a little darker).
     """
-    core = panel.im
     for ch in text:
         glyph = _glyph(font, ch)
-        if glyph.ink is not None and glyph.opaque is not None:
-            left, top = round(x) + glyph.dx, y + glyph.dy
-            box = (left, top, left + glyph.ink.width, top + glyph.ink.height)
-            core.paste(glyph.ink.im, box, glyph.opaque.im)
+        if glyph.ink is not None:
+            panel.paste(glyph.ink, (round(x) + glyph.dx, y + glyph.dy), glyph.opaque)
         x += glyph.advance
 
 
