@@ -4,6 +4,8 @@ Shared by the PNG renderer (``images.py``) and the MP4 renderer (``video.py``) s
 and a video of the same task look alike. Drawing happens on an 8-bit canvas whose pixel values
 are palette indices (``BG``, ``LINE``, ``PANEL``, ``TEXT0``..): the PNG encoder then sees one
 byte per pixel, and the video renderer attaches the same palette to get RGB once per video.
+The frame (``draw_frame``: background, cross, border) depends on the size alone and the label
+(``label_panel``) is laid out and drawn apart, so that the PNG renderer can keep a size's frame.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFont, features
 
@@ -28,11 +31,14 @@ __all__ = [
     "TEXT0",
     "Font",
     "Label",
+    "Panel",
     "clean",
     "colours",
+    "draw_frame",
     "draw_placeholder",
     "draw_text",
     "font_size",
+    "label_panel",
     "line_height",
     "load_font",
     "luminance",
@@ -89,13 +95,21 @@ def draw_placeholder(
     for the progress bar). ``load`` picks the font for a pixel size (default ``load_font``).
     The caller has validated the size.
     """
+    canvas = draw_frame(width, height)
+    panel = label_panel(width, height, label, bottom=bottom, load=load)
+    if panel is not None:
+        panel.paint(canvas)
+    return canvas
+
+
+def draw_frame(width: int, height: int) -> Image.Image:
+    """The part of a placeholder that only its size decides: background, cross and border."""
     canvas = Image.new("L", (width, height), BG)
     draw = ImageDraw.Draw(canvas)
     stroke = stroke_width(width, height)
     draw.line((0, 0, width - 1, height - 1), fill=LINE, width=stroke)
     draw.line((width - 1, 0, 0, height - 1), fill=LINE, width=stroke)
     draw.rectangle((0, 0, width - 1, height - 1), outline=LINE, width=stroke)
-    _draw_label(canvas, draw, label, stroke, height - bottom, load or load_font)
     return canvas
 
 
@@ -326,26 +340,49 @@ def line_height(font: Font) -> int:
     return int(font.getbbox("Ag")[3])
 
 
-def _draw_label(
-    canvas: Image.Image,
-    draw: ImageDraw.ImageDraw,
+class Panel(NamedTuple):
+    """The label's panel, drawn: its pixels (``PANEL`` and the text ramp) and where its top
+    left corner goes on the placeholder. ``paint`` adds a one-pixel ``LINE`` outline around it."""
+
+    image: Image.Image
+    left: int
+    top: int
+
+    @property
+    def rows(self) -> range:
+        """The placeholder's rows that ``paint`` changes: the panel's and its outline's."""
+        return range(self.top - 1, self.top + self.image.height + 1)
+
+    def paint(self, canvas: Image.Image, origin: tuple[int, int] = (0, 0)) -> None:
+        """Paste the panel and draw its outline on `canvas`, whose pixel `origin` is the
+        placeholder's top left corner (a canvas of some rows only, or with extra columns)."""
+        left, top = self.left + origin[0], self.top + origin[1]
+        right, bottom = left + self.image.width, top + self.image.height
+        canvas.paste(self.image, (left, top))
+        ImageDraw.Draw(canvas).rectangle((left - 1, top - 1, right, bottom), outline=LINE, width=1)
+
+
+def label_panel(
+    width: int,
+    height: int,
     label: Label,
-    stroke: int,
-    h: int,
-    load: FontLoader,
-) -> None:
-    """Draw the text panel centred in the top `h` rows; lines that do not fit are shortened
-    or skipped."""
-    w = canvas.width
-    size = font_size(w, canvas.height)
+    *,
+    bottom: int = 0,
+    load: FontLoader | None = None,
+) -> Panel | None:
+    """The label of a placeholder of this size, centred in its top ``height - bottom`` rows;
+    lines that do not fit are shortened or skipped. None if nothing fits."""
+    w, h = width, height - bottom
+    load = load or load_font
+    size = font_size(width, height)
     font = load(size)
     pad = max(2, size // 2)
     gap = max(2, size // 4)
-    margin = 2 * stroke + 2
+    margin = 2 * stroke_width(width, height) + 2
     max_width = w - 2 * (margin + pad)
     max_height = h - 2 * (margin + pad)
     if max_width < size or max_height < line_height(font):
-        return
+        return None
 
     title_font = load(round(size * 1.5))
     if text_width(title_font, "PLACEHOLDER") > max_width:
@@ -354,7 +391,7 @@ def _draw_label(
     candidates: list[_Line] = [
         _Line("PLACEHOLDER", title_font, 0),
         _Line(clean(label.model, 80), font, 2),
-        _Line(f"{w}{times}{canvas.height}", font, 1),
+        _Line(f"{width}{times}{height}", font, 1),
     ]
     if label.detail:
         candidates.append(_Line(label.detail, font, 3))
@@ -376,7 +413,7 @@ def _draw_label(
         single = [*_wrap(prompt, font, max_width, 1), prompt_lines[0].text][0]
         lines = [_Line(single, font, 5) if ln.priority >= 5 else ln for ln in lines]
     if not lines:
-        return
+        return None
 
     widths = [text_width(line.font, line.text) for line in lines]
     heights = [line_height(line.font) for line in lines]
@@ -384,12 +421,10 @@ def _draw_label(
     panel_h = min(h - 2 * margin, sum(heights) + gap * (len(lines) - 1) + 2 * pad)
     panel = Image.new("L", (panel_w, panel_h), PANEL)
     y = pad
-    for line, width, height in zip(lines, widths, heights, strict=True):
-        _draw_ink(panel, (panel_w - width) / 2, y, line.text, line.font)
-        y += height + gap
-    left, top = (w - panel_w) // 2, (h - panel_h) // 2
-    canvas.paste(panel, (left, top))
-    draw.rectangle((left - 1, top - 1, left + panel_w, top + panel_h), outline=LINE, width=1)
+    for line, line_w, line_h in zip(lines, widths, heights, strict=True):
+        _draw_ink(panel, (panel_w - line_w) / 2, y, line.text, line.font)
+        y += line_h + gap
+    return Panel(panel, (w - panel_w) // 2, (h - panel_h) // 2)
 
 
 def _fit_vertically(lines: Sequence[_Line], max_height: int, gap: int) -> list[_Line]:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import colorsys
+import concurrent.futures
 import hashlib
 import io
 import os
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFont
 
 from emulator import images, labels
+from emulator.catalogue import Catalogue
 from emulator.images import Placeholder, render_png
 from emulator.media import FileCache, MediaFile, etag_of
 
-BIG = 10_000_000
+BIG = 4096 * 4096  # the catalogue's largest size
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -78,6 +84,182 @@ def test_tiny_and_thin_sizes_render(width: int, height: int) -> None:
 
 def test_size_exactly_at_the_limit_is_allowed() -> None:
     assert decode(render_png(make(300, 200), max_pixels=300 * 200)).size == (300, 200)
+
+
+# -- the same picture as Pillow's encoder of the drawn canvas ---------------------------
+
+
+def pillow_png(p: Placeholder) -> bytes:
+    """The placeholder drawn whole and saved by Pillow: what ``render_png`` must look like."""
+    detail = f"image {p.index + 1}/{p.count}" if p.count > 1 else ""
+    label = labels.Label(model=p.model, prompt=p.prompt, task_id=p.task_id, detail=detail)
+    canvas = labels.draw_placeholder(p.width, p.height, label)
+    canvas.putpalette(labels.palette(p.seed))
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG", **images.PNG_OPTIONS)
+    return buf.getvalue()
+
+
+def chunks(body: bytes) -> list[tuple[bytes, bytes]]:
+    """The PNG's chunks as (type, data), each CRC checked."""
+    out, at = [], len(PNG_SIGNATURE)
+    while at < len(body):
+        (length,) = struct.unpack(">I", body[at : at + 4])
+        kind, data = body[at + 4 : at + 8], body[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", body[at + 8 + length : at + 12 + length])
+        assert zlib.crc32(kind + data) == crc, kind
+        out.append((kind, data))
+        at += 12 + length
+    assert at == len(body)
+    return out
+
+
+def assert_same_picture(p: Placeholder) -> None:
+    """render_png's PNG decodes to the pixels and palette of Pillow's PNG of the same canvas,
+    and its zlib stream (adler32 included, which zlib checks) holds exactly those scanlines."""
+    body = render_png(p, max_pixels=BIG)
+    Image.open(io.BytesIO(body)).verify()
+    got, want = decode(body), decode(pillow_png(p))
+    assert (got.mode, got.size) == (want.mode, want.size) == ("P", (p.width, p.height))
+    assert got.getpalette() == want.getpalette() == labels.palette(p.seed)
+    assert got.tobytes() == want.tobytes()
+    kinds = [kind for kind, _ in chunks(body)]
+    assert kinds == [b"IHDR", b"PLTE", b"IDAT", b"IEND"]
+    idat = b"".join(data for kind, data in chunks(body) if kind == b"IDAT")
+    w = p.width
+    pixels = want.tobytes()
+    rows = b"".join(b"\0" + pixels[y * w : (y + 1) * w] for y in range(p.height))
+    assert zlib.decompress(idat) == rows
+
+
+SIDES = st.integers(1, 700)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    width=SIDES,
+    height=SIDES,
+    seed=st.integers(0, 2**64 - 1),
+    prompt=st.text(max_size=120),
+    model=st.sampled_from(["cogview-4", "flux-2", "x" * 90, ""]),
+    task_id=st.text(max_size=30),
+    count=st.integers(1, 4),
+    data=st.data(),
+)
+def test_render_is_the_picture_pillow_encodes(
+    width: int,
+    height: int,
+    seed: int,
+    prompt: str,
+    model: str,
+    task_id: str,
+    count: int,
+    data: st.DataObject,
+) -> None:
+    index = data.draw(st.integers(0, count - 1))
+    assert_same_picture(Placeholder(width, height, seed, model, prompt, task_id, index, count))
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [
+        pytest.param(1, 1, id="1x1"),
+        pytest.param(1, 3000, id="one-column"),
+        pytest.param(3000, 1, id="one-row"),
+        pytest.param(40, 30, id="no-label"),  # too small for any line: every row from the cache
+        pytest.param(200, 60, id="label-in-every-segment"),  # one segment, redrawn whole
+        pytest.param(32767, 5, id="a-row-per-segment"),  # a scanline fills a segment
+        pytest.param(1023, 1021, id="odd"),
+    ],
+)
+def test_edge_sizes_are_the_picture_pillow_encodes(width: int, height: int) -> None:
+    assert_same_picture(make(width, height, count=2, index=1))
+
+
+def catalogue_sizes() -> list[tuple[int, int]]:
+    catalogue = Catalogue.load()
+    return sorted({size for m in catalogue.models.values() for size in m.allowed_pixel_sizes()})
+
+
+@pytest.mark.parametrize(("width", "height"), catalogue_sizes())
+def test_catalogue_sizes_are_the_picture_pillow_encodes(width: int, height: int) -> None:
+    assert_same_picture(make(width, height, seed=width * height, prompt="fox " * 30))
+
+
+def test_bytes_are_the_same_whether_the_frame_was_cached_or_not() -> None:
+    p = make(640, 480, count=3, index=2)
+    images._FRAMES.clear()
+    missed = render_png(p, max_pixels=BIG)
+    assert render_png(p, max_pixels=BIG) == missed  # from the cached frame
+    images._FRAMES.clear()
+    assert render_png(p, max_pixels=BIG) == missed
+
+
+def test_render_threads_sharing_the_frame_cache_give_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a budget of about two frames: the threads draw, keep and evict frames under each other
+    monkeypatch.setattr(images, "_FRAMES", images._Frames(max_bytes=2 * 321 * 240 + 10_000))
+    jobs = [make(320 + i % 3, 240, seed=i, task_id=f"t{i}") for i in range(60)]
+    serial = [render_png(p, max_pixels=BIG) for p in jobs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda p: render_png(p, max_pixels=BIG), jobs))
+    assert threaded == serial
+    assert images._FRAMES.size_bytes <= images._FRAMES.max_bytes
+
+
+def test_frame_segments_are_independent_and_checksummed() -> None:
+    frame = images._FRAMES.get(1440, 720)
+    line = 1441
+    scanlines = frame.scanlines.tobytes()
+    step = frame.rows * line
+    assert step <= images._SEGMENT_BYTES
+    for i, segment in enumerate(frame.segments):
+        rows = scanlines[i * step : (i + 1) * step]
+        # inflates alone, without the segments before it: it refers to none of their bytes
+        assert zlib.decompressobj(-15).decompress(segment) == rows
+        assert frame.before[i + 1] == zlib.adler32(scanlines[: (i + 1) * step])
+        assert frame.after[i] == zlib.adler32(scanlines[i * step :])
+    assert frame.before[0] == frame.after[-1] == 1
+
+
+def test_deflated_segments_refer_to_nothing_before_them() -> None:
+    # runs across a boundary: a match could reach back into the part before, were it not for
+    # the full flush (a frame's rows never run across: each ends with the border, each begins
+    # with the filter-type byte 0)
+    parts = [memoryview(b"a" * 5000), memoryview(b"a" * 5000 + b"b"), memoryview(b"b" * 300)]
+    segments = images._deflate(parts)
+    for part, segment in zip(parts, segments, strict=True):
+        assert zlib.decompressobj(-15).decompress(segment) == part
+    stream = images._ZLIB_HEADER + b"".join(segments[::-1]) + images._LAST_BLOCK
+    adler = zlib.adler32(b"".join(parts[::-1]))
+    assert zlib.decompress(stream + adler.to_bytes(4, "big")) == b"".join(parts[::-1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=st.binary(max_size=300), b=st.binary(max_size=300), repeat=st.integers(1, 700))
+def test_adler32_combine_is_zlibs(a: bytes, b: bytes, repeat: int) -> None:
+    b *= repeat  # lengths past adler32's modulus, 65521
+    combined = images._adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b))
+    assert combined == zlib.adler32(a + b)
+
+
+def test_frame_cache_keeps_the_last_sizes_within_its_budget() -> None:
+    a, b, c = (300, 200), (310, 200), (320, 200)  # growing frames
+    nbytes = {size: images._Frame.draw(*size).nbytes for size in (a, b, c)}
+    frames = images._Frames(max_bytes=nbytes[b] + nbytes[c])
+    for size in (a, b, c):
+        frames.get(*size)
+    assert list(frames._frames) == [b, c]  # a went to make room for c
+    assert frames.get(*b) is frames.get(*b)
+    frames.get(*a)  # c is now the least recently used
+    assert list(frames._frames) == [b, a]
+    assert frames.size_bytes == nbytes[a] + nbytes[b] <= frames.max_bytes
+    small = images._Frames(max_bytes=nbytes[a] - 1)
+    assert small.get(*a) is not small.get(*a)  # too big to keep: drawn for each render
+    assert small.size_bytes == 0
+    frames.clear()
+    assert (list(frames._frames), frames.size_bytes) == ([], 0)
 
 
 # -- validation -----------------------------------------------------------------------
