@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -85,41 +86,58 @@ def _check_media_type(content_type: str | None) -> None:
 def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
     """``raw`` as a JSON object, and as text: orjson when its answer is exactly the standard
     library's, else the standard library (its error messages; integers past 64 bits, which
-    orjson turns into floats, stay integers)."""
+    orjson turns into floats, stay integers).
+
+    orjson reads numbers as the standard library does except an integer outside 64 bits (19
+    digits or more), which it reads as a float: a body with a float (``temperature: 0.7``) is
+    orjson's unless it has a run of 19 digits (``tests/test_http.py`` compares the readers)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         data = None
     if type(data) is dict:
+        floats = False
         for item in data.values():  # a flat body (the usual) is checked in this one pass
             kind = type(item)
             if kind is float:
+                floats = True
+            elif kind is dict or kind is list:
+                floats = _has_floats(data)
                 break
-            if kind is dict or kind is list:
-                if _no_floats(data):
-                    return data, raw.decode()
-                break
-        else:
+        if not floats or not _may_hold_a_long_integer(raw):
             return data, raw.decode()
     text = decode(raw)
     return parse_object(text), text
 
 
-def _no_floats(data: dict[str, Any]) -> bool:
-    """True when ``data`` holds no float; 400 when it is nested past :data:`MAX_JSON_DEPTH`
-    (checked here for bodies without floats, by :func:`parse_object` for the others)."""
+def _has_floats(data: dict[str, Any]) -> bool:
+    """Whether ``data`` holds a float; 400 when it is nested past :data:`MAX_JSON_DEPTH`
+    (checked here for what orjson read, by :func:`parse_object` for the rest)."""
+    found = False
     stack: list[tuple[Any, int]] = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         for item in value.values() if type(value) is dict else value:
             kind = type(item)
             if kind is float:
-                return False
-            if kind is dict or kind is list:
+                found = True
+            elif kind is dict or kind is list:
                 if depth >= MAX_JSON_DEPTH:
                     raise _too_deep()
                 stack.append((item, depth + 1))
-    return True
+    return found
+
+
+def _may_hold_a_long_integer(raw: bytes) -> bool:
+    """Whether ``raw`` has a run of 19 digits (counted first: most bodies have fewer digits in
+    all, and counting is several times cheaper than the search)."""
+    digits = len(raw) - len(raw.translate(None, _DIGITS))
+    return digits >= _LONG_DIGITS and _LONG_NUMBER.search(raw) is not None
+
+
+_DIGITS = b"0123456789"
+_LONG_DIGITS = 19
+_LONG_NUMBER = re.compile(rb"[0-9]{%d}" % _LONG_DIGITS)
 
 
 def _check_depth(data: Any) -> None:

@@ -74,6 +74,13 @@ EDGE_CASES = [
     b"\t{}\r\n",
     b"\x0c{}",
     b'{"a": 1.0}',
+    b'{"t": 0.7, "n": -9223372036854775809}',
+    b'{"t": 0.7, "n": 18446744073709551616}',
+    b'{"t": 0.7, "n": 9223372036854775807, "m": -9223372036854775808}',
+    b'{"t": 0.7, "p": "call 12345678901234567890"}',
+    b'{"t": 2.2250738585072011e-308, "u": 4.9406564584124654e-324, "v": 1e-400}',
+    b'{"t": 0.1e1, "u": 1.00000000000000011102230246251565404236316680908203125}',
+    b'{"t": 1.7976931348623157e308, "u": 1.7976931348623159e308}',
 ]
 JSON_TEXT = st.one_of(
     st.binary(max_size=40),
@@ -91,6 +98,36 @@ JSON_TEXT = st.one_of(
 @given(JSON_TEXT)
 def test_the_fast_body_reader_answers_as_the_standard_library(raw: bytes) -> None:
     assert repr(_fast(raw)) == repr(_standard(raw))  # repr: NaN-free, and 1 != 1.0 shows
+
+
+@pytest.mark.parametrize("raw", EDGE_CASES)
+def test_each_edge_case_reads_as_the_standard_library_reads_it(raw: bytes) -> None:
+    assert repr(_fast(raw)) == repr(_standard(raw))
+
+
+#: numbers as a client may spell them: any float, big and small integers, and decimal text
+#: with many digits and exponents (what a correctly rounding reader must round alike)
+NUMBER_TEXT = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers().map(str),
+    st.builds(
+        lambda sign, digits, point, exponent: (
+            f"{sign}{digits[:point] or '0'}"
+            f"{'.' + digits[point:] if digits[point:] else ''}{exponent}"
+        ),
+        st.sampled_from(["", "-"]),
+        st.text(alphabet="0123456789", min_size=1, max_size=30).filter(lambda d: d[0] != "0"),
+        st.integers(0, 30),
+        st.sampled_from(["", "e5", "E-3", "e+300", "e-320", "e400", "e-400"]),
+    ),
+)
+
+
+@given(st.lists(NUMBER_TEXT, min_size=1, max_size=4))
+def test_bodies_with_numbers_read_as_the_standard_library_reads_them(numbers: list[str]) -> None:
+    fields = ", ".join(f'"f{i}": {n}' for i, n in enumerate(numbers))
+    raw = f'{{"model": "gemini", "temperature": 0.7, {fields}}}'.encode()
+    assert repr(_fast(raw)) == repr(_standard(raw))
 
 
 # -- hostile values (issue 15) ------------------------------------------------------------------
