@@ -45,6 +45,15 @@ from typing import Any
 import cycle
 import render_load
 from processes import stop_process
+from workloads import (
+    CHAT_BODY,
+    CHAT_MESSAGES,
+    CHAT_PATH,
+    CREATE_BODY,
+    CREATE_PATH,
+    VIDEO_BODY,
+    VIDEO_PATH,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 # the in-process renders use the checkout this script belongs to, not an installed copy (the
@@ -57,24 +66,6 @@ PYTHON = sys.executable
 SERVER_CPU, LOAD_CPU = 0, 1
 KEY_HEADERS = {"Authorization": "Bearer aio_bench"}
 JSON_HEADERS = {**KEY_HEADERS, "Content-Type": "application/json"}
-CREATE_PATH = "/api/v1/images/generations"
-CREATE_BODY = json.dumps(
-    {
-        "model": "cogview-4",
-        "prompt": "A futuristic robot assistant helping in a modern kitchen, clean design",
-        "size": "1024*1024",
-        "quality": "hd",
-    }
-)
-VIDEO_PATH = "/api/v1/videos/generations"
-VIDEO_BODY = json.dumps(
-    {
-        "model": "kling-3",
-        "prompt": "A red fox running through fresh snow at dusk, cinematic, slow motion",
-        "duration": 5,
-        "mode": "std",
-    }
-)
 #: seconds per wrk run of the video workloads (at most --duration): they keep make bench short
 VIDEO_SECONDS = 3
 #: throughput floors against bare where they are not 1.0: creates (issue 17), a non-streamed
@@ -82,9 +73,6 @@ VIDEO_SECONDS = 3
 THROUGHPUT_FLOORS = {"create": 0.8, "chat": 0.7}
 #: throughput floor and p99 ceiling of the video workloads against bare (issue 13)
 VIDEO_FLOOR, VIDEO_P99 = 0.7, 2.0
-CHAT_PATH = "/api/v1/chat/completions"
-CHAT_MESSAGES = [{"role": "user", "content": "Summarise the plot of Hamlet in three sentences."}]
-CHAT_BODY = json.dumps({"model": "gemini", "stream": False, "messages": CHAT_MESSAGES})
 #: a streamed answer of about 200 tokens: a JSON array of 100 "token" strings (801 characters)
 CHAT_STREAM_FIELDS = {
     "messages": CHAT_MESSAGES,

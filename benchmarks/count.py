@@ -26,41 +26,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from workloads import CHAT_BODY as CHAT_JSON
+from workloads import CHAT_PATH, CREATE_BODY, CREATE_PATH, VIDEO_PATH
+from workloads import VIDEO_BODY as VIDEO_JSON
+
 BENCH_DIR = Path(__file__).resolve().parent
-BODY = json.dumps(
-    {
-        "model": "cogview-4",
-        "prompt": "A futuristic robot assistant helping in a modern kitchen, clean design",
-        "size": "1024*1024",
-        "quality": "hd",
-    }
-).encode()
+BODY = CREATE_BODY.encode()
 HEADERS = [
     (b"host", b"127.0.0.1:8000"),
     (b"authorization", b"Bearer aio_bench"),
     (b"content-type", b"application/json"),
     (b"content-length", str(len(BODY)).encode()),
 ]
-#: the bench's video create (kling-3: the most fields, cross-field checks, a priced duration)
-VIDEO_BODY = json.dumps(
-    {
-        "model": "kling-3",
-        "prompt": "A red fox running through fresh snow at dusk, cinematic, slow motion",
-        "duration": 5,
-        "mode": "std",
-    }
-).encode()
+VIDEO_BODY = VIDEO_JSON.encode()
 VIDEO_HEADERS = [*HEADERS[:3], (b"content-length", str(len(VIDEO_BODY)).encode())]
-#: the bench's non-streamed chat completion (``bench.py``'s CHAT_BODY)
-CHAT_BODY = json.dumps(
-    {
-        "model": "gemini",
-        "stream": False,
-        "messages": [
-            {"role": "user", "content": "Summarise the plot of Hamlet in three sentences."}
-        ],
-    }
-).encode()
+CHAT_BODY = CHAT_JSON.encode()
 CHAT_HEADERS = [*HEADERS[:3], (b"content-length", str(len(CHAT_BODY)).encode())]
 WARMUP, FEW, MANY = 4000, 1000, 3000
 ENDPOINTS = ("create", "poll", "download")
@@ -100,7 +80,7 @@ async def _run(app_name: str, endpoint: str, calls: int) -> None:
 
     emulator_app = create_app(Config(seed=1, clock="virtual", default_credits=10**12))
     emulator = emulator_app.state.emulator
-    create = _scope("POST", "/api/v1/images/generations", HEADERS)
+    create = _scope("POST", CREATE_PATH, HEADERS)
     sent = await _call(emulator_app, create, BODY)
     task_id = json.loads(sent[1]["body"])["data"]["task_id"]
     emulator.clock.advance(60)
@@ -112,11 +92,11 @@ async def _run(app_name: str, endpoint: str, calls: int) -> None:
         "poll": (_scope("GET", f"/api/v1/tasks/{task_id}", HEADERS[:2]), b"", 0.0),
         "download": (_scope("GET", image, HEADERS[:1]), b"", 0.0),
         "video-create": (
-            _scope("POST", "/api/v1/videos/generations", VIDEO_HEADERS),
+            _scope("POST", VIDEO_PATH, VIDEO_HEADERS),
             VIDEO_BODY,
             0.002,
         ),
-        "chat": (_scope("POST", "/api/v1/chat/completions", CHAT_HEADERS), CHAT_BODY, 0.0),
+        "chat": (_scope("POST", CHAT_PATH, CHAT_HEADERS), CHAT_BODY, 0.0),
     }[endpoint]
     for _ in range(WARMUP):
         await _call(app, scope, body)
