@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from count_inprocess import KEY_HEADERS, SMALL_CREATE, in_process_app, respx_handle
+
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = Path(__file__).resolve().parent / "plugin_suite"
 SUITES = {
@@ -72,25 +74,17 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
     import respx
     from starlette.testclient import TestClient
 
-    from emulator.app import create_app
-    from emulator.config import Config
-    from emulator.handle import Checks
-    from emulator.inprocess import RespxEmulatorHandle
     from emulator.marker import REAL_BASE_URL
     from emulator.server import LiveServer
 
-    app = create_app(Config(seed=0, clock="virtual", scenario="instant", journal_size=1000))
-    headers = {"Authorization": "Bearer aio_bench"}
-    body = {"model": "cogview-4", "prompt": "a red fox in the snow"}
+    app = in_process_app()
+    headers = KEY_HEADERS
     with TestClient(app, base_url=REAL_BASE_URL) as test_client:
-        created = test_client.post("/api/v1/images/generations", json=body, headers=headers)
+        created = test_client.post("/api/v1/images/generations", json=SMALL_CREATE, headers=headers)
         path = f"/api/v1/tasks/{created.json()['data']['task_id']}"
         results = [("starlette TestClient", _best(lambda: test_client.get(path, headers=headers)))]
 
-    def in_process() -> RespxEmulatorHandle:
-        return RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
-
-    with in_process().mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
+    with respx_handle(app).mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
         results.append(("plugin in-process, httpx.Client", _best(lambda: c.get(path))))
 
     async def async_client() -> float:
@@ -104,7 +98,7 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
                 batches.append((time.perf_counter() - started) / requests * 1e6)
             return min(batches)
 
-    with in_process().mocking():
+    with respx_handle(app).mocking():
         results.append(("plugin in-process, httpx.AsyncClient", asyncio.run(async_client())))
     with LiveServer(app) as server, httpx.Client(base_url=server.url, headers=headers) as c:
         results.append(("plugin live server, httpx.Client", _best(lambda: c.get(path))))
@@ -125,24 +119,20 @@ def poll_ratio(rounds: int = 9, requests: int = 300) -> tuple[float, float, floa
     import httpx
     import respx
 
-    from emulator.app import create_app
-    from emulator.config import Config
-    from emulator.handle import Checks
-    from emulator.inprocess import RespxEmulatorHandle
     from emulator.marker import REAL_BASE_URL
 
-    app = create_app(Config(seed=0, clock="virtual", scenario="instant", journal_size=1000))
-    handle = RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
-    headers = {"Authorization": "Bearer aio_bench"}
-    body = {"model": "cogview-4", "prompt": "a red fox in the snow"}
-    with handle.mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
-        task_id = c.post("/api/v1/images/generations", json=body).json()["data"]["task_id"]
+    app = in_process_app()
+    headers = KEY_HEADERS
+    with respx_handle(app).mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
+        task_id = c.post("/api/v1/images/generations", json=SMALL_CREATE).json()["data"]["task_id"]
         path = f"/api/v1/tasks/{task_id}"
         static = c.get(path).json()
 
     def in_process() -> float:
-        emulated = RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
-        with emulated.mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
+        with (
+            respx_handle(app).mocking(),
+            httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c,
+        ):
             return _batch(lambda: c.get(path), requests)
 
     def respx_static() -> float:

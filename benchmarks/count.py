@@ -108,6 +108,14 @@ async def _run(app_name: str, endpoint: str, calls: int) -> None:
         emulator.clock.advance(tick)
 
 
+def valgrind_path() -> str:
+    """Where valgrind is; without it, exit (status 1) saying how to install it."""
+    found = shutil.which("valgrind")
+    if found is None:
+        sys.exit("valgrind is required: sudo apt-get install valgrind")
+    return found
+
+
 def per_request(valgrind: str, script: str, side: str, what: str, few: int, many: int) -> float:
     """Instructions per call of ``script --child side what N``: the count after ``many`` calls
     minus the count after ``few``, so start-up and warm-up cancel out."""
@@ -140,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         app, endpoint, calls = args.child
         asyncio.run(_run(app, endpoint, int(calls)))
         return 0
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        print("valgrind is required: sudo apt-get install valgrind", file=sys.stderr)
-        return 1
+    valgrind = valgrind_path()
     print("instructions per request (callgrind, in one process, steady state)")
     print(f"{'endpoint':10} {'emulator':>10} {'bare':>10} {'ratio':>7}")
     for endpoint in args.endpoints.split(","):

@@ -14,15 +14,36 @@ Usage: ``python benchmarks/count_inprocess.py [--paths poll,download]`` (needs v
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import warnings
 from typing import Any
 
-from count import per_request
+from count import per_request, valgrind_path
 
 FEW, MANY = 300, 900
 SIDES = ("in-process", "static")
+
+
+#: the key the in-process benchmarks use, and the image task they create
+KEY_HEADERS = {"Authorization": "Bearer aio_bench"}
+SMALL_CREATE = {"model": "cogview-4", "prompt": "a red fox in the snow"}
+
+
+def in_process_app() -> Any:
+    """The app the in-process benchmarks call (``bench_plugin.py`` too): virtual clock,
+    ``instant`` tasks, a short journal."""
+    from emulator.app import create_app
+    from emulator.config import Config
+
+    return create_app(Config(seed=0, clock="virtual", scenario="instant", journal_size=1000))
+
+
+def respx_handle(app: Any) -> Any:
+    """A new in-process handle on ``app``, as ``aio_emulator_respx`` makes (no fixture)."""
+    from emulator.handle import Checks
+    from emulator.inprocess import RespxEmulatorHandle
+
+    return RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
 
 
 def _child(side: str, what: str, calls: int) -> None:
@@ -30,18 +51,14 @@ def _child(side: str, what: str, calls: int) -> None:
     import httpx
     import respx
 
-    from emulator.app import create_app
-    from emulator.config import Config
-    from emulator.handle import Checks
-    from emulator.inprocess import RespxEmulatorHandle
     from emulator.marker import REAL_BASE_URL
 
-    app = create_app(Config(seed=0, clock="virtual", scenario="instant", journal_size=1000))
-    handle = RespxEmulatorHandle(app.state.emulator, app, "aio_bench", Checks(False))
-    headers = {"Authorization": "Bearer aio_bench"}
-    body = {"model": "cogview-4", "prompt": "a red fox in the snow"}
+    app = in_process_app()
+    handle = respx_handle(app)
+    headers = KEY_HEADERS
     with handle.mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as client:
-        task_id = client.post("/api/v1/images/generations", json=body).json()["data"]["task_id"]
+        created = client.post("/api/v1/images/generations", json=SMALL_CREATE)
+        task_id = created.json()["data"]["task_id"]
         poll = client.get(f"/api/v1/tasks/{task_id}")
         path = f"/api/v1/tasks/{task_id}" if what == "poll" else f"/files/{task_id}/0.png"
         answer = client.get(path)
@@ -67,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         side, what, calls = args.child
         _child(side, what, int(calls))
         return 0
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        sys.exit("valgrind is required: sudo apt-get install valgrind")
+    valgrind = valgrind_path()
     print("instructions per sync httpx request (callgrind, one process each)")
     print(f"{'request':10} {'in-process':>11} {'static':>10} {'ratio':>7}")
     for what in args.paths.split(","):

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
 from typing import Any
 
-from count import per_request
+from count import per_request, valgrind_path
 
 FEW, MANY = 2000, 6000
 SIDES = ("limited", "bare")
@@ -92,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         side, mode, reads = args.child
         asyncio.run(_child(side, mode, int(reads)))
         return 0
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        sys.exit("valgrind is required: sudo apt-get install valgrind")
+    valgrind = valgrind_path()
     print("instructions per request in the HTTP protocol (callgrind, one process each)")
     print(f"{'reads':10} {'limited':>10} {'bare':>10} {'added':>8}")
     for mode, count in READS.items():
