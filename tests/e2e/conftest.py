@@ -20,6 +20,8 @@ from emulator.server import LiveServer
 from .browser import chromium, require
 
 POLL_MS = 100
+#: how long a page's wait or an ``expect`` may take before the test fails
+WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,12 @@ def page(browser: Any, server: LiveServer, api: httpx.Client) -> Iterator[Any]:
         "console",
         lambda m: m.type == "error" and "status of 400" not in m.text and errors.append(m.text),
     )
-    page.set_default_timeout(5000)
+    # generous: a passing test never waits this long, but on a saturated 2-core machine a
+    # thumbnail's first render (a worker thread at low priority) can take seconds
+    page.set_default_timeout(WAIT_MS)
+    from playwright.sync_api import expect  # (importable: the browser fixture checked)
+
+    expect.set_options(timeout=WAIT_MS)
     page.goto(f"{server.url}/_emulator/?poll={POLL_MS}")
     page.wait_for_selector("#live.ok")
     yield page
