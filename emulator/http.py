@@ -96,36 +96,37 @@ def load_object(raw: bytes) -> tuple[dict[str, Any], str]:
     except orjson.JSONDecodeError:
         data = None
     if type(data) is dict:
-        floats = False
-        for item in data.values():  # a flat body (the usual) is checked in this one pass
+        floats = nested = False
+        for item in data.values():  # a flat body (the usual) is decided by this one pass
             kind = type(item)
             if kind is float:
                 floats = True
             elif kind is dict or kind is list:
-                floats = _has_floats(data)
+                nested = True
                 break
-        if not floats or not _may_hold_a_long_integer(raw):
+        if nested:  # looked into only as far as needed
+            if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:  # (else it is not too deep)
+                _check_depth(data)
+            if not _may_hold_a_long_integer(raw) or not _has_floats(data):
+                return data, raw.decode()
+        elif not floats or not _may_hold_a_long_integer(raw):
             return data, raw.decode()
     text = decode(raw)
     return parse_object(text), text
 
 
 def _has_floats(data: dict[str, Any]) -> bool:
-    """Whether ``data`` holds a float; 400 when it is nested past :data:`MAX_JSON_DEPTH`
-    (checked here for what orjson read, by :func:`parse_object` for the rest)."""
-    found = False
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    """Whether ``data`` holds a float, at any depth."""
+    stack: list[Any] = [data]
     while stack:
-        value, depth = stack.pop()
+        value = stack.pop()
         for item in value.values() if type(value) is dict else value:
             kind = type(item)
             if kind is float:
-                found = True
-            elif kind is dict or kind is list:
-                if depth >= MAX_JSON_DEPTH:
-                    raise _too_deep()
-                stack.append((item, depth + 1))
-    return found
+                return True
+            if kind is dict or kind is list:
+                stack.append(item)
+    return False
 
 
 def _may_hold_a_long_integer(raw: bytes) -> bool:

@@ -154,6 +154,16 @@ def test_hostile_values_are_a_400_on_both_readers(raw: bytes, needle: str) -> No
     assert needle in str(_fast(raw)) and needle in str(_standard(raw))
 
 
-def test_nesting_up_to_the_limit_is_read() -> None:
-    data, _ = load_object(_nested(MAX_JSON_DEPTH - 2))
-    assert data["prompt"] == "x"
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(_nested(MAX_JSON_DEPTH - 2), id="below-the-limit"),
+        # as many brackets as the limit: orjson's answer is taken without walking it
+        pytest.param(_nested(MAX_JSON_DEPTH - 1), id="deepest-allowed"),
+        # more brackets than the limit, in text: walked, and shallow
+        pytest.param(b'{"prompt": "' + b"[{" * 40 + b'", "extra": {"a": [1.5]}}', id="in-text"),
+    ],
+)
+def test_nesting_up_to_the_limit_is_read(raw: bytes) -> None:
+    data = _fast(raw)
+    assert isinstance(data, dict) and data == _standard(raw)
