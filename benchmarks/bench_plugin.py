@@ -155,21 +155,20 @@ def poll_ratio(rounds: int = 9, requests: int = 300) -> tuple[float, float, floa
 def _batch(call: Callable[[], object], requests: int) -> float:
     """Microseconds per call of ``call``, over ``requests`` calls after one warm-up call."""
     call()
+    return _per_call(call, requests)
+
+
+def _best(call: Callable[[], object], requests: int = 500) -> float:
+    """The best of 3 batches of ``requests`` calls, after one warm-up call."""
+    call()
+    return min(_per_call(call, requests) for _ in range(3))
+
+
+def _per_call(call: Callable[[], object], requests: int) -> float:
     started = time.perf_counter()
     for _ in range(requests):
         call()
     return (time.perf_counter() - started) / requests * 1e6
-
-
-def _best(call: Callable[[], object], requests: int = 500) -> float:
-    call()
-    batches = []
-    for _ in range(3):
-        started = time.perf_counter()
-        for _ in range(requests):
-            call()
-        batches.append((time.perf_counter() - started) / requests * 1e6)
-    return min(batches)
 
 
 def verdicts(rows: list[dict[str, Any]], poll: tuple[float, float, float]) -> list[str]:
