@@ -88,9 +88,8 @@ class MemoryReturn:
         released memory."""
         self.high = max(self.high, held)
         shrunk = self.high - held
-        if not (shrunk >= RELEASE_AFTER_TASKS or (held == 0 and shrunk > 0)) and (
-            step % RELEASE_EVERY != 0
-        ):
+        wave = shrunk >= RELEASE_AFTER_TASKS or (held == 0 and shrunk > 0)
+        if not wave and step % RELEASE_EVERY != 0:
             return False
         self.high = held
         return release_free_memory()
