@@ -60,6 +60,12 @@ CLIENT_GONE = 499
 EARLY_FAULTS = frozenset({"reset", "hang"})
 
 
+#: base URLs by scheme and Host header, so the tasks that keep one (a finished task keeps its
+#: file URLs) share one string per host
+_BASE_URLS: dict[tuple[str, bytes], str] = {}
+MAX_BASE_URLS = 64
+
+
 class Call:
     """One request to an emulated endpoint: its headers (first value wins, as in Starlette)
     and what the journal records about it."""
@@ -98,11 +104,16 @@ class Call:
 
     def base_url(self) -> str:
         """Where the client reached us (from the Host header, as the client wrote it)."""
-        host = self.header(b"host")
+        scheme, host = self.scope["scheme"], self.raw_headers.get(b"host")
         if not host:
-            server = self.scope.get("server") or ("localhost", None)
-            host = f"{server[0]}:{server[1]}" if server[1] else server[0]
-        return f"{self.scope['scheme']}://{host}"
+            name, port = self.scope.get("server") or ("localhost", None)
+            return f"{scheme}://{name}:{port}" if port else f"{scheme}://{name}"
+        url = _BASE_URLS.get((scheme, host))
+        if url is None:
+            url = f"{scheme}://{host.decode('latin-1')}"
+            if len(_BASE_URLS) < MAX_BASE_URLS:  # (a client inventing Host headers: not kept)
+                _BASE_URLS[scheme, host] = url
+        return url
 
     def entry(
         self, seq: int, status: int, error: str | None, at: float, kind: str = "request",

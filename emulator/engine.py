@@ -183,6 +183,9 @@ class ScenarioRuntime:
         self.words: StatusWords = status_words(scenario.status_words)
         self.plain: Decision | None = self._plain()
         self.rng = random.Random(self.seed)
+        #: the scripts of task effects whose timings are both fixed: the same for every task
+        #: (an ``instant`` scenario's), so each is built once, not once per create
+        self._fixed_scripts: dict[TaskEffect, TaskScript] = {}
 
     def _plain(self) -> Decision | None:
         """The decision for every request when the scenario has no rules and no latency, so
@@ -205,6 +208,7 @@ class ScenarioRuntime:
         self.scenario = self._loaded
         self.rules = list(self._compiled)
         self.plain = self._plain()
+        self._fixed_scripts.clear()
         for rule in self.rules:
             rule.reset()
 
@@ -234,8 +238,11 @@ class ScenarioRuntime:
         """The script of a new task: the effect's settings over the model's default timing."""
         if effect is None:
             return default
+        script = self._fixed_scripts.get(effect)
+        if script is not None:
+            return script
         failed = effect.outcome == "fail" or effect.fail_at_poll is not None
-        return TaskScript(
+        script = TaskScript(
             queued_s=self._duration(effect.queued, default.queued_s),
             running_s=self._duration(effect.running, default.running_s),
             outcome=State.FAILED if effect.outcome == "fail" else State.SUCCEEDED,
@@ -244,12 +251,19 @@ class ScenarioRuntime:
             fail_at_poll=effect.fail_at_poll,
             progress_steps=effect.progress_steps,
         )
+        if _fixed(effect.queued) and _fixed(effect.running):  # no draw, no default: shareable
+            self._fixed_scripts[effect] = script
+        return script
 
     def _sample(self, dist: Distribution | None) -> float:
         return dist.sample(self.rng) if dist is not None else 0.0
 
     def _duration(self, dist: Distribution | None, default: float) -> float:
         return round(dist.sample(self.rng), 3) if dist is not None else default
+
+
+def _fixed(dist: Distribution | None) -> bool:
+    return dist is not None and dist.kind == "fixed"
 
 
 def as_api_error(effect: ErrorEffect) -> APIError:

@@ -8,6 +8,8 @@ import re
 import pytest
 from PIL import Image
 
+from emulator import api
+from emulator.api import MAX_BASE_URLS
 from emulator.catalogue import Catalogue
 
 from .conftest import KEY, Client
@@ -173,6 +175,18 @@ def test_each_poll_of_a_finished_task_names_its_files_under_its_own_host(client:
         r = client.get(f"/api/v1/tasks/{task_id}", headers=headers)
         urls = r.json()["data"]["output"]["image_urls"]
         assert urls == [f"http://{host}/files/{task_id}/0.png"]
+
+
+def test_a_client_inventing_host_names_gets_each_its_own_urls(client: Client) -> None:
+    """Base URLs are shared per host up to a bound; hosts past it are answered all the same."""
+    task_id = client.create().json()["data"]["task_id"]
+    client.run_to_end(task_id)
+    for n in range(MAX_BASE_URLS + 10):
+        host = f"h{n}.test"
+        r = client.get(f"/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {KEY}",
+                                                             "Host": host})  # fmt: skip
+        assert r.json()["data"]["output"]["image_url"] == f"http://{host}/files/{task_id}/0.png"
+    assert len(api._BASE_URLS) <= MAX_BASE_URLS
 
 
 def test_image_download_is_deterministic_with_etag_and_head(client: Client) -> None:

@@ -136,6 +136,22 @@ def test_task_script_overrides_default_timing() -> None:
     assert rt.task_script(None, TaskScript(1, 2)) == TaskScript(1, 2)
 
 
+def test_a_fixed_timing_is_one_script_a_drawn_one_is_drawn_per_task() -> None:
+    fixed = runtime({"match": {}, "task": {"queued": 0, "running": 2}})
+    effect = fixed.decide(create()).task
+    first = fixed.task_script(effect, TaskScript(1, 4))
+    assert first == TaskScript(queued_s=0, running_s=2)
+    assert fixed.task_script(effect, TaskScript(7, 9)) is first  # the default plays no part
+    drawn = runtime({"match": {}, "task": {"queued": 0, "running": {"uniform": [1, 9]}}})
+    effect = drawn.decide(create()).task
+    runs = {drawn.task_script(effect, TaskScript(1, 4)).running_s for _ in range(5)}
+    assert len(runs) == 5
+    half = runtime({"match": {}, "task": {"running": 3}})  # queued: the model's, per task
+    effect = half.decide(create()).task
+    assert half.task_script(effect, TaskScript(1, 4)).queued_s == 1
+    assert half.task_script(effect, TaskScript(2, 4)).queued_s == 2
+
+
 def test_status_words_override_only_what_they_name() -> None:
     rt = runtime(status_words={"succeeded": "COMPLETED", "failed": "FAILED"})
     words = rt.words
