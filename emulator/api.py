@@ -89,11 +89,6 @@ class Call:
         self.rule: str | None = None
         self.runtime: ScenarioRuntime | None = None
 
-    def header(self, name: bytes) -> str | None:
-        """One header (lower-case ``name``) as text, or None."""
-        value = self.raw_headers.get(name)
-        return None if value is None else value.decode("latin-1")
-
     @property
     def headers(self) -> dict[str, str]:
         """Every header as text, for scenario rules (decoded on first use only)."""

@@ -263,7 +263,7 @@ class ScenarioRuntime:
 
 
 def _fixed(dist: Distribution | None) -> bool:
-    return dist is not None and dist.kind == "fixed"
+    return dist is not None and dist.fixed
 
 
 def as_api_error(effect: ErrorEffect) -> APIError:

@@ -51,6 +51,11 @@ class Distribution:
     a: float
     b: float = 0.0
 
+    @property
+    def fixed(self) -> bool:
+        """Whether every sample is the same value (and draws nothing from the generator)."""
+        return self.kind == "fixed"
+
     def sample(self, rng: Any) -> float:
         if self.kind == "fixed":
             value = self.a
