@@ -9,7 +9,8 @@ Runs, each in its own ``pytest`` process, the same 100 tests (``benchmarks/plugi
 Rounds are interleaved so drift hits every suite alike; medians over rounds. Prints the wall
 time of each run (interpreter start-up included, as a user sees it), pytest's own session time,
 the time per test, and the ratio to the baseline. Then the cost of one poll request each way a
-test can reach the emulator, in this process (best of 3 batches), and the two the target compares
+test can reach the emulator, in this process (best of 3 batches), the median first download of a
+new 1024x1024 PNG in-process (a render each, as in the suites), and the two the target compares
 (an in-process sync poll and a static respx answer) again in interleaved rounds: the ratio is the
 median of the rounds' ratios, so drift and garbage collections hit both alike. Exit status 1 if
 a suite fails.
@@ -86,6 +87,7 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
 
     with respx_handle(app).mocking(), httpx.Client(base_url=REAL_BASE_URL, headers=headers) as c:
         results.append(("plugin in-process, httpx.Client", _best(lambda: c.get(path))))
+        results.append(("  its first download of a new 1024x1024", _first_downloads(c)))
 
     async def async_client() -> float:
         async with httpx.AsyncClient(base_url=REAL_BASE_URL, headers=headers) as client:
@@ -109,6 +111,22 @@ def per_request(requests: int = 500) -> list[tuple[str, float]]:
             ("respx static JSON, httpx.Client", _best(lambda: c.get(REAL_BASE_URL + path)))
         )
     return results
+
+
+def _first_downloads(client: Any, files: int = 100) -> float:
+    """Median microseconds of the first download of a new 1024x1024 PNG (a render each: every
+    prompt differs, as in the suites), the tasks created and polled beforehand."""
+    urls = []
+    for n in range(files):
+        body = {"model": "cogview-4", "prompt": f"a fox, file {n}", "size": "1024*1024"}
+        task_id = client.post("/api/v1/images/generations", json=body).json()["data"]["task_id"]
+        urls.append(client.get(f"/api/v1/tasks/{task_id}").json()["data"]["output"]["image_url"])
+    times = []
+    for url in urls:
+        started = time.perf_counter()
+        client.get(url).raise_for_status()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
 
 
 def poll_ratio(rounds: int = 9, requests: int = 300) -> tuple[float, float, float]:
@@ -227,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['suite']:28} {row['wall_s']:7.2f} {row['session_s']:9.2f} "
             f"{row['per_test_ms']:8.1f} {row['ratio_wall']:7.2f} {row['ratio_session']:9.2f}"
         )
-    print(f"\n{'one poll request':40} {'us':>6}")
+    print(f"\n{'one poll request (and one download)':40} {'us':>6}")
     requests = per_request()
     for name, micros in requests:
         print(f"{name:40} {micros:6.0f}")

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from .handle import Checks, EmulatorHandle
 from .marker import REAL_BASE_URL
+from .media import RENDER_HERE
 from .webhooks import (
     HEADERS,
     Refuse,
@@ -185,7 +186,12 @@ class _ASGIBridge:
 
     def _run(self, coroutine: Coroutine[Any, Any, httpx.Response]) -> httpx.Response:
         if not _loop_running():  # the usual case: a sync test, no event loop in this thread
-            return self._private_loop().run_until_complete(coroutine)
+            # this thread waits for this one answer and serves nothing else: files render here
+            token = RENDER_HERE.set(True)
+            try:
+                return self._private_loop().run_until_complete(coroutine)
+            finally:
+                RENDER_HERE.reset(token)
         # a sync client inside an async test: this thread's loop is busy, use another thread
         return self._portal_call(functools.partial(_await, coroutine))
 

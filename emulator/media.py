@@ -4,8 +4,12 @@ byte-bounded cache for every kind of file (PNG, JPEG, WebP, MP4, MP3).
 
 A file is rendered on its first download, off the event loop (images on threads, videos and
 audio in worker processes, all at the lowest CPU priority: a render never holds up the
-requests of other tasks), once: requests for a file being rendered wait for that render. The
-cache is keyed by what decides a file's bytes (:class:`RenderJob`), not by task: the same
+requests of other tasks), once: requests for a file being rendered wait for that render. A
+caller whose thread serves one request at a time and nothing else (the in-process bridge of a
+sync client) sets :data:`RENDER_HERE`: the render then runs on that thread, which costs less
+than handing it to a worker and blocks no one.
+
+The cache is keyed by what decides a file's bytes (:class:`RenderJob`), not by task: the same
 request under the same seed gets the same task id and the same file, so after a reset (the
 pytest plugin resets before each test) nothing is rendered twice. A task that expires or is
 evicted takes its files out of the cache: no URL serves them any more.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import hashlib
 import multiprocessing
 import multiprocessing.context
@@ -33,6 +38,13 @@ from .tasks import State, Task, TaskStore, observe
 from .wire import clip_title
 
 __all__ = ["FileCache", "Media", "MediaFile", "RenderJob", "file_name", "render_file", "render_job"]
+
+#: set by a caller whose thread serves a single request and nothing else (the pytest plugin's
+#: in-process bridge, for a sync client): :meth:`Media.file` renders on that thread, skipping
+#: the hand-off to a worker and back (measured in benchmarks/README.md)
+RENDER_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "aio_emulator_render_here", default=False
+)
 
 #: ``{n}.{ext}``: ASCII decimal digits, no leading zero (``00.png`` and ``².png`` name nothing)
 _FILE_NAME = re.compile(r"(0|[1-9][0-9]{0,2})\.([a-z0-9]{3,4})", re.ASCII)
@@ -260,7 +272,10 @@ class Media:
 
     async def file(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
         """File ``index`` of a finished task (no key: file URLs are public, like a CDN's), as
-        its scenario serves it, rendered off the event loop on first use."""
+        its scenario serves it, rendered off the event loop on first use (on this thread, where
+        :data:`RENDER_HERE` is set)."""
+        if RENDER_HERE.get():
+            return self.file_now(task_id, index, ext)
         task = self.finished(task_id, index, ext)
         job = self._job(task, index, ext)
         found = self.cache.get(job)
@@ -281,7 +296,7 @@ class Media:
         return found
 
     def file_now(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
-        """As :meth:`file`, rendered on the calling thread (for code with no event loop)."""
+        """As :meth:`file`, rendered on the calling thread."""
         task = self.finished(task_id, index, ext)
         job = self._job(task, index, ext)
         found = self.cache.get(job)

@@ -68,3 +68,59 @@ def test_an_error_in_a_handle_method_reaches_the_test(aio_emulator):
 """
     )
     suite.runpytest().assert_outcomes(passed=3)
+
+
+def test_in_process_a_sync_client_s_file_renders_on_its_thread_an_async_one_s_off_its_loop(
+    suite: pytest.Pytester,
+) -> None:
+    """A sync client waits for its one answer: its file renders right there, with no hand-off
+    to a worker. An async client's loop may serve other requests meanwhile: its file renders
+    on a render thread, as the live server's does. The bytes are the same either way."""
+    suite.makepyfile(
+        """
+import threading
+
+import httpx
+import pytest
+
+import emulator.media
+
+API = "https://apiin.one"
+BODY = {"model": "cogview-4", "prompt": "a red fox", "size": "1024*1024"}
+FILES = {}
+
+
+@pytest.fixture
+def rendering_threads(monkeypatch):
+    threads = []
+    render = emulator.media.render_file
+    monkeypatch.setattr(
+        emulator.media, "render_file",
+        lambda *a: threads.append(threading.current_thread().name) or render(*a),
+    )
+    return threads
+
+
+def test_sync(aio_emulator_respx, rendering_threads):
+    with httpx.Client(base_url=API, headers=aio_emulator_respx.headers) as client:
+        task_id = client.post("/api/v1/images/generations", json=BODY).json()["data"]["task_id"]
+        url = client.get(f"/api/v1/tasks/{task_id}").json()["data"]["output"]["image_url"]
+        aio_emulator_respx.emulator.media.clear()  # (a render, not the cache's copy)
+        FILES["sync"] = client.get(url).content
+    assert rendering_threads == [threading.current_thread().name]
+
+
+@pytest.mark.anyio
+async def test_async(aio_emulator_respx, rendering_threads):
+    async with httpx.AsyncClient(base_url=API, headers=aio_emulator_respx.headers) as client:
+        created = await client.post("/api/v1/images/generations", json=BODY)
+        task_id = created.json()["data"]["task_id"]
+        task = (await client.get(f"/api/v1/tasks/{task_id}")).json()["data"]
+        aio_emulator_respx.emulator.media.clear()
+        FILES["async"] = (await client.get(task["output"]["image_url"])).content
+    assert len(rendering_threads) == 1
+    assert rendering_threads[0].startswith("aio-render")
+    assert FILES["async"] == FILES["sync"] and FILES["sync"].startswith(b"\\x89PNG")
+"""
+    )
+    suite.runpytest().assert_outcomes(passed=2)
