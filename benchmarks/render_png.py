@@ -97,7 +97,7 @@ def measure(w: int, h: int, model: str, n: int) -> list[str]:
     panel = labels.label_panel(w, h, label(model, 0))
     assert panel is not None
     _, _, rows = frame.band(panel)
-    parts = images._split(rows, frame.rows * frame.scanlines.width)
+    parts = images._split(rows, frame.rows * frame.line)
     canvas, old = pillow_png(w, h, model)
     figures = [
         wall,
@@ -110,7 +110,7 @@ def measure(w: int, h: int, model: str, n: int) -> list[str]:
         cpu_ms(lambda _: images._Frame.draw(w, h), max(3, n // 3)),
         cpu_ms(lambda _: save(canvas), n),
     ]
-    share = len(rows) / (frame.scanlines.width * h)
+    share = len(rows) / (frame.line * h)
     return [f"{c:.2f}" for c in figures] + [
         f"{share:.0%}",
         f"{len(placeholder(w, h, model, 0)):,}",

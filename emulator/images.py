@@ -2,18 +2,19 @@
 
 Images are meant to be *obviously* fake (coloured background, border, diagonal cross and a
 text label, all drawn by ``labels.py``, which the MP4 renderer shares) while staying cheap.
-They are drawn in palette indices, one byte a pixel that the PNG stores unfiltered, and their
-colours live in the PNG's palette alone, so every row outside the label's panel depends on the
-image's size and nothing else. A size's frame (background, cross and border) is kept, for the
-sizes rendered last (``_Frames``, at most 32 MiB), as the PNG's scanlines deflated by zlib in
-independent, byte-aligned segments of at most 32 KiB, with their adler32 checksums. A render
-lays out the label, paints its panel onto a copy of the frame's rows it covers, has zlib
-deflate those rows alone, and joins zlib's header, the frame's segments above them, the new
-segments, the frame's segments below, zlib's last (empty) block and the adler32 of the whole,
-combined from the parts' (``_adler32_combine``). zlib does all the compressing: this module
-frames the stream and the PNG chunks (with Pillow's chunk writer). A 1024x1024 render takes
-about 1 ms on a quiet CPU, a third of Pillow encoding the whole canvas; a size's first render,
-which draws and deflates the frame, about 4.5 ms. ``benchmarks/render_png.py`` splits it.
+They are drawn in palette indices (7 colours), which the PNG stores unfiltered at 4 bits a
+pixel, and their colours live in the PNG's palette alone, so every row outside the label's
+panel depends on the image's size and nothing else. A size's frame (background, cross and
+border) is kept, for the sizes rendered last (``_Frames``, at most 32 MiB), as the PNG's
+scanlines deflated by zlib in independent, byte-aligned segments of at most 32 KiB, with their
+adler32 checksums. A render lays out the label, paints its panel onto a copy of the frame's
+rows it covers, has zlib deflate those rows alone, and joins zlib's header, the frame's
+segments above them, the new segments, the frame's segments below, zlib's last (empty) block
+and the adler32 of the whole, combined from the parts' (``_adler32_combine``). zlib does all
+the compressing: this module frames the stream and the PNG chunks (with Pillow's chunk writer;
+Pillow packs the rows). A 1024x1024 render takes about 1 ms on a quiet CPU, under a third of
+Pillow encoding the whole canvas; a size's first render, which draws and deflates the frame,
+about 4 ms. ``benchmarks/render_png.py`` splits it.
 
 The transparent (RGBA) variant is saved by Pillow's PNG encoder: its colours are in its rows,
 so none of them is the same for every seed.
@@ -93,15 +94,20 @@ def render_png(p: Placeholder, *, max_pixels: int, transparent: bool = False) ->
         return buf.getvalue()
     panel = labels.label_panel(w, h, label, load=_load_font)
     buf.write(_SIGNATURE)
-    # 8 bits a pixel, colour type 3 (palette); deflate, row filters by type, no interlacing
-    putchunk(buf, b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
-    putchunk(buf, b"PLTE", bytes(labels.palette(p.seed)))
+    # 4 bits a pixel, colour type 3 (palette); deflate, row filters by type, no interlacing
+    putchunk(buf, b"IHDR", struct.pack(">IIBBBBB", w, h, 4, 3, 0, 0, 0))
+    putchunk(buf, b"PLTE", bytes(labels.palette(p.seed)[: 3 * _COLOURS]))
     putchunk(buf, b"IDAT", _FRAMES.get(w, h).stream(panel))
     putchunk(buf, b"IEND")
     return buf.getvalue()
 
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: the palette entries a drawing uses (background, line, panel, the text ramp): 7, where 4 bits
+#: a pixel allow 16, so the file's scanlines are half the bytes of 8 bits a pixel for zlib
+_COLOURS = labels.TEXT + 1
+#: the palette an "L" drawing is given to be packed 4 bits a pixel (its indices are unchanged)
+_PACKING_PALETTE = bytes(3 * _COLOURS)
 #: The most bytes of scanlines in one segment (at least one row). zlib never slides its window
 #: (32 KiB, in a 64 KiB buffer) within a segment, since a full flush starts it over.
 _SEGMENT_BYTES = 32 * 1024
@@ -129,17 +135,27 @@ def _deflate(parts: Iterable[memoryview]) -> list[bytes]:
     return [z.compress(part) + z.flush(zlib.Z_FULL_FLUSH) for part in parts]
 
 
+def _packed(scanlines: Image.Image) -> bytes:
+    """The PNG's scanlines of a drawing in palette indices whose first two columns are 0: two
+    pixels a byte (Pillow's ``P;4`` packer), so those columns are each row's filter-type byte
+    (0: none) and a row of an odd width ends with a 0 nibble, as PNG pads it."""
+    scanlines.putpalette(_PACKING_PALETTE)  # "L" -> "P", the same pixels
+    return scanlines.tobytes("raw", "P;4")
+
+
 def _split(data: bytes, size: int) -> list[memoryview]:
     view = memoryview(data)
     return [view[i : i + size] for i in range(0, len(data), size)]
 
 
 class _Frame(NamedTuple):
-    """A size's frame as the PNG's scanlines, each a filter-type byte (0: none) and the row's
-    palette indices: an "L" image one column wider than the picture, and deflated in segments
-    of `rows` rows with the adler32 of the scanlines before and after each boundary."""
+    """A size's frame, drawn in palette indices two columns wider than the picture (the
+    columns that pack into each scanline's filter-type byte, see :func:`_packed`), and as the
+    PNG's scanlines deflated in segments of `rows` rows, with the adler32 of the scanlines
+    before and after each boundary."""
 
-    scanlines: Image.Image
+    scanlines: Image.Image  # "L", (width + 2) x height
+    line: int  # bytes a packed scanline: the filter-type byte and the row's pixels
     rows: int
     segments: tuple[bytes, ...]
     before: tuple[int, ...]  # before[i]: adler32 of the scanlines of segments[:i]
@@ -147,10 +163,11 @@ class _Frame(NamedTuple):
 
     @classmethod
     def draw(cls, width: int, height: int) -> _Frame:
-        scanlines = Image.new("L", (width + 1, height), 0)  # column 0: the filter types
-        scanlines.paste(labels.draw_frame(width, height), (1, 0))
-        rows = max(1, _SEGMENT_BYTES // (width + 1))
-        parts = _split(scanlines.tobytes(), rows * (width + 1))
+        scanlines = Image.new("L", (width + 2, height), 0)  # columns 0-1: the filter types
+        scanlines.paste(labels.draw_frame(width, height), (2, 0))
+        line = (width + 3) // 2
+        rows = max(1, _SEGMENT_BYTES // line)
+        parts = _split(_packed(scanlines.copy()), rows * line)
         adlers = [zlib.adler32(part) for part in parts]
         before, after, tail = [1], [1], 0
         for part, adler in zip(parts, adlers, strict=True):
@@ -158,7 +175,9 @@ class _Frame(NamedTuple):
         for part, adler in zip(reversed(parts), reversed(adlers), strict=True):
             after.append(_adler32_combine(adler, after[-1], tail))
             tail += len(part)
-        return cls(scanlines, rows, tuple(_deflate(parts)), tuple(before), tuple(reversed(after)))
+        return cls(
+            scanlines, line, rows, tuple(_deflate(parts)), tuple(before), tuple(reversed(after))
+        )
 
     @property
     def nbytes(self) -> int:
@@ -167,18 +186,18 @@ class _Frame(NamedTuple):
     def band(self, panel: labels.Panel) -> tuple[int, int, bytes]:
         """The segments ``[first, last)`` that `panel`'s rows fall in, and their scanlines with
         the panel painted on them."""
-        line, height = self.scanlines.size
+        columns, height = self.scanlines.size
         first = max(0, panel.rows.start) // self.rows
         last = min(len(self.segments), -(-panel.rows.stop // self.rows))
-        image = self.scanlines.crop((0, first * self.rows, line, min(height, last * self.rows)))
-        panel.paint(image, (1, -first * self.rows))
-        return first, last, image.tobytes()
+        image = self.scanlines.crop((0, first * self.rows, columns, min(height, last * self.rows)))
+        panel.paint(image, (2, -first * self.rows))
+        return first, last, _packed(image)
 
     def stream(self, panel: labels.Panel | None) -> bytes:
         """The PNG's zlib stream: this frame with `panel` painted on it. Only the segments the
         panel's rows fall in are deflated again."""
         first, last, data = (0, 0, b"") if panel is None else self.band(panel)
-        line, height = self.scanlines.size
+        line, height = self.line, self.scanlines.height
         tail = (height - first * self.rows) * line - len(data)  # bytes of scanlines after data
         adler = _adler32_combine(self.before[first], zlib.adler32(data), len(data))
         adler = _adler32_combine(adler, self.after[last], tail)

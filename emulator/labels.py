@@ -57,9 +57,10 @@ FontLoader = Callable[[int], Font]
 BG, LINE, PANEL, TEXT0 = 0, 1, 2, 3  # TEXT0..TEXT0+3: anti-aliasing ramp, last = text
 TEXT = TEXT0 + 3  # the text colour itself (full coverage)
 _RAMP = (0.3, 0.55, 0.8, 1.0)  # text coverage represented by each ramp entry
-# More than 16 palette entries keeps Pillow at bit depth 8. Pillow hands 8-bit palette rows
-# to zlib unfiltered but runs its adaptive row filters on packed 1/2/4-bit rows, which costs
-# more than the halved zlib input saves (benchmarks/README.md).
+# More than 16 palette entries keeps Pillow's own PNG encoder (a drawing saved by Pillow) at
+# bit depth 8: it hands 8-bit palette rows to zlib unfiltered but runs its adaptive row filters
+# on packed 1/2/4-bit rows, which costs more than the halved zlib input saves. The placeholder
+# PNG, which images.py frames itself, stores the 7 entries used at 4 bits (benchmarks/README.md).
 PALETTE_ENTRIES = 17
 # Maps anti-aliased text coverage (0..255) to the panel -> text palette ramp.
 COVERAGE_LUT = [PANEL + sum(v >= t for t in (40, 100, 170, 230)) for v in range(256)]

@@ -69,9 +69,8 @@ def test_png_has_exact_dimensions(width: int, height: int) -> None:
     im = decode(body)
     assert im.size == (width, height)
     assert im.mode == "P"
-    # IHDR bit depth 8, colour type 3: Pillow hands 8-bit palette rows to zlib unfiltered (the
-    # fast path; it filters packed 1/2/4-bit rows)
-    assert body[24:26] == b"\x08\x03"
+    # IHDR bit depth 4, colour type 3: the drawing's 7 colours, two pixels a byte for zlib
+    assert body[24:26] == b"\x04\x03"
 
 
 @pytest.mark.parametrize(
@@ -115,21 +114,37 @@ def chunks(body: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def assert_same_picture(p: Placeholder) -> None:
-    """render_png's PNG decodes to the pixels and palette of Pillow's PNG of the same canvas,
-    and its zlib stream (adler32 included, which zlib checks) holds exactly those scanlines."""
+    """render_png's PNG decodes to the pixels and colours of Pillow's (8-bit) PNG of the same
+    canvas, and its zlib stream (adler32 included, which zlib checks) holds exactly those
+    scanlines, 4 bits a pixel, each row unfiltered and padded to a byte with a 0 nibble."""
     body = render_png(p, max_pixels=BIG)
     Image.open(io.BytesIO(body)).verify()
     got, want = decode(body), decode(pillow_png(p))
     assert (got.mode, got.size) == (want.mode, want.size) == ("P", (p.width, p.height))
-    assert got.getpalette() == want.getpalette() == labels.palette(p.seed)
+    used = 3 * (labels.TEXT + 1)  # the file's palette: the 7 colours a drawing uses
+    assert got.getpalette() == want.getpalette()[:used] == labels.palette(p.seed)[:used]
     assert got.tobytes() == want.tobytes()
+    assert max(want.tobytes()) <= labels.TEXT
     kinds = [kind for kind, _ in chunks(body)]
     assert kinds == [b"IHDR", b"PLTE", b"IDAT", b"IEND"]
     idat = b"".join(data for kind, data in chunks(body) if kind == b"IDAT")
-    w = p.width
-    pixels = want.tobytes()
-    rows = b"".join(b"\0" + pixels[y * w : (y + 1) * w] for y in range(p.height))
-    assert zlib.decompress(idat) == rows
+    assert zlib.decompress(idat) == packed_rows(want.tobytes(), p.width, p.height)
+
+
+def nibbles(pixels: bytes, w: int, h: int) -> bytes:
+    """Rows of indices below 16, two pixels a byte, each row padded with a 0 nibble."""
+    out = bytearray()
+    for y in range(h):
+        row = pixels[y * w : (y + 1) * w] + b"\0"
+        out += bytes(row[i] << 4 | row[i + 1] for i in range(0, w, 2))
+    return bytes(out)
+
+
+def packed_rows(pixels: bytes, w: int, h: int) -> bytes:
+    """PNG scanlines of 4-bit indices: each a filter-type byte 0, then two pixels a byte."""
+    line = (w + 1) // 2
+    packed = nibbles(pixels, w, h)
+    return b"".join(b"\0" + packed[y * line : (y + 1) * line] for y in range(h))
 
 
 SIDES = st.integers(1, 700)
@@ -210,8 +225,11 @@ def test_render_threads_sharing_the_frame_cache_give_the_same_bytes(
 
 def test_frame_segments_are_independent_and_checksummed() -> None:
     frame = images._FRAMES.get(1440, 720)
-    line = 1441
-    scanlines = frame.scanlines.tobytes()
+    line = frame.line
+    assert line == 1 + 1440 // 2
+    # the frame's two extra columns of 0 pack into each row's filter-type byte
+    assert frame.scanlines.crop((0, 0, 2, 720)).getextrema() == (0, 0)
+    scanlines = nibbles(frame.scanlines.tobytes(), 1442, 720)
     step = frame.rows * line
     assert step <= images._SEGMENT_BYTES
     for i, segment in enumerate(frame.segments):
