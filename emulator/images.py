@@ -138,7 +138,8 @@ def _deflate(parts: Iterable[memoryview]) -> list[bytes]:
 def _packed(scanlines: Image.Image) -> bytes:
     """The PNG's scanlines of a drawing in palette indices whose first two columns are 0: two
     pixels a byte (Pillow's ``P;4`` packer), so those columns are each row's filter-type byte
-    (0: none) and a row of an odd width ends with a 0 nibble, as PNG pads it."""
+    (0: none) and a row of an odd width ends with a 0 nibble, as PNG pads it. `scanlines`
+    becomes a "P" image: pass a copy."""
     scanlines.putpalette(_PACKING_PALETTE)  # "L" -> "P", the same pixels
     return scanlines.tobytes("raw", "P;4")
 
