@@ -274,38 +274,31 @@ class Media:
         """File ``index`` of a finished task (no key: file URLs are public, like a CDN's), as
         its scenario serves it, rendered off the event loop on first use (on this thread, where
         :data:`RENDER_HERE` is set)."""
-        if RENDER_HERE.get():
-            return self.file_now(task_id, index, ext)
         task = self.finished(task_id, index, ext)
         job = self._job(task, index, ext)
         found = self.cache.get(job)
         if found is None:
-            pending = self._rendering.get(job)
-            if pending is None:
-                pending = self._pool_of(job).submit(render_file, job, self.max_pixels)
-                self._rendering[job] = pending
-            try:
-                found = await asyncio.wrap_future(pending)
-            finally:
-                if self._rendering.get(job) is pending and pending.done():
-                    del self._rendering[job]
+            found = await self._render(job)
             if self.tasks.peek(task.id) is task:  # (not one forgotten while it rendered)
                 self.cache.put(job, found)
         if task.image is not None and task.image.mode == "corrupt":
             return _corrupted(found)
         return found
 
-    def file_now(self, task_id: str, index: int, ext: str | None = None) -> MediaFile:
-        """As :meth:`file`, rendered on the calling thread."""
-        task = self.finished(task_id, index, ext)
-        job = self._job(task, index, ext)
-        found = self.cache.get(job)
-        if found is None:
-            found = render_file(job, self.max_pixels)
-            self.cache.put(job, found)
-        if task.image is not None and task.image.mode == "corrupt":
-            return _corrupted(found)
-        return found
+    async def _render(self, job: RenderJob) -> MediaFile:
+        """Render `job` here where :data:`RENDER_HERE` is set, else on a worker, sharing a
+        render already in flight."""
+        if RENDER_HERE.get():
+            return render_file(job, self.max_pixels)
+        pending = self._rendering.get(job)
+        if pending is None:
+            pending = self._pool_of(job).submit(render_file, job, self.max_pixels)
+            self._rendering[job] = pending
+        try:
+            return await asyncio.wrap_future(pending)
+        finally:
+            if self._rendering.get(job) is pending and pending.done():
+                del self._rendering[job]
 
     def _job(self, task: Task, index: int, ext: str | None) -> RenderJob:
         """The render job of a task's file, built on the first request for it."""
