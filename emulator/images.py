@@ -10,11 +10,12 @@ scanlines deflated by zlib in independent, byte-aligned segments of at most 32 K
 adler32 checksums. A render lays out the label, paints its panel onto a copy of the frame's
 rows it covers, has zlib deflate those rows alone, and joins zlib's header, the frame's
 segments above them, the new segments, the frame's segments below, zlib's last (empty) block
-and the adler32 of the whole, combined from the parts' (``_adler32_combine``). zlib does all
-the compressing: this module frames the stream and the PNG chunks (with Pillow's chunk writer;
-Pillow packs the rows). A 1024x1024 render takes about 1 ms on a quiet CPU, under a third of
-Pillow encoding the whole canvas; a size's first render, which draws and deflates the frame,
-about 4 ms. ``benchmarks/render_png.py`` splits it.
+and the adler32 of the whole, combined from the parts' (``_adler32_combine``). zlib-ng (the
+``zlib-ng`` package: on these images the very bytes the system's zlib writes, in under half
+its time) does all the compressing: this module frames the stream and the PNG chunks (with
+Pillow's chunk writer; Pillow packs the rows). A 1024x1024 render takes under 1 ms on a quiet
+CPU, under a third of Pillow encoding the whole canvas; a size's first render, which draws and
+deflates the frame, about 3 ms. ``benchmarks/render_png.py`` splits it.
 
 The transparent (RGBA) variant is saved by Pillow's PNG encoder: its colours are in its rows,
 so none of them is the same for every seed.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import io
 import struct
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from PIL import Image
 from PIL.PngImagePlugin import putchunk
+from zlib_ng import zlib_ng
 
 from . import labels
 
@@ -44,7 +45,7 @@ __all__ = ["PNG_OPTIONS", "Placeholder", "encode_as", "render_png"]
 #: run-length strategy is as fast as level 1 and gives 8-35% smaller files at the catalogue's
 #: sizes (long runs of one index are what it encodes well).
 PNG_OPTIONS: Mapping[str, int] = MappingProxyType(
-    {"compress_level": 1, "compress_type": zlib.Z_RLE}
+    {"compress_level": 1, "compress_type": zlib_ng.Z_RLE}
 )
 # The label's font loader, looked up at each render so that a test can swap in the bitmap
 # fallback; and the names the image tests have always used for the shared helpers.
@@ -112,7 +113,7 @@ _PACKING_PALETTE = bytes(3 * _COLOURS)
 #: (32 KiB, in a 64 KiB buffer) within a segment, since a full flush starts it over.
 _SEGMENT_BYTES = 32 * 1024
 # zlib's empty stream: the 2-byte header, the last (empty) block, then the adler32 of nothing
-_EMPTY = zlib.compress(b"", PNG_OPTIONS["compress_level"])
+_EMPTY = zlib_ng.compress(b"", PNG_OPTIONS["compress_level"])
 _ZLIB_HEADER, _LAST_BLOCK = _EMPTY[:2], _EMPTY[2:-4]
 _ADLER_BASE = 65521
 
@@ -131,8 +132,8 @@ def _deflate(parts: Iterable[memoryview]) -> list[bytes]:
     """Each part deflated into its own segment: byte-aligned and referring to nothing before it
     (a full flush after each part), so segments of different streams can be joined."""
     level, strategy = PNG_OPTIONS["compress_level"], PNG_OPTIONS["compress_type"]
-    z = zlib.compressobj(level, zlib.DEFLATED, -15, zlib.DEF_MEM_LEVEL, strategy)
-    return [z.compress(part) + z.flush(zlib.Z_FULL_FLUSH) for part in parts]
+    z = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15, zlib_ng.DEF_MEM_LEVEL, strategy)
+    return [z.compress(part) + z.flush(zlib_ng.Z_FULL_FLUSH) for part in parts]
 
 
 def _packed(scanlines: Image.Image) -> bytes:
@@ -169,7 +170,7 @@ class _Frame(NamedTuple):
         line = (width + 3) // 2
         rows = max(1, _SEGMENT_BYTES // line)
         parts = _split(_packed(scanlines.copy()), rows * line)
-        adlers = [zlib.adler32(part) for part in parts]
+        adlers = [zlib_ng.adler32(part) for part in parts]
         before, after, tail = [1], [1], 0
         for part, adler in zip(parts, adlers, strict=True):
             before.append(_adler32_combine(before[-1], adler, len(part)))
@@ -200,7 +201,7 @@ class _Frame(NamedTuple):
         first, last, data = (0, 0, b"") if panel is None else self.band(panel)
         line, height = self.line, self.scanlines.height
         tail = (height - first * self.rows) * line - len(data)  # bytes of scanlines after data
-        adler = _adler32_combine(self.before[first], zlib.adler32(data), len(data))
+        adler = _adler32_combine(self.before[first], zlib_ng.adler32(data), len(data))
         adler = _adler32_combine(adler, self.after[last], tail)
         return b"".join(
             (

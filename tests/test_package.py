@@ -138,7 +138,16 @@ def test_the_base_install_is_the_server_and_pytest_adds_the_fixtures(installed: 
     )
     base = sorted(f"{dist}{extra}" for dist, extra, marker in requires if not marker)
     assert base == sorted(
-        ["av", "google-re2", "orjson", "pillow", "pyyaml", "starlette", "uvicorn[standard]"]
+        [
+            "av",
+            "google-re2",
+            "orjson",
+            "pillow",
+            "pyyaml",
+            "starlette",
+            "uvicorn[standard]",
+            "zlib-ng",
+        ]
     )
     fixtures = sorted(dist for dist, _, marker in requires if marker == 'extra == "pytest"')
     assert fixtures == ["httpx", "pytest", "respx"]
