@@ -666,7 +666,7 @@ def build_openapi(catalogue: Catalogue | None = None) -> dict[str, Any]:
     from .chat.openapi import chat_paths, chat_schemas  # (imported here, not at start-up)
     from .music.openapi import music_paths, music_schemas
 
-    catalogue = catalogue or Catalogue.load()
+    catalogue = catalogue or Catalogue.default()
     aliases: dict[str, list[str]] = {}
     for family, default in catalogue.family_defaults.items():
         if family not in catalogue.models:

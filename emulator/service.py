@@ -51,7 +51,7 @@ class Emulator:
 
     def __init__(self, config: Config | None = None, catalogue: Catalogue | None = None) -> None:
         self.config = config or Config()
-        self.catalogue = catalogue or Catalogue.load()
+        self.catalogue = catalogue or Catalogue.default()
         self.seed = self.config.seed if self.config.seed is not None else secrets.randbits(32)
         self.clock: Clock = VirtualClock() if self.config.clock == "virtual" else RealClock()
         self.rng = random.Random(self.seed)

@@ -385,7 +385,7 @@ def run_verify(
 ) -> Report:
     """Run the whole plan (no budget check here: the CLI does it) and return the report;
     ``chat`` adds the chat probes."""
-    catalogue = catalogue or Catalogue.load()
+    catalogue = catalogue or Catalogue.default()
     target = probe_model(catalogue, model)
     if isinstance(scenario, str):
         scenario = load(scenario)
@@ -735,7 +735,7 @@ def main(args: Any, stdin: TextIO | None = None, stdout: TextIO | None = None) -
     """The ``verify`` subcommand: 0 all agree, 1 differences, 2 did not run."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    catalogue = Catalogue.load()
+    catalogue = Catalogue.default()
     try:
         model = probe_model(catalogue, args.model)
         scenario = load(args.scenario) if args.scenario else None
