@@ -1,4 +1,5 @@
-"""The drawn part of every placeholder file: seeded colours, the text label and its glyph cache.
+"""The drawn part of every placeholder file: seeded colours, the text label and its glyph and line
+caches.
 
 Shared by the PNG renderer (``images.py``) and the MP4 renderer (``video.py``) so that an image
 and a video of the same task look alike. Drawing happens on an 8-bit canvas whose pixel values
@@ -255,6 +256,44 @@ def _draw_ink(panel: Image.Image, x: float, y: int, text: str, font: Font) -> No
         x += glyph.advance
 
 
+class _Inked(NamedTuple):
+    """A whole line drawn by :func:`_draw_ink` with its pen at (0, 0), and the offset of its
+    top left corner from the pen."""
+
+    ink: Image.Image  # PANEL and the text ramp
+    opaque: Image.Image  # 255 where a glyph has ink, else 0
+    dx: int
+    dy: int
+
+
+@functools.lru_cache(maxsize=64)
+def _inked(font: Font, text: str) -> _Inked | None:
+    """`text` drawn once (None: nothing to draw), for the lines that every placeholder of a
+    model and size repeats: pasted whole, one paste instead of one a glyph."""
+    boxes = []
+    x = 0.0
+    for ch in text:
+        glyph = _glyph(font, ch)
+        if glyph.ink is not None:
+            left, top = round(x) + glyph.dx, glyph.dy
+            boxes.append((left, top, left + glyph.ink.width, top + glyph.ink.height))
+        x += glyph.advance
+    if not boxes:
+        return None
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    size = (max(b[2] for b in boxes) - left, max(b[3] for b in boxes) - top)
+    ink, opaque = Image.new("L", size, PANEL), Image.new("L", size, 0)
+    x = 0.0
+    for ch in text:
+        glyph = _glyph(font, ch)
+        if glyph.ink is not None and glyph.opaque is not None:
+            at = (round(x) + glyph.dx - left, glyph.dy - top)
+            ink.paste(glyph.ink, at, glyph.opaque)
+            opaque.paste(glyph.opaque, at, glyph.opaque)
+        x += glyph.advance
+    return _Inked(ink, opaque, left, top)
+
+
 def clean(text: str, limit: int) -> str:
     """Printable excerpt of at most `limit` characters (ellipsis appended when cut).
 
@@ -331,6 +370,12 @@ class _Line:
     text: str
     font: Font
     priority: int  # lower survives longer when the label does not fit vertically
+
+    @property
+    def kept(self) -> bool:
+        """Whether every placeholder of a model and size has this line (the title, the model,
+        the size, the image count), so that it is drawn once and kept (:func:`_inked`)."""
+        return self.priority < 4
 
 
 def line_height(font: Font) -> int:
@@ -423,7 +468,12 @@ def label_panel(
     panel = Image.new("L", (panel_w, panel_h), PANEL)
     y = pad
     for line, line_w, line_h in zip(lines, widths, heights, strict=True):
-        _draw_ink(panel, (panel_w - line_w) / 2, y, line.text, line.font)
+        x = round((panel_w - line_w) / 2)  # a whole pixel: a kept line looks the same anywhere
+        inked = _inked(line.font, line.text) if line.kept else None
+        if inked is not None:
+            panel.paste(inked.ink, (x + inked.dx, y + inked.dy), inked.opaque)
+        elif not line.kept:
+            _draw_ink(panel, x, y, line.text, line.font)
         y += line_h + gap
     return Panel(panel, (w - panel_w) // 2, (h - panel_h) // 2)
 

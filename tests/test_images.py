@@ -375,6 +375,27 @@ def test_label_text_keeps_its_anti_aliasing_ramp() -> None:
     assert {index for _, index in im.getcolors() or []} == set(range(labels.TEXT + 1))
 
 
+@given(
+    text=st.text(max_size=30),
+    size=st.sampled_from([12, 21, 42, 63, 0]),  # 0: the bitmap font, without FreeType
+    x=st.integers(0, 9),
+)
+@settings(max_examples=80, deadline=None)
+def test_a_kept_line_is_the_line_drawn_glyph_by_glyph(text: str, size: int, x: int) -> None:
+    """The title, model, size and image-count lines are drawn once and pasted whole: the
+    pixels are those of drawing each glyph in turn, overlaps included."""
+    font = labels.load_font(size) if size else ImageFont.load_default_imagefont()
+    height = labels.line_height(font)
+    box = (int(labels.text_width(font, text)) + 2 * height + 20, 3 * height)
+    by_glyph, whole = Image.new("L", box, labels.PANEL), Image.new("L", box, labels.PANEL)
+    pen = (x + height, height)
+    labels._draw_ink(by_glyph, pen[0], pen[1], text, font)
+    inked = labels._inked(font, text)
+    if inked is not None:
+        whole.paste(inked.ink, (pen[0] + inked.dx, pen[1] + inked.dy), inked.opaque)
+    assert whole.tobytes() == by_glyph.tobytes()
+
+
 def test_transparent_variant_is_the_picture_with_a_see_through_background() -> None:
     p = make(320, 200, count=2, index=1)
     opaque = decode(render_png(p, max_pixels=BIG)).convert("RGBA")
