@@ -323,7 +323,6 @@ class RespxEmulatorHandle(EmulatorHandle):
         super().__init__(emulator, url, api_key, checks, places=places, run=_Driving(bridge))
         #: answers an httpx request with the emulator (a respx side effect for other hosts)
         self.serve: Callable[[httpx.Request], Any] = bridge
-        self._bridge = bridge
         #: the respx router; add routes to it for other hosts the code under test calls (they
         #: last until the test ends)
         self.router = wiring.router
@@ -348,7 +347,7 @@ class RespxEmulatorHandle(EmulatorHandle):
                 finally:
                     webhooks.attach(None)
         finally:
-            self._bridge.close()
+            self._wiring.bridge.close()
             self._wiring.held = False
 
 

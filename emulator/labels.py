@@ -269,7 +269,8 @@ class _Inked(NamedTuple):
 @functools.lru_cache(maxsize=64)
 def _inked(font: Font, text: str) -> _Inked | None:
     """`text` drawn once (None: nothing to draw), for the lines that every placeholder of a
-    model and size repeats: pasted whole, one paste instead of one a glyph."""
+    model and size repeats: pasted whole, one paste instead of one a glyph. Its mask is where
+    the drawing is not PANEL: where some glyph left ink, as each glyph's own mask says."""
     boxes = []
     x = 0.0
     for ch in text:
@@ -282,16 +283,13 @@ def _inked(font: Font, text: str) -> _Inked | None:
         return None
     left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
     size = (max(b[2] for b in boxes) - left, max(b[3] for b in boxes) - top)
-    ink, opaque = Image.new("L", size, PANEL), Image.new("L", size, 0)
-    x = 0.0
-    for ch in text:
-        glyph = _glyph(font, ch)
-        if glyph.ink is not None and glyph.opaque is not None:
-            at = (round(x) + glyph.dx - left, glyph.dy - top)
-            ink.paste(glyph.ink, at, glyph.opaque)
-            opaque.paste(glyph.opaque, at, glyph.opaque)
-        x += glyph.advance
-    return _Inked(ink, opaque, left, top)
+    ink = Image.new("L", size, PANEL)
+    _draw_ink(ink, -left, -top, text, font)
+    return _Inked(ink, ink.point(_INK_LUT), left, top)
+
+
+#: 255 for every palette index but PANEL: the mask of what a drawing in indices has inked
+_INK_LUT = [0 if index == PANEL else 255 for index in range(256)]
 
 
 def clean(text: str, limit: int) -> str:
@@ -469,11 +467,10 @@ def label_panel(
     y = pad
     for line, line_w, line_h in zip(lines, widths, heights, strict=True):
         x = round((panel_w - line_w) / 2)  # a whole pixel: a kept line looks the same anywhere
-        inked = _inked(line.font, line.text) if line.kept else None
-        if inked is not None:
-            panel.paste(inked.ink, (x + inked.dx, y + inked.dy), inked.opaque)
-        elif not line.kept:
+        if not line.kept:
             _draw_ink(panel, x, y, line.text, line.font)
+        elif (inked := _inked(line.font, line.text)) is not None:
+            panel.paste(inked.ink, (x + inked.dx, y + inked.dy), inked.opaque)
         y += line_h + gap
     return Panel(panel, (w - panel_w) // 2, (h - panel_h) // 2)
 
