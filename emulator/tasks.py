@@ -134,9 +134,6 @@ class Task:
     #: what each of its files is made of, once asked (media.RenderJob by (index, extension)):
     #: a download builds it once per file, not per request; never saved, never compared
     jobs: dict[tuple[int, str | None], Any] | None = field(default=None, compare=False, repr=False)
-    #: the URLs of its files as the last poll of its finished state gave them, and the base URL
-    #: they are under (each poll of a finished task gives the same ones); never saved
-    urls: tuple[str, list[str]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)  # immutable by convention (frozen: benchmarks/README.md)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -181,7 +182,7 @@ def _check_string(spec: Field, value: Any, strict: bool, label: str) -> str:
 def _check_enum(spec: Field, value: Any, strict: bool, label: str) -> str:
     if not isinstance(value, str) or value not in spec.values:
         raise InvalidRequest(f"{label}: {_short(value)} is not one of: {', '.join(spec.values)}")
-    return value
+    return sys.intern(value)  # one string per allowed value, not one per task held
 
 
 def _check_integer(spec: Field, value: Any, strict: bool, label: str) -> int:
