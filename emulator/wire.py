@@ -195,9 +195,8 @@ def _file_urls(task: Task, model: Model | None, base_url: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1024)
 def _urls(base_url: str, task_id: str, ext: str, files: int) -> list[str]:
-    """The file URLs of the tasks polled last: each poll of a finished task gives the same
-    ones, and building them costs a poll 7% more instructions (``make count``). Kept here, not
-    on each task, so that a task held costs no more for them (``make soak``)."""
+    """The file URLs of the tasks polled last (each poll of a finished task gives the same
+    ones): kept here, bounded, rather than on every task held (benchmarks/README.md)."""
     return [file_url(base_url, task_id, i, ext) for i in range(files)]
 
 
