@@ -44,7 +44,7 @@ from typing import Any
 
 import cycle
 import render_load
-from processes import stop_process
+from processes import memory_mib, stop_process
 from workloads import (
     CHAT_BODY,
     CHAT_MESSAGES,
@@ -166,10 +166,8 @@ class Server:
     port: int
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise BenchError(f"no VmRSS for {self.name}")
+        """Its resident memory with its render processes' share (``processes.memory_mib``)."""
+        return memory_mib(self.proc.pid)
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -907,7 +905,7 @@ def print_report(results: dict[str, Any]) -> None:
     for name, s in results["startup"].items():
         runs = ", ".join(f"{t:.3f}" for t in s["runs_s"])
         print(f"{name:<9}{s['median_s']:>7.3f} s   (runs: {runs})")
-    print("\n== Resident memory after the load (VmRSS) ==")
+    print("\n== Memory after the load (VmRSS, with the render processes' Pss) ==")
     for name, mib in load["rss_mib"].items():
         print(f"{name:<26}{mib:>7.1f} MiB")
     after = load["emulator_after_load"]

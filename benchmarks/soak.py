@@ -5,11 +5,12 @@ separate process and drives it on loopback with keep-alive connections (raw asyn
 the clients cost little of the machine's CPU). Reports throughput, p50/p99 per request, errors
 (must be 0: the scenario scripts no faults), tasks created vs tasks seen in a terminal state
 (must be equal), balances (balance + reserved + spent conserved, nothing left reserved) and the
-server's resident memory (VmRSS from /proc) at the start, after one warm-up cycle (the renderer
-loaded), after ``--tasks`` tasks and after retention (``--task-ttl``) has expired them; then the
-bytes a retained task and a journal entry cost (``memory.py``: tracemalloc, in this process,
-with the same download mix), and PASS/FAIL against #17's memory targets (which do not change
-the exit status).
+server's resident memory (VmRSS from /proc, plus the proportional share, Pss, of the worker
+processes videos and audio render in) at the start, after one warm-up cycle (the renderer
+loaded), after ``--tasks`` tasks and after retention (``--task-ttl``) has expired them; then
+the bytes a retained task and a journal entry cost (``memory.py``: tracemalloc, in this
+process, with the same download mix), and PASS/FAIL against #17's memory targets (which do not
+change the exit status).
 
     python benchmarks/soak.py                        # 100,000 tasks, ~3 minutes on 2 cores
     python benchmarks/soak.py --download-every 1 --tasks 20000   # every cycle downloads
@@ -34,6 +35,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))  # (loaded by a test, not run: processes.py)
+from processes import memory_mib  # noqa: E402
+
 CREDITS = 1_000_000
 #: issue #17's targets for make soak's defaults: RSS after the 100,000 tasks, and how far above
 #: the start it may stay once every task has expired
@@ -90,12 +94,8 @@ class Result:
 
 
 def rss_mib(pid: int) -> float:
-    """Resident memory of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """The server's resident memory with its render processes' share (``processes.py``)."""
+    return memory_mib(pid)
 
 
 def start_server(ttl: float, extra: list[str]) -> tuple[subprocess.Popen[str], int]:
@@ -310,7 +310,7 @@ def report(result: Result, args: argparse.Namespace) -> str:
         f"  latency         p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms",
         f"  errors          {result.errors}",
         f"  balances        {'conserved, nothing reserved' if result.balances_ok else 'WRONG'}",
-        f"  memory (RSS)    start {result.rss_start_mib:.1f} MiB ({result.rss_warm_mib:.1f} after "
+        f"  memory          start {result.rss_start_mib:.1f} MiB ({result.rss_warm_mib:.1f} after "
         f"one cycle: the renderer loaded), after {result.created} tasks "
         f"{result.rss_loaded_mib:.1f} MiB (peak {result.rss_peak_mib:.1f}), after expiry "
         f"{result.rss_expired_mib:.1f} MiB, {result.rss_expired_mib - result.rss_start_mib:+.1f} "

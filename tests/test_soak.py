@@ -46,3 +46,35 @@ def test_fault_soak_keeps_health_fast_loses_nothing_and_bounds_descriptors() -> 
     assert result.receiver_connections >= 64  # deliveries did reach the silent receiver
     assert result.webhooks["running"] <= 64  # the rest wait their turn
     assert result.problems(probe_limit_ms=50.0, max_fds=200 + 64 + 64, tolerance=0.02) == []
+
+
+def test_a_servers_memory_counts_what_its_worker_processes_hold() -> None:
+    """Videos and audio render in worker processes: the memory the benchmarks report for a
+    server (``processes.memory_mib``) includes what its children hold, not only its VmRSS."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    soak = _soak_module()
+    child = "data = b'x' * 64_000_000; import time; time.sleep(60)"  # 61 MiB, every page touched
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', "
+                               f"{child!r}])"],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while soak.rss_mib(parent.pid) < _own_rss_mib(parent.pid) + 55:
+            assert time.monotonic() < deadline, "the child's 61 MiB were never counted"
+            time.sleep(0.1)
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+
+
+def _own_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
