@@ -26,6 +26,7 @@ __all__ = [
     "id_regex",
     "json_response",
     "nullable",
+    "object_schema",
     "operation",
     "preflight",
     "ref",
@@ -107,6 +108,12 @@ def field_schema(spec: Field) -> dict[str, Any]:
     if spec.lenient:
         out["description"] = "Sent by real clients, on no public page: refused in strict mode."
     return out if spec.required or spec.kind in NO_NULL_KINDS else nullable(out)
+
+
+def object_schema(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An object with ``required`` keys among ``properties`` (and any other keyword of JSON
+    Schema in ``extra``)."""
+    return {"type": "object", "required": required, "properties": properties, **extra}
 
 
 def given(name: str) -> dict[str, Any]:

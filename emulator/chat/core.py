@@ -14,7 +14,7 @@ from ..api import CLIENT_GONE, Call, EarlyFault, read_json_call
 from ..engine import Decision, as_api_error
 from ..errors import APIError, InsufficientCredits, InvalidRequest, method_not_allowed, server_error
 from ..faults import FaultResponse, NetworkFault, cut
-from ..openapi_parts import error_responses, preflight, ref
+from ..openapi_parts import error_responses, object_schema, preflight, ref
 from ..scenarios.checks import Checker
 from ..scenarios.checks import check_distribution as distribution
 from ..scenarios.checks import check_error as error_effect
@@ -52,6 +52,7 @@ __all__ = [
     "json_reply",
     "kind",
     "method_not_allowed",
+    "object_schema",
     "preflight",
     "ref",
     "regex",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import CHAT_PATH, error_responses, preflight, ref
+from .core import CHAT_PATH, error_responses, object_schema, preflight, ref
 from .request import (
     MAX_STOP,
     NAME_PATTERN,
@@ -149,30 +149,30 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _function(properties: dict[str, Any]) -> dict[str, Any]:
+    """A ``function`` object: its ``name`` required, among ``properties``."""
+    return object_schema(["name"], properties)
+
+
+def _tool(function: dict[str, Any]) -> dict[str, Any]:
+    """``{"type": "function", "function": {...}}``: a tool, or a ``tool_choice`` naming one."""
+    return object_schema(
+        ["type", "function"], {"type": {"const": "function"}, "function": _function(function)}
+    )
+
+
 def _request_schema(model_id: str) -> dict[str, Any]:
     """What :func:`~.request.parse_request` accepts, field by field (unknown fields are
     ignored; a tool the ``tool_choice`` object names must be among ``tools``, which no schema
     can say)."""
     name = {"type": "string", "pattern": f"^{NAME_PATTERN}$"}
-    part = {
-        "type": "object",
-        "required": ["type"],
-        "properties": {"type": {"type": "string"}},
-        "if": {"properties": {"type": {"const": "text"}}},
-        "then": {"required": ["text"], "properties": {"text": {"type": "string"}}},
-    }
+    part = object_schema(
+        ["type"], {"type": {"type": "string"}},
+        **{"if": {"properties": {"type": {"const": "text"}}},
+           "then": {"required": ["text"], "properties": {"text": {"type": "string"}}}},
+    )  # fmt: skip
     content = {"anyOf": [{"type": "string"}, {"type": "array", "items": part}]}
-    call = {
-        "type": "object",
-        "required": ["function"],
-        "properties": {
-            "function": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {"name": {"type": "string"}},
-            }
-        },
-    }
+    call = object_schema(["function"], {"function": _function({"name": {"type": "string"}})})
     assistant = {  # content, or tool calls (or both)
         "properties": {"content": _nullable(content), "tool_calls": _nullable(
             {"type": "array", "items": call})},
@@ -182,11 +182,9 @@ def _request_schema(model_id: str) -> dict[str, Any]:
              "properties": {"tool_calls": {"type": "array", "minItems": 1}}},
         ],
     }  # fmt: skip
-    message = {
-        "type": "object",
-        "required": ["role"],
-        "properties": {"role": {"enum": list(ROLES)}},
-        "allOf": [
+    message = object_schema(
+        ["role"], {"role": {"enum": list(ROLES)}},
+        allOf=[
             {
                 "if": {"properties": {"role": {"const": "assistant"}}},
                 "then": assistant,
@@ -198,47 +196,18 @@ def _request_schema(model_id: str) -> dict[str, Any]:
                          "properties": {"tool_call_id": {"type": "string"}}},
             },
         ],
-    }  # fmt: skip
-    tool = {
-        "type": "object",
-        "required": ["type", "function"],
-        "properties": {
-            "type": {"const": "function"},
-            "function": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {"name": name, "parameters": {"type": "object"}},
-            },
-        },
-    }
-    json_schema = {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "name": name,
-            "schema": {"type": "object"},
-            "strict": _nullable({"type": "boolean"}),
-        },
-    }
-    response_format = {
-        "type": "object",
-        "required": ["type"],
-        "properties": {"type": {"enum": list(RESPONSE_FORMATS)}},
-        "if": {"properties": {"type": {"const": "json_schema"}}},
-        "then": {"required": ["json_schema"], "properties": {"json_schema": json_schema}},
-    }
-    chosen = {
-        "type": "object",
-        "required": ["type", "function"],
-        "properties": {
-            "type": {"const": "function"},
-            "function": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {"name": {"type": "string"}},
-            },
-        },
-    }
+    )  # fmt: skip
+    tool = _tool({"name": name, "parameters": {"type": "object"}})
+    json_schema = object_schema(
+        ["name"],
+        {"name": name, "schema": {"type": "object"}, "strict": _nullable({"type": "boolean"})},
+    )
+    response_format = object_schema(
+        ["type"], {"type": {"enum": list(RESPONSE_FORMATS)}},
+        **{"if": {"properties": {"type": {"const": "json_schema"}}},
+           "then": {"required": ["json_schema"], "properties": {"json_schema": json_schema}}},
+    )  # fmt: skip
+    chosen = _tool({"name": {"type": "string"}})
     boolean = _nullable({"type": "boolean"})
     tokens = _nullable({"type": "integer", "minimum": 1})
     return {

@@ -13,6 +13,7 @@ from ..openapi_parts import (
     id_regex,
     json_response,
     nullable,
+    object_schema,
     operation,
     preflight,
     ref,
@@ -111,16 +112,12 @@ def music_paths() -> dict[str, Any]:
     return out
 
 
-def _object(required: list[str], properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": properties, **extra}
-
-
 def _body(fields: Any, description: str, models: list[str]) -> dict[str, Any]:
     """A request of ``fields``: ``model`` one of the music ``models``, and a prompt when
     ``custom_mode`` is true."""
     properties = {name: field_schema(spec) for name, spec in fields.items()}
     properties["model"] = nullable({"type": "string", "enum": models})
-    return _object(
+    return object_schema(
         [f.name for f in fields.values() if f.required],
         properties,
         description=description,
@@ -134,7 +131,7 @@ def _body(fields: Any, description: str, models: list[str]) -> dict[str, Any]:
 
 def _id(*names: str) -> dict[str, Any]:
     """A body naming a task: the first of ``names`` it holds, a non-empty string."""
-    return _object(
+    return object_schema(
         [], {name: {"type": "string", "minLength": 1} for name in names},
         anyOf=[{"required": [name]} for name in names],
     )  # fmt: skip
@@ -143,7 +140,7 @@ def _id(*names: str) -> dict[str, Any]:
 def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
     """The music routes' schemas (``models``: the ``model`` values of the music route)."""
     r = rules()
-    clip = _object(
+    clip = object_schema(
         [
             "id",
             "audio_url",
@@ -176,7 +173,7 @@ def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
     return {
         "MusicClip": clip,
         "MusicFeedResponse": success_schema(
-            _object(
+            object_schema(
                 ["type", "request_body", "response_data", "created_at"],
                 {
                     "type": _STATUS,
@@ -197,19 +194,21 @@ def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
             **_id("task_id", "taskId"),
             "description": "The music task's id, as task_id or (older pages) taskId",
         },
-        "MusicCoverCreated": _object(
+        "MusicCoverCreated": object_schema(
             ["code", "msg", "data"],
             {
                 **msg,
-                "data": _object(["taskId"], {"taskId": {"type": "string", "pattern": id_pattern}}),
+                "data": object_schema(
+                    ["taskId"], {"taskId": {"type": "string", "pattern": id_pattern}}
+                ),
             },
             additionalProperties=False,
         ),
-        "MusicCoverStatus": _object(
+        "MusicCoverStatus": object_schema(
             ["code", "msg", "data"],
             {
                 **msg,
-                "data": _object(
+                "data": object_schema(
                     ["taskId", "status", "images", "created_at"],
                     {
                         "taskId": {"type": "string"},
@@ -223,10 +222,10 @@ def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
             additionalProperties=False,
         ),
         "UploadCoverCreated": success_schema(
-            _object(["task_id"], {"task_id": upload_id}, additionalProperties=False)
+            object_schema(["task_id"], {"task_id": upload_id}, additionalProperties=False)
         ),
         "UploadCoverStatusResponse": success_schema(
-            _object(
+            object_schema(
                 ["task_id", "status", "response_data", "created_at"],
                 {
                     "task_id": upload_id,
@@ -237,12 +236,12 @@ def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
                 additionalProperties=False,
             )
         ),
-        "TimestampedLyricsRequest": _object(
+        "TimestampedLyricsRequest": object_schema(
             ["task_id", "audio_id"],
             {name: {"type": "string", "minLength": 1} for name in ("task_id", "audio_id")},
         ),
         "TimestampedLyricsResponse": success_schema(
-            _object(
+            object_schema(
                 ["text", "lyricParams", "waveform"],
                 {
                     "text": {"type": "string"},
@@ -250,7 +249,7 @@ def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
                         "type": "array",
                         "items": {
                             "oneOf": [
-                                _object(
+                                object_schema(
                                     ["text", "metadata", "type"],
                                     {
                                         "text": {"type": "string"},
@@ -258,7 +257,7 @@ def music_schemas(id_pattern: str, models: list[str]) -> dict[str, Any]:
                                         "type": {"const": "segment_break"},
                                     },
                                 ),
-                                _object(
+                                object_schema(
                                     ["text", "start", "end", "type"],
                                     {
                                         "text": {"type": "string"},
