@@ -154,10 +154,11 @@ def _function(properties: dict[str, Any]) -> dict[str, Any]:
     return object_schema(["name"], properties)
 
 
-def _tool(function: dict[str, Any]) -> dict[str, Any]:
-    """``{"type": "function", "function": {...}}``: a tool, or a ``tool_choice`` naming one."""
+def _tool(properties: dict[str, Any]) -> dict[str, Any]:
+    """``{"type": "function", "function": {...}}``, the function's ``properties`` given: a
+    tool, or a ``tool_choice`` naming one."""
     return object_schema(
-        ["type", "function"], {"type": {"const": "function"}, "function": _function(function)}
+        ["type", "function"], {"type": {"const": "function"}, "function": _function(properties)}
     )
 
 
