@@ -29,7 +29,6 @@ from .openapi_parts import (
     id_regex,
     json_response,
     nullable,
-    object_schema,
     operation,
     preflight,
     ref,
@@ -329,14 +328,21 @@ def _control_schemas(task: Mapping[str, Any]) -> dict[str, Any]:
                 "journal": {"type": "integer", "minimum": 0},
             },
         },
-        "Account": object_schema(
-            ["key", "credits", "reserved", "spent"],
-            {"key": {"type": "string"}}
-            | {name: {"type": "integer"} for name in ("credits", "reserved", "spent")},
-        ),
-        "Requests": object_schema(
-            ["requests"], {"requests": {"type": "array", "items": {"type": "object"}}}
-        ),
+        "Account": {
+            "type": "object",
+            "required": ["key", "credits", "reserved", "spent"],
+            "properties": {
+                "key": {"type": "string"},
+                "credits": {"type": "integer"},
+                "reserved": {"type": "integer"},
+                "spent": {"type": "integer"},
+            },
+        },
+        "Requests": {
+            "type": "object",
+            "required": ["requests"],
+            "properties": {"requests": {"type": "array", "items": {"type": "object"}}},
+        },
         "Tasks": {
             "type": "object",
             "required": ["tasks"],

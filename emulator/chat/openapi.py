@@ -167,11 +167,13 @@ def _request_schema(model_id: str) -> dict[str, Any]:
     ignored; a tool the ``tool_choice`` object names must be among ``tools``, which no schema
     can say)."""
     name = {"type": "string", "pattern": f"^{NAME_PATTERN}$"}
-    part = object_schema(
-        ["type"], {"type": {"type": "string"}},
-        **{"if": {"properties": {"type": {"const": "text"}}},
-           "then": {"required": ["text"], "properties": {"text": {"type": "string"}}}},
-    )  # fmt: skip
+    part = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"type": "string"}},
+        "if": {"properties": {"type": {"const": "text"}}},
+        "then": {"required": ["text"], "properties": {"text": {"type": "string"}}},
+    }
     content = {"anyOf": [{"type": "string"}, {"type": "array", "items": part}]}
     call = object_schema(["function"], {"function": _function({"name": {"type": "string"}})})
     assistant = {  # content, or tool calls (or both)
@@ -183,9 +185,11 @@ def _request_schema(model_id: str) -> dict[str, Any]:
              "properties": {"tool_calls": {"type": "array", "minItems": 1}}},
         ],
     }  # fmt: skip
-    message = object_schema(
-        ["role"], {"role": {"enum": list(ROLES)}},
-        allOf=[
+    message = {
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {"enum": list(ROLES)}},
+        "allOf": [
             {
                 "if": {"properties": {"role": {"const": "assistant"}}},
                 "then": assistant,
@@ -197,17 +201,24 @@ def _request_schema(model_id: str) -> dict[str, Any]:
                          "properties": {"tool_call_id": {"type": "string"}}},
             },
         ],
-    )  # fmt: skip
+    }  # fmt: skip
     tool = _tool({"name": name, "parameters": {"type": "object"}})
-    json_schema = object_schema(
-        ["name"],
-        {"name": name, "schema": {"type": "object"}, "strict": _nullable({"type": "boolean"})},
-    )
-    response_format = object_schema(
-        ["type"], {"type": {"enum": list(RESPONSE_FORMATS)}},
-        **{"if": {"properties": {"type": {"const": "json_schema"}}},
-           "then": {"required": ["json_schema"], "properties": {"json_schema": json_schema}}},
-    )  # fmt: skip
+    json_schema = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": name,
+            "schema": {"type": "object"},
+            "strict": _nullable({"type": "boolean"}),
+        },
+    }
+    response_format = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": list(RESPONSE_FORMATS)}},
+        "if": {"properties": {"type": {"const": "json_schema"}}},
+        "then": {"required": ["json_schema"], "properties": {"json_schema": json_schema}},
+    }
     chosen = _tool({"name": {"type": "string"}})
     boolean = _nullable({"type": "boolean"})
     tokens = _nullable({"type": "integer", "minimum": 1})
