@@ -268,7 +268,9 @@ def test_a_finished_video_plays_in_its_row(page: Any, api: httpx.Client) -> None
     page.wait_for_function("v => v.currentTime > 0", arg=full.element_handle())
     page.locator("#detail-close").click()
     expect(page.locator("#detail")).to_be_hidden()
-    assert full.evaluate("v => v.paused") is True  # closing the dialog stops it
+    # closing the dialog stops it: in its "close" event, which a browser fires a task after
+    # close() has hidden the dialog (so waited for, never just read once)
+    page.wait_for_function("v => v.paused", arg=full.element_handle(), timeout=5000)
 
 
 def test_a_finished_speech_task_has_an_audio_player(page: Any, api: httpx.Client) -> None:
