@@ -11,15 +11,26 @@ budget, and a task's files leave it with the task.
 
     python benchmarks/memory.py                      # 5,000 tasks, no downloads
     python benchmarks/memory.py --download-every 10  # the mix of make soak
+
+``--expiry`` asks instead what stays resident once every task has expired: ``--tasks`` cycles
+on a virtual clock at the soak's rate (task ttl 5 s, the journal at its default and at one
+entry), then the clock moved past the retention; the process's resident memory, Python's
+small-object arenas and the bytes live in them, warm, after the cycles and after expiry.
+
+    python benchmarks/memory.py --expiry --tasks 30000 --download-every 10
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
+import os
+import re
 import sys
+import tempfile
 import tracemalloc
 from typing import Any, NamedTuple
 
@@ -106,13 +117,110 @@ def footprint(tasks: int = 5000, download_every: int = 0) -> Footprint:
     )  # fmt: skip
 
 
+class Resident(NamedTuple):
+    """The process's memory at one point of :func:`expiry`."""
+
+    rss_mib: float
+    arenas_mib: float  # Python's small-object arenas (1 MiB each), allocated
+    live_mib: float  # bytes of the objects in them
+
+
+def resident() -> Resident:
+    """This process's resident memory and its small-object arenas, after a full collection
+    and ``malloc_trim`` (what the serving process does once its store has shrunk)."""
+    gc.collect()
+    ctypes.CDLL(None).malloc_trim(0)
+    with open("/proc/self/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    with tempfile.TemporaryFile("w+") as out:  # the allocator's statistics go to C's stderr
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        stats = out.read()
+
+    def stat(name: str) -> int:
+        found = re.search(rf"# {name}\s*=\s*([\d,]+)", stats)
+        return int(found.group(1).replace(",", "")) if found else 0
+
+    return Resident(rss / 1024, stat("arenas allocated current") * 1.0,
+                    stat("bytes in allocated blocks") / 2**20)  # fmt: skip
+
+
+async def _expiry(tasks: int, journal: int, download_every: int) -> list[Resident]:
+    """[warm, after ``tasks`` cycles, after expiry] on one emulator."""
+    from emulator.app import create_app
+    from emulator.config import Config
+
+    config = Config(seed=1, clock="virtual", scenario="instant", default_credits=10**12,
+                    journal_size=journal, task_ttl_s=5)  # fmt: skip
+    app = create_app(config)
+    emulator = app.state.emulator
+    create = b"/api/v1/images/generations"
+
+    async def cycle(n: int) -> None:
+        body = BODY.replace(b"a memory test", b"soak client %d" % (n % 32))
+        task_id = json.loads(await _call(app, b"POST", create, body))["data"]["task_id"]
+        await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
+        if download_every and n % download_every == 0:
+            await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
+        emulator.clock.advance(1 / 2400)  # the soak's rate: about 2,400 cycles a second
+
+    await cycle(0)  # the renderer loaded
+    found = [resident()]
+    for n in range(1, tasks + 1):
+        await cycle(n)
+    found.append(resident())
+    emulator.clock.advance(60)
+    emulator.settle()
+    found.append(resident())
+    return found
+
+
+def expiry(tasks: int = 30000, download_every: int = 10) -> dict[str, list[Resident]]:
+    """:func:`_expiry` with the default journal and with a journal of one entry, each in a
+    process of its own (so neither inherits the other's arenas)."""
+    from emulator.journal import DEFAULT_JOURNAL_SIZE
+
+    found: dict[str, list[Resident]] = {}
+    for name, journal in (("journal 10,000", DEFAULT_JOURNAL_SIZE), ("journal 1", 1)):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            rows = asyncio.run(_expiry(tasks, journal, download_every))
+            os.write(write, json.dumps(rows).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            found[name] = [Resident(*row) for row in json.loads(pipe.read())]
+        os.waitpid(pid, 0)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument(
         "--download-every", type=int, default=0, help="download every n-th image (0: none)"
     )
+    parser.add_argument(
+        "--expiry", action="store_true", help="what stays resident once every task expired"
+    )
     args = parser.parse_args(argv)
+    if args.expiry:
+        print(f"{args.tasks:,} cycles (task ttl 5 s), download every {args.download_every}; "
+              "MiB after gc.collect() and malloc_trim")  # fmt: skip
+        print(f"{'':16} {'':12} {'RSS':>7} {'arenas':>7} {'live':>7}")
+        for name, rows in expiry(args.tasks, args.download_every).items():
+            for when, row in zip(("warm", "after cycles", "after expiry"), rows, strict=True):
+                print(f"{name:16} {when:12} {row.rss_mib:7.1f} {row.arenas_mib:7.0f} "
+                      f"{row.live_mib:7.1f}")  # fmt: skip
+        return 0
     found = footprint(args.tasks, args.download_every)
     print(f"{found.tasks:,} tasks, {found.requests:,} requests, tracemalloc after gc.collect()")
     print(f"  per retained task       {found.per_task:8,.0f} B (its files apart)")
