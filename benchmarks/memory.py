@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gc
 import json
 import os
 import re
 import sys
 import tempfile
+import traceback
 import tracemalloc
 from typing import Any, NamedTuple
 
@@ -121,15 +121,17 @@ class Resident(NamedTuple):
     """The process's memory at one point of :func:`expiry`."""
 
     rss_mib: float
-    arenas_mib: float  # Python's small-object arenas (1 MiB each), allocated
+    arenas_mib: float  # Python's small-object arenas allocated (1 MiB each on 64-bit Linux)
     live_mib: float  # bytes of the objects in them
 
 
 def resident() -> Resident:
     """This process's resident memory and its small-object arenas, after a full collection
     and ``malloc_trim`` (what the serving process does once its store has shrunk)."""
+    from emulator.garbage import release_free_memory
+
     gc.collect()
-    ctypes.CDLL(None).malloc_trim(0)
+    release_free_memory()
     with open("/proc/self/status") as status:
         rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
     with tempfile.TemporaryFile("w+") as out:  # the allocator's statistics go to C's stderr
@@ -143,12 +145,12 @@ def resident() -> Resident:
         out.seek(0)
         stats = out.read()
 
-    def stat(name: str) -> int:
-        found = re.search(rf"# {name}\s*=\s*([\d,]+)", stats)
-        return int(found.group(1).replace(",", "")) if found else 0
-
-    return Resident(rss / 1024, stat("arenas allocated current") * 1.0,
-                    stat("bytes in allocated blocks") / 2**20)  # fmt: skip
+    arenas = re.search(r"(\d+) arenas \* (\d+) bytes/arena", stats)
+    live = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", stats)
+    if arenas is None or live is None:
+        raise SystemExit(f"sys._debugmallocstats() printed no arena figures:\n{stats[:2000]}")
+    arena_bytes = int(arenas.group(1)) * int(arenas.group(2))
+    return Resident(rss / 1024, arena_bytes / 2**20, int(live.group(1).replace(",", "")) / 2**20)
 
 
 async def _expiry(tasks: int, journal: int, download_every: int) -> list[Resident]:
@@ -190,15 +192,21 @@ def expiry(tasks: int = 30000, download_every: int = 10) -> dict[str, list[Resid
     for name, journal in (("journal 10,000", DEFAULT_JOURNAL_SIZE), ("journal 1", 1)):
         read, write = os.pipe()
         pid = os.fork()
-        if pid == 0:
+        if pid == 0:  # the child: its rows as JSON down the pipe, or its traceback and exit 1
             os.close(read)
-            rows = asyncio.run(_expiry(tasks, journal, download_every))
-            os.write(write, json.dumps(rows).encode())
+            try:
+                rows = asyncio.run(_expiry(tasks, journal, download_every))
+                os.write(write, json.dumps(rows).encode())
+            except BaseException:
+                traceback.print_exc()
+                os._exit(1)
             os._exit(0)
         os.close(write)
         with os.fdopen(read) as pipe:
-            found[name] = [Resident(*row) for row in json.loads(pipe.read())]
-        os.waitpid(pid, 0)
+            sent = pipe.read()
+        if os.waitpid(pid, 0)[1] != 0:
+            raise SystemExit(f"the {name} measurement failed (its traceback is above)")
+        found[name] = [Resident(*row) for row in json.loads(sent)]
     return found
 
 
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':16} {'':12} {'RSS':>7} {'arenas':>7} {'live':>7}")
         for name, rows in expiry(args.tasks, args.download_every).items():
             for when, row in zip(("warm", "after cycles", "after expiry"), rows, strict=True):
-                print(f"{name:16} {when:12} {row.rss_mib:7.1f} {row.arenas_mib:7.0f} "
+                print(f"{name:16} {when:12} {row.rss_mib:7.1f} {row.arenas_mib:7.1f} "
                       f"{row.live_mib:7.1f}")  # fmt: skip
         return 0
     found = footprint(args.tasks, args.download_every)

@@ -92,7 +92,7 @@ def test_the_expiry_report_sees_what_the_journal_keeps_after_every_task_expired(
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
     rows = {}
-    for line in out.splitlines()[2:]:  # e.g. "journal 1   after expiry   49.0   22   13.2"
+    for line in out.splitlines()[2:]:  # e.g. "journal 1   after expiry   49.0   22.0   13.2"
         *words, rss, arenas, live = line.split()
         rows[" ".join(words)] = (float(rss), float(arenas), float(live))
     kept = rows["journal 10,000 after expiry"]
