@@ -34,6 +34,8 @@ import traceback
 import tracemalloc
 from typing import Any, NamedTuple
 
+from processes import memory_mib  # (benchmarks/, beside this script)
+
 BODY = json.dumps({"model": "cogview-4", "prompt": "a memory test", "size": "1024*1024"}).encode()
 
 
@@ -74,6 +76,15 @@ async def _call(app: Any, method: bytes, path: bytes, body: bytes = b"") -> byte
     return b"".join(chunks)
 
 
+async def _cycle(app: Any, body: bytes, *, download: bool) -> None:
+    """One create of ``body``, a poll of its task and, with ``download``, its image."""
+    created = await _call(app, b"POST", b"/api/v1/images/generations", body)
+    task_id = json.loads(created)["data"]["task_id"]
+    await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
+    if download:
+        await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
+
+
 async def _held(tasks: int, journal: int, download_every: int) -> tuple[int, int, int]:
     """(traced bytes held after ``tasks`` cycles, tasks held, bytes of cached files)."""
     from emulator.app import create_app
@@ -83,22 +94,15 @@ async def _held(tasks: int, journal: int, download_every: int) -> tuple[int, int
                     journal_size=journal, max_tasks=max(tasks, 1))  # fmt: skip
     app = create_app(config)
     emulator = app.state.emulator
-    create = b"/api/v1/images/generations"
     # imports, first-call caches, the render threads and the renderer's own caches
-    task_id = json.loads(await _call(app, b"POST", create, BODY))["data"]["task_id"]
-    await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
-    if download_every:
-        await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
+    await _cycle(app, BODY, download=bool(download_every))
     emulator.reset()
     emulator.media.clear()
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for n in range(1, tasks + 1):
-        task_id = json.loads(await _call(app, b"POST", create, BODY))["data"]["task_id"]
-        await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
-        if download_every and n % download_every == 0:
-            await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
+        await _cycle(app, BODY, download=bool(download_every) and n % download_every == 0)
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -132,8 +136,7 @@ def resident() -> Resident:
 
     gc.collect()
     release_free_memory()
-    with open("/proc/self/status") as status:
-        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    rss = memory_mib(os.getpid())  # (no worker processes: images render on threads)
     with tempfile.TemporaryFile("w+") as out:  # the allocator's statistics go to C's stderr
         saved = os.dup(2)
         os.dup2(out.fileno(), 2)
@@ -150,7 +153,7 @@ def resident() -> Resident:
     if arenas is None or live is None:
         raise SystemExit(f"sys._debugmallocstats() printed no arena figures:\n{stats[:2000]}")
     arena_bytes = int(arenas.group(1)) * int(arenas.group(2))
-    return Resident(rss / 1024, arena_bytes / 2**20, int(live.group(1).replace(",", "")) / 2**20)
+    return Resident(rss, arena_bytes / 2**20, int(live.group(1).replace(",", "")) / 2**20)
 
 
 async def _expiry(tasks: int, journal: int, download_every: int) -> list[Resident]:
@@ -162,14 +165,10 @@ async def _expiry(tasks: int, journal: int, download_every: int) -> list[Residen
                     journal_size=journal, task_ttl_s=5)  # fmt: skip
     app = create_app(config)
     emulator = app.state.emulator
-    create = b"/api/v1/images/generations"
 
     async def cycle(n: int) -> None:
         body = BODY.replace(b"a memory test", b"soak client %d" % (n % 32))
-        task_id = json.loads(await _call(app, b"POST", create, body))["data"]["task_id"]
-        await _call(app, b"GET", f"/api/v1/tasks/{task_id}".encode())
-        if download_every and n % download_every == 0:
-            await _call(app, b"GET", f"/files/{task_id}/0.png".encode())
+        await _cycle(app, body, download=bool(download_every) and n % download_every == 0)
         emulator.clock.advance(1 / 2400)  # the soak's rate: about 2,400 cycles a second
 
     await cycle(0)  # the renderer loaded
